@@ -1,0 +1,93 @@
+//! An actor as the host keeps it: a mailbox, a state handle, the behaviour version that
+//! owns that state, and two flags the scheduler and the swap coordinate through.
+//!
+//! Invariants (the scheduler, the swap and the FFI glue rely on them):
+//! 1. At most one thread runs callbacks on an actor at a time: callbacks run only while
+//!    holding `core`, and only a thread that won `queued` (IDLE -> QUEUED) runs the actor.
+//! 2. `core.state` was made by `core.version` and is freed by it, exactly once.
+//! 3. A runner checks `suspended` under `core` before every message; the swap sets
+//!    `suspended` *before* taking `core`. So once the swap holds `core`, no further message
+//!    is handled until it clears `suspended` — the actor stops at a message boundary.
+//! 4. Whoever makes `queued` go IDLE re-checks the mailbox afterwards (see
+//!    [`Actor::release`]), so a message pushed concurrently is never stranded.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use plugin_api::abi::StatePtr;
+
+use crate::loader::BehaviourVersion;
+use crate::mailbox::Mailbox;
+
+/// The part of an actor only the thread running it (or the swap) touches.
+pub struct Core {
+    /// The version running this actor; keeps its library loaded.
+    pub version: Arc<BehaviourVersion>,
+    /// The state, owned by `version`.
+    pub state: StatePtr,
+    /// False once the actor stopped; its state has been freed.
+    pub alive: bool,
+}
+
+/// One actor.
+pub struct Actor {
+    /// Unique id (never reused while the host runs).
+    pub id: u64,
+    /// Registered name, if any.
+    pub name: Option<String>,
+    /// Behaviour name (stable across versions).
+    pub behaviour: Arc<str>,
+    /// Pending messages.
+    pub mailbox: Mailbox,
+    /// True while the actor is in a run queue or running (invariant 4).
+    queued: AtomicBool,
+    /// Set by a swap to hold the actor at a message boundary (invariant 3).
+    pub suspended: AtomicBool,
+    /// State and version (invariant 1).
+    pub core: Mutex<Core>,
+    /// Messages handled so far.
+    pub handled: AtomicU64,
+}
+
+impl Actor {
+    /// A new idle actor with an initialised state.
+    pub fn new(id: u64, name: Option<String>, version: Arc<BehaviourVersion>, state: StatePtr) -> Self {
+        Actor {
+            id,
+            name,
+            behaviour: version.name.clone(),
+            mailbox: Mailbox::default(),
+            queued: AtomicBool::new(false),
+            suspended: AtomicBool::new(false),
+            core: Mutex::new(Core {
+                version,
+                state,
+                alive: true,
+            }),
+            handled: AtomicU64::new(0),
+        }
+    }
+
+    /// Claims the right to enqueue this actor; true if the caller must put it on a run
+    /// queue (it was idle), false if it is already queued or running.
+    pub fn try_claim(&self) -> bool {
+        !self.queued.swap(true, Ordering::SeqCst)
+    }
+
+    /// Called by the runner when it stops running the actor. Returns true if the actor
+    /// must be queued again (messages arrived and it is not suspended), in which case the
+    /// caller now owns the claim (invariant 4).
+    pub fn release(&self) -> bool {
+        self.queued.store(false, Ordering::SeqCst);
+        if self.suspended.load(Ordering::SeqCst) || self.mailbox.is_empty() {
+            return false;
+        }
+        self.try_claim()
+    }
+
+    /// Whether a runner should stop before the next message.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,177 @@
+//! The host's TOML configuration: where plugins live, which actors to start, how to log.
+//!
+//! ```toml
+//! plugin_dirs = ["target/debug"]   # relative paths are relative to this file
+//! threads = 0                      # scheduler threads; 0 = one per core
+//! log_format = "text"              # or "json": one JSON object per event
+//!
+//! [watch]
+//! enabled = true
+//! debounce_ms = 30
+//! settle_ms = 10
+//!
+//! [[actors]]
+//! behaviour = "counter"
+//! name = "counter"
+//! args = { start = 0 }             # any TOML value, passed to init as an Erlang term
+//! ```
+//!
+//! The demo configuration ships in the repository (`host/demo.toml`) and is built into
+//! the binary, so `host` with no `--config` runs the demo.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::watcher::WatchConfig;
+
+/// The built-in demo configuration (paths relative to the working directory).
+pub const DEMO_CONFIG: &str = include_str!("../demo.toml");
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per event, fields at the top level.
+    Json,
+}
+
+/// Watcher settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchSettings {
+    /// Watch the plugin directories and hot-swap rebuilt libraries.
+    pub enabled: bool,
+    /// Quiet period after the last file event before a library is checked.
+    pub debounce_ms: u64,
+    /// Interval between the two stats of the settle check.
+    pub settle_ms: u64,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        let d = WatchConfig::default();
+        WatchSettings {
+            enabled: true,
+            debounce_ms: d.debounce.as_millis() as u64,
+            settle_ms: d.settle.as_millis() as u64,
+        }
+    }
+}
+
+/// An actor started at boot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSpec {
+    /// Behaviour name.
+    pub behaviour: String,
+    /// Registered name.
+    pub name: Option<String>,
+    /// Arguments for `init`, encoded as an Erlang term (a table becomes a map; no args
+    /// is the atom `ok`, which is what `()` decodes from).
+    pub args: Option<toml::Value>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directories holding plugin libraries (`lib*.so`).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Scheduler threads; 0 means one per core.
+    #[serde(default)]
+    pub threads: usize,
+    /// Log format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Watcher settings.
+    #[serde(default)]
+    pub watch: WatchSettings,
+    /// Actors to start, in order.
+    #[serde(default)]
+    pub actors: Vec<ActorSpec>,
+}
+
+/// A configuration that could not be used.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses a configuration; relative plugin directories are resolved against `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        for d in &mut cfg.plugin_dirs {
+            if d.is_relative() {
+                *d = base.join(&*d);
+            }
+        }
+        for (i, a) in cfg.actors.iter().enumerate() {
+            if a.behaviour.is_empty() {
+                return Err(ConfigError(format!("{origin}: actors[{i}] has an empty behaviour")));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// The built-in demo configuration, relative to the working directory.
+    pub fn demo() -> Config {
+        Config::parse(DEMO_CONFIG, "built-in demo config", Path::new(".")).expect("the demo config is valid")
+    }
+
+    /// The watcher settings as the watcher takes them, or `None` if disabled.
+    pub fn watch_config(&self) -> Option<WatchConfig> {
+        self.watch.enabled.then(|| WatchConfig {
+            debounce: Duration::from_millis(self.watch.debounce_ms),
+            settle: Duration::from_millis(self.watch.settle_ms),
+            ..WatchConfig::default()
+        })
+    }
+}
+
+impl ActorSpec {
+    /// The init arguments as ETF.
+    pub fn args_etf(&self) -> Result<Vec<u8>, ConfigError> {
+        let r = match &self.args {
+            Some(v) => plugin_api::etf::to_vec(v),
+            None => plugin_api::etf::to_vec(&()),
+        };
+        r.map_err(|e| ConfigError(format!("args of actor `{}` cannot be encoded: {e}", self.behaviour)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_parses() {
+        let c = Config::demo();
+        assert!(!c.actors.is_empty());
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = Config::parse("plugin_dirs = []\nthreadz = 2\n", "x.toml", Path::new(".")).unwrap_err();
+        assert!(e.0.contains("threadz"), "{e}");
+    }
+}

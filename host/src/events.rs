@@ -1,0 +1,198 @@
+//! Host events: what happened, as data (for tests and tools, via `Host::subscribe`) and
+//! as log lines with stable names and fields (for people and scripts).
+//!
+//! | event | level | fields |
+//! |---|---|---|
+//! | `load` | info / warn | `path`, `outcome` (`loaded` / `unchanged` / `rejected`), `behaviours`, `hash`, `load_us`, `reason` |
+//! | `reload` | info / warn | `behaviour`, `from`, `to`, `actors`, `pause_us`, `outcome` (`ok` / `rolled_back` / `rejected`), `reason`, `library` |
+//! | `crash` | error | `actor`, `name`, `behaviour`, `version`, `reason`, `panic`, `message` |
+//! | `actor_stopped` | info | `actor`, `name`, `behaviour`, `version`, `reason` |
+
+use std::path::PathBuf;
+
+/// Outcome of a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// Every actor runs the new version with its migrated state.
+    Ok,
+    /// A `code_change` failed or panicked: every actor kept the old version and state.
+    RolledBack,
+    /// The new library was refused before any actor was touched.
+    Rejected,
+}
+
+impl ReloadOutcome {
+    /// The stable name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadOutcome::Ok => "ok",
+            ReloadOutcome::RolledBack => "rolled_back",
+            ReloadOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// One behaviour's part in a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionChange {
+    /// Behaviour name.
+    pub behaviour: String,
+    /// Version before.
+    pub from: String,
+    /// Version offered (`?` if the library was refused before its version was known).
+    pub to: String,
+    /// Actors of this behaviour that were (or would have been) migrated.
+    pub actors: usize,
+}
+
+/// A reload of one library: all its behaviours swap together.
+#[derive(Debug, Clone)]
+pub struct ReloadReport {
+    /// The library file.
+    pub library: PathBuf,
+    /// Each behaviour's versions and actor count.
+    pub behaviours: Vec<VersionChange>,
+    /// How long the actors were suspended, in microseconds.
+    pub pause_us: u64,
+    /// What happened.
+    pub outcome: ReloadOutcome,
+    /// Why it did not succeed.
+    pub reason: Option<String>,
+}
+
+/// Outcome of loading a library that had no version loaded yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// Loaded and its behaviours registered.
+    Loaded {
+        /// Time to copy, map and check it.
+        load_us: u64,
+    },
+    /// Same content as the running version.
+    Unchanged,
+    /// Refused; see the reason.
+    Rejected,
+}
+
+/// Everything the host reports.
+#[derive(Debug, Clone)]
+pub enum HostEvent {
+    /// A library loaded for the first time, or refused.
+    Load {
+        /// The library file.
+        path: PathBuf,
+        /// What happened.
+        outcome: LoadOutcome,
+        /// Behaviours it exports (`name@version` when loaded).
+        behaviours: Vec<String>,
+        /// Short content hash.
+        hash: String,
+        /// Why it was refused.
+        reason: Option<String>,
+    },
+    /// A new version of a loaded library.
+    Reload(ReloadReport),
+    /// An actor's callback panicked.
+    Crash {
+        /// Actor id.
+        actor: u64,
+        /// Registered name.
+        name: Option<String>,
+        /// Behaviour.
+        behaviour: String,
+        /// Version that crashed.
+        version: String,
+        /// Exit reason as an Erlang term.
+        reason: String,
+        /// Panic message and location.
+        panic: String,
+        /// The message being handled, as an Erlang term.
+        message: String,
+    },
+    /// An actor stopped by returning a stop.
+    Stopped {
+        /// Actor id.
+        actor: u64,
+        /// Registered name.
+        name: Option<String>,
+        /// Behaviour.
+        behaviour: String,
+        /// Version.
+        version: String,
+        /// Exit reason as an Erlang term.
+        reason: String,
+    },
+}
+
+/// Writes the event's log line(s).
+pub fn log(ev: &HostEvent) {
+    match ev {
+        HostEvent::Load {
+            path,
+            outcome,
+            behaviours,
+            hash,
+            reason,
+        } => {
+            let path = path.display().to_string();
+            let behaviours = behaviours.join(",");
+            match outcome {
+                LoadOutcome::Loaded { load_us } => tracing::info!(
+                    event = "load", path, outcome = "loaded", behaviours, hash = hash.as_str(), load_us = *load_us,
+                    "library loaded"
+                ),
+                LoadOutcome::Unchanged => tracing::info!(
+                    event = "load", path, outcome = "unchanged", behaviours, hash = hash.as_str(),
+                    "library unchanged"
+                ),
+                LoadOutcome::Rejected => tracing::warn!(
+                    event = "load", path, outcome = "rejected", behaviours, reason = reason.as_deref().unwrap_or(""),
+                    "library refused"
+                ),
+            }
+        }
+        HostEvent::Reload(r) => {
+            let library = r.library.display().to_string();
+            for b in &r.behaviours {
+                let reason = r.reason.as_deref().unwrap_or("");
+                if r.outcome == ReloadOutcome::Ok {
+                    tracing::info!(
+                        event = "reload", behaviour = b.behaviour.as_str(), from = b.from.as_str(), to = b.to.as_str(),
+                        actors = b.actors, pause_us = r.pause_us, outcome = r.outcome.as_str(), reason, library = library.as_str(),
+                        "reloaded {} {} -> {}", b.behaviour, b.from, b.to
+                    );
+                } else {
+                    tracing::warn!(
+                        event = "reload", behaviour = b.behaviour.as_str(), from = b.from.as_str(), to = b.to.as_str(),
+                        actors = b.actors, pause_us = r.pause_us, outcome = r.outcome.as_str(), reason, library = library.as_str(),
+                        "reload of {} {}: {}", b.behaviour, r.outcome.as_str(), reason
+                    );
+                }
+            }
+        }
+        HostEvent::Crash {
+            actor,
+            name,
+            behaviour,
+            version,
+            reason,
+            panic,
+            message,
+        } => tracing::error!(
+            event = "crash", actor = *actor, name = name.as_deref().unwrap_or(""), behaviour = behaviour.as_str(),
+            version = version.as_str(), reason = reason.as_str(), panic = panic.as_str(), message = message.as_str(),
+            "actor crashed"
+        ),
+        HostEvent::Stopped {
+            actor,
+            name,
+            behaviour,
+            version,
+            reason,
+        } => tracing::info!(
+            event = "actor_stopped", actor = *actor, name = name.as_deref().unwrap_or(""), behaviour = behaviour.as_str(),
+            version = version.as_str(), reason = reason.as_str(),
+            "actor stopped"
+        ),
+    }
+}

@@ -1,0 +1,150 @@
+//! The host side of the FFI: the functions a plugin's [`Ctx`](plugin_api::Ctx) calls.
+//!
+//! Every callback receives a `RawCtx` whose `data` points at a [`RunCtx`] on the stack of
+//! the host thread that made the call; these functions turn it back into a reference.
+//! Nothing here may unwind into the plugin: each body runs inside `catch_unwind`.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use abi_stable::std_types::{RSlice, RStr};
+use plugin_api::abi::{Dest, FromRaw, HostApi, MsgKind, RawCtx, SendCode};
+
+use crate::loader::BehaviourVersion;
+use crate::mailbox::Envelope;
+use crate::runtime::{HostInner, Target};
+
+/// What the host knows about the callback in progress.
+pub(crate) struct RunCtx<'a> {
+    pub(crate) host: &'a HostInner,
+    pub(crate) actor: u64,
+    pub(crate) version: &'a BehaviourVersion,
+}
+
+impl<'a> RunCtx<'a> {
+    pub(crate) fn new(host: &'a HostInner, actor: u64, version: &'a BehaviourVersion) -> Self {
+        RunCtx { host, actor, version }
+    }
+
+    /// The context handed to the plugin; valid while `self` is.
+    pub(crate) fn raw(&self) -> RawCtx<'static> {
+        RawCtx {
+            api: &HOST_API,
+            data: (self as *const RunCtx<'_>).cast(),
+        }
+    }
+}
+
+/// The host's function table (one for the whole process).
+pub(crate) static HOST_API: HostApi = HostApi {
+    self_id,
+    send,
+    reply,
+    request,
+    send_after,
+    cancel_timer,
+    whereis,
+    log,
+};
+
+/// Runs `f` with the context behind `data`, never unwinding.
+fn with_ctx<R>(data: *const c_void, fallback: R, f: impl FnOnce(&RunCtx<'_>) -> R) -> R {
+    // SAFETY: `data` is the pointer `RunCtx::raw` made from a `RunCtx` that lives on the
+    // stack frame calling into the plugin; the plugin only calls back during that call
+    // (callbacks are synchronous and the ctx is not `Send`/storable across calls), so
+    // the `RunCtx` is alive and not mutated for the duration of this function.
+    let ctx = unsafe { &*data.cast::<RunCtx<'_>>() };
+    catch_unwind(AssertUnwindSafe(|| f(ctx))).unwrap_or(fallback)
+}
+
+fn target<'a>(to: &Dest<'a>) -> Target<'a> {
+    if to.name.is_empty() {
+        Target::Id(to.id)
+    } else {
+        Target::Name(to.name.as_str())
+    }
+}
+
+extern "C" fn self_id(data: *const c_void) -> u64 {
+    with_ctx(data, 0, |c| c.actor)
+}
+
+extern "C" fn send(data: *const c_void, to: Dest<'_>, kind: MsgKind, msg: RSlice<'_, u8>) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        let kind = if kind == MsgKind::Call { MsgKind::Info } else { kind };
+        match c.host.send(target(&to), Envelope::message(kind, msg.to_vec())) {
+            Ok(()) => SendCode::Ok,
+            Err(_) => SendCode::NoProc,
+        }
+    })
+}
+
+extern "C" fn reply(data: *const c_void, from: FromRaw, msg: RSlice<'_, u8>) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        if c.host.reply(from.tag, Ok(msg.to_vec())) {
+            SendCode::Ok
+        } else {
+            SendCode::BadArg
+        }
+    })
+}
+
+extern "C" fn request(
+    data: *const c_void,
+    to: Dest<'_>,
+    msg: RSlice<'_, u8>,
+    timeout_ms: u64,
+    req: &mut u64,
+) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        match c.host.request(c.actor, target(&to), msg.to_vec(), Duration::from_millis(timeout_ms)) {
+            Some(tag) => {
+                *req = tag;
+                SendCode::Ok
+            }
+            None => SendCode::NoProc,
+        }
+    })
+}
+
+extern "C" fn send_after(
+    data: *const c_void,
+    to: Dest<'_>,
+    msg: RSlice<'_, u8>,
+    delay_ms: u64,
+    timer: &mut u64,
+) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        let id = match target(&to) {
+            Target::Id(id) => id,
+            Target::Name(n) => match c.host.registry.whereis(n) {
+                Some(id) => id,
+                None => return SendCode::NoProc,
+            },
+        };
+        *timer = c.host.send_after(id, msg.to_vec(), Duration::from_millis(delay_ms));
+        SendCode::Ok
+    })
+}
+
+extern "C" fn cancel_timer(data: *const c_void, timer: u64) -> bool {
+    with_ctx(data, false, |c| c.host.cancel_timer(timer))
+}
+
+extern "C" fn whereis(data: *const c_void, name: RStr<'_>) -> u64 {
+    with_ctx(data, 0, |c| c.host.registry.whereis(name.as_str()).unwrap_or(0))
+}
+
+extern "C" fn log(data: *const c_void, level: u8, msg: RStr<'_>) {
+    with_ctx(data, (), |c| {
+        let (actor, behaviour, version, msg) = (c.actor, &*c.version.name, &*c.version.version, msg.as_str());
+        match level {
+            1 => tracing::error!(target: "plugin", actor, behaviour, version, "{msg}"),
+            2 => tracing::warn!(target: "plugin", actor, behaviour, version, "{msg}"),
+            3 => tracing::info!(target: "plugin", actor, behaviour, version, "{msg}"),
+            4 => tracing::debug!(target: "plugin", actor, behaviour, version, "{msg}"),
+            _ => tracing::trace!(target: "plugin", actor, behaviour, version, "{msg}"),
+        }
+    })
+}

@@ -1,0 +1,30 @@
+//! # host
+//!
+//! A long-running host for Erlang-style actors whose behaviours live in `cdylib` plugins
+//! and are replaced while they run. The `host` binary is a thin shell over this library;
+//! tests and tools drive the same API.
+//!
+//! One concern per module:
+//! - [`runtime`]: the [`Host`] — spawning, sending, calls with timeouts, reload entry point;
+//! - [`actor`], [`mailbox`], [`registry`], [`scheduler`], [`timer`]: the actor system;
+//! - [`loader`], [`watcher`], [`swap`]: loading versions and hot-swapping them;
+//! - [`events`], [`logging`], [`config`]: what the host reports and how it is set up;
+//! - `ffi`: the functions plugins call back into.
+
+pub mod actor;
+pub mod config;
+pub mod events;
+mod ffi;
+pub mod loader;
+pub mod logging;
+pub mod mailbox;
+pub mod registry;
+pub mod runtime;
+pub mod scheduler;
+pub mod swap;
+mod term;
+pub mod timer;
+pub mod watcher;
+
+pub use events::{HostEvent, ReloadOutcome, ReloadReport};
+pub use runtime::{CallError, Host, HostError, HostOptions, SpawnError, Target, DEFAULT_CALL_TIMEOUT};

@@ -1,0 +1,79 @@
+//! An actor's mailbox: messages in arrival order, owned by the host.
+//!
+//! Every message is a host-owned `Vec<u8>` of ETF: nothing in a mailbox points into a
+//! plugin, so a mailbox outlives any version of the code that will read it. That is what
+//! lets messages keep queuing, in order, while their actor is suspended for a swap.
+
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+use plugin_api::abi::{FromRaw, MsgKind};
+
+/// One queued message.
+#[derive(Debug)]
+pub struct Envelope {
+    /// Which callback handles it.
+    pub kind: MsgKind,
+    /// For a call: who waits for the reply. Zeroed otherwise.
+    pub from: FromRaw,
+    /// The message as ETF (version byte first).
+    pub bytes: Vec<u8>,
+}
+
+impl Envelope {
+    /// A cast or info message.
+    pub fn message(kind: MsgKind, bytes: Vec<u8>) -> Self {
+        Envelope {
+            kind,
+            from: FromRaw { caller: 0, tag: 0 },
+            bytes,
+        }
+    }
+
+    /// A call awaiting a reply routed by `from`.
+    pub fn call(from: FromRaw, bytes: Vec<u8>) -> Self {
+        Envelope {
+            kind: MsgKind::Call,
+            from,
+            bytes,
+        }
+    }
+}
+
+/// A FIFO of envelopes, safe to push from any thread.
+///
+/// A short critical section under an uncontended `parking_lot` mutex costs about as much
+/// as a lock-free queue here, and keeps `len` exact for operators.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    queue: Mutex<VecDeque<Envelope>>,
+}
+
+impl Mailbox {
+    /// Appends a message; returns the new length.
+    pub fn push(&self, env: Envelope) -> usize {
+        let mut q = self.queue.lock();
+        q.push_back(env);
+        q.len()
+    }
+
+    /// Takes the oldest message.
+    pub fn pop(&self) -> Option<Envelope> {
+        self.queue.lock().pop_front()
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.lock().is_empty()
+    }
+
+    /// Number of waiting messages.
+    pub fn len(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    /// Removes and returns everything (used when the actor dies, to fail pending calls).
+    pub fn drain(&self) -> Vec<Envelope> {
+        self.queue.lock().drain(..).collect()
+    }
+}

@@ -1,0 +1,92 @@
+//! The `host` binary: loads the plugins named by a config, starts its actors, and
+//! hot-swaps rebuilt plugins until interrupted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use host::config::{Config, LogFormat};
+use host::{Host, HostOptions};
+
+/// Runs actor behaviours from cdylib plugins and hot-swaps them when they are rebuilt.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the built-in demo configuration runs.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Log format (overrides the config): text or json.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Scheduler threads (overrides the config; 0 = one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Exit after this many seconds (for scripted runs); runs until interrupted otherwise.
+    #[arg(long, value_name = "SECS")]
+    run_for: Option<f64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match &cli.config {
+        Some(p) => match Config::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("host: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::demo(),
+    };
+    host::logging::init(cli.log_format.unwrap_or(cfg.log_format));
+
+    let opts = HostOptions {
+        threads: cli.threads.unwrap_or(cfg.threads),
+        plugin_dirs: cfg.plugin_dirs.clone(),
+        watch: cfg.watch_config(),
+    };
+    let host = match Host::start(opts) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(event = "host_failed", error = %e, "host could not start");
+            eprintln!("host: {e}");
+            if cli.config.is_none() {
+                eprintln!("host: the demo needs its plugins built first: run scripts/run-demo.sh (or cargo build --workspace)");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    for spec in &cfg.actors {
+        let args = match spec.args_etf() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("host: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match host.spawn(&spec.behaviour, spec.name.as_deref(), &args) {
+            Ok(id) => tracing::info!(
+                event = "actor_started",
+                actor = id,
+                name = spec.name.as_deref().unwrap_or(""),
+                behaviour = spec.behaviour.as_str(),
+                version = host.version_of(&spec.behaviour).unwrap_or_default(),
+                "actor started"
+            ),
+            Err(e) => {
+                tracing::error!(event = "start_failed", behaviour = spec.behaviour.as_str(), error = %e, "actor could not start");
+                eprintln!("host: cannot start actor `{}`: {e}", spec.name.as_deref().unwrap_or(&spec.behaviour));
+                return ExitCode::from(1);
+            }
+        }
+    }
+    match cli.run_for {
+        Some(secs) => std::thread::sleep(Duration::from_secs_f64(secs.max(0.0))),
+        None => loop {
+            std::thread::park();
+        },
+    }
+    drop(host);
+    ExitCode::SUCCESS
+}

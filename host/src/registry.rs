@@ -1,0 +1,101 @@
+//! Actors by id and by registered name.
+//!
+//! A name maps to exactly one live actor; registering a taken name fails (OTP's
+//! `already_started`), and a name is freed when its actor is removed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::actor::Actor;
+
+/// Why a registration failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The name belongs to another live actor.
+    AlreadyStarted { name: String, id: u64 },
+}
+
+impl std::fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegisterError::AlreadyStarted { name, id } => {
+                write!(f, "already_started: the name `{name}` is taken by actor {id}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RegisterError {}
+
+/// The table of live actors.
+#[derive(Default)]
+pub struct Registry {
+    by_id: RwLock<HashMap<u64, Arc<Actor>>>,
+    by_name: RwLock<HashMap<String, u64>>,
+}
+
+impl Registry {
+    /// Adds a live actor, registering its name if it has one. Both happen under the name
+    /// lock, so two spawns racing for one name cannot both succeed.
+    pub fn insert(&self, actor: Arc<Actor>) -> Result<(), RegisterError> {
+        let mut names = self.by_name.write();
+        if let Some(name) = &actor.name {
+            if let Some(&other) = names.get(name) {
+                return Err(RegisterError::AlreadyStarted {
+                    name: name.clone(),
+                    id: other,
+                });
+            }
+            names.insert(name.clone(), actor.id);
+        }
+        self.by_id.write().insert(actor.id, actor);
+        Ok(())
+    }
+
+    /// Removes an actor and frees its name.
+    pub fn remove(&self, id: u64) -> Option<Arc<Actor>> {
+        let actor = self.by_id.write().remove(&id)?;
+        if let Some(name) = &actor.name {
+            let mut names = self.by_name.write();
+            if names.get(name) == Some(&id) {
+                names.remove(name);
+            }
+        }
+        Some(actor)
+    }
+
+    /// The actor with this id.
+    pub fn get(&self, id: u64) -> Option<Arc<Actor>> {
+        self.by_id.read().get(&id).cloned()
+    }
+
+    /// The id registered under `name`.
+    pub fn whereis(&self, name: &str) -> Option<u64> {
+        self.by_name.read().get(name).copied()
+    }
+
+    /// The actor registered under `name`.
+    pub fn by_name(&self, name: &str) -> Option<Arc<Actor>> {
+        let id = self.whereis(name)?;
+        self.get(id)
+    }
+
+    /// Every live actor whose behaviour satisfies `pred`, ordered by id.
+    pub fn select(&self, mut pred: impl FnMut(&Actor) -> bool) -> Vec<Arc<Actor>> {
+        let mut v: Vec<Arc<Actor>> = self.by_id.read().values().filter(|a| pred(a)).cloned().collect();
+        v.sort_by_key(|a| a.id);
+        v
+    }
+
+    /// Number of live actors.
+    pub fn len(&self) -> usize {
+        self.by_id.read().len()
+    }
+
+    /// Whether no actor is live.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.read().is_empty()
+    }
+}

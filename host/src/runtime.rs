@@ -1,0 +1,831 @@
+//! The host: ties the registry, scheduler, timers, loader, watcher and swap together, and
+//! is the library API tests and the `host` binary drive.
+//!
+//! `Host` is the generic part of every actor (OTP's `gen_server` module): it owns the
+//! mailboxes and states, routes messages, calls, replies and timeouts, and runs callbacks
+//! on the scheduler. Behaviours (the plugins) only ever see [`plugin_api::Ctx`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use abi_stable::std_types::RSlice;
+use crossbeam::channel::{self, Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use plugin_api::abi::{FromRaw, MsgKind, OutcomeCode, StatePtr};
+use plugin_api::{etf, Reason};
+
+use crate::actor::{Actor, Core};
+use crate::events::{self, HostEvent, ReloadOutcome, ReloadReport};
+use crate::ffi::RunCtx;
+use crate::loader::{self, BehaviourVersion, LoadedLibrary};
+use crate::mailbox::Envelope;
+use crate::registry::{RegisterError, Registry};
+use crate::scheduler::{RunQueue, Scheduler, BATCH};
+use crate::term;
+use crate::timer::{TimerAction, TimerService, Timers};
+use crate::watcher::{self, WatchConfig, WatchEvent, Watcher};
+
+/// Default timeout of a call, as in OTP.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// An actor id.
+    Id(u64),
+    /// A registered name.
+    Name(&'a str),
+}
+
+impl From<u64> for Target<'_> {
+    fn from(id: u64) -> Self {
+        Target::Id(id)
+    }
+}
+
+impl<'a> From<&'a str> for Target<'a> {
+    fn from(n: &'a str) -> Self {
+        Target::Name(n)
+    }
+}
+
+impl fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Id(id) => write!(f, "actor {id}"),
+            Target::Name(n) => write!(f, "`{n}`"),
+        }
+    }
+}
+
+/// Why a call did not return a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No reply within the timeout; a later reply is dropped.
+    Timeout,
+    /// No actor with that id or name.
+    NoProc(String),
+    /// The callee stopped or crashed before replying; the reason as text.
+    Exit(String),
+    /// The callee could not decode the request.
+    BadMessage(String),
+    /// The request or reply could not be encoded or decoded on the host side.
+    Codec(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout => f.write_str("timeout: no reply in time"),
+            CallError::NoProc(who) => write!(f, "noproc: no actor {who}"),
+            CallError::Exit(r) => write!(f, "the callee exited: {r}"),
+            CallError::BadMessage(e) => write!(f, "bad message: {e}"),
+            CallError::Codec(e) => write!(f, "codec error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Why a spawn failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No loaded library exports that behaviour.
+    UnknownBehaviour { name: String, known: Vec<String> },
+    /// The name is taken.
+    Name(RegisterError),
+    /// `init` could not decode its arguments.
+    BadArgs { behaviour: String, detail: String },
+    /// `init` returned an error.
+    InitFailed { behaviour: String, detail: String },
+    /// `init` panicked.
+    InitPanicked { behaviour: String, detail: String },
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::UnknownBehaviour { name, known } => {
+                write!(f, "unknown behaviour `{name}` (loaded: {})", known.join(", "))
+            }
+            SpawnError::Name(e) => e.fmt(f),
+            SpawnError::BadArgs { behaviour, detail } => {
+                write!(f, "init args for `{behaviour}` do not decode: {detail}")
+            }
+            SpawnError::InitFailed { behaviour, detail } => write!(f, "`{behaviour}` init failed: {detail}"),
+            SpawnError::InitPanicked { behaviour, detail } => {
+                write!(f, "`{behaviour}` init panicked: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// Errors that stop the host from starting.
+#[derive(Debug)]
+pub enum HostError {
+    /// A configured plugin directory does not exist or cannot be read.
+    PluginDir(String),
+    /// The watcher could not start.
+    Watch(String),
+    /// Anything else, with a message.
+    Other(String),
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::PluginDir(e) => write!(f, "plugin directory: {e}"),
+            HostError::Watch(e) => write!(f, "watcher: {e}"),
+            HostError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// How to start a host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Scheduler threads (0: one per core).
+    pub threads: usize,
+    /// Directories holding plugin libraries, loaded at start and watched.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Watch the directories for rebuilt libraries (`None`: load once, never reload).
+    pub watch: Option<WatchConfig>,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            threads: 0,
+            plugin_dirs: Vec::new(),
+            watch: Some(WatchConfig::default()),
+        }
+    }
+}
+
+/// Who waits for a reply.
+enum Waiter {
+    /// A blocking caller outside the actor system.
+    External(Sender<Result<Vec<u8>, CallError>>),
+    /// An actor that sent a request; its timeout timer is cancelled on reply.
+    Actor { id: u64, timer: u64 },
+}
+
+/// The loaded state of one library file.
+struct LibraryRecord {
+    current: Arc<LoadedLibrary>,
+    /// Older versions, kept mapped forever (see `loader`).
+    retired: Vec<Arc<LoadedLibrary>>,
+}
+
+/// Everything the scheduler threads, the FFI glue and the API share.
+pub(crate) struct HostInner {
+    pub(crate) registry: Registry,
+    run_queue: OnceLock<RunQueue>,
+    timers: OnceLock<Timers>,
+    pending: Mutex<HashMap<u64, Waiter>>,
+    next_id: AtomicU64,
+    next_tag: AtomicU64,
+    /// Current version of each behaviour. Held for reading across a spawn and for writing
+    /// across a swap, so no actor can start on a version that is being replaced.
+    pub(crate) behaviours: RwLock<HashMap<Arc<str>, Arc<BehaviourVersion>>>,
+    libraries: Mutex<HashMap<PathBuf, LibraryRecord>>,
+    /// Serialises loads and swaps.
+    reload_lock: Mutex<()>,
+    copy_dir: tempfile::TempDir,
+    subscribers: Mutex<Vec<Sender<HostEvent>>>,
+}
+
+/// A running host. Dropping it stops the watcher, the scheduler and the timers.
+pub struct Host {
+    inner: Arc<HostInner>,
+    // Field order is drop order: stop the watcher and reloader first, then the scheduler.
+    watcher: Option<Watcher>,
+    reloader: Option<JoinHandle<()>>,
+    scheduler: Option<Scheduler>,
+    _timers: TimerService,
+}
+
+impl Host {
+    /// Starts a host: checks the plugin directories, loads every library in them, starts
+    /// the scheduler and timers, and (unless disabled) the watcher that hot-swaps rebuilt
+    /// libraries.
+    pub fn start(opts: HostOptions) -> Result<Host, HostError> {
+        for dir in &opts.plugin_dirs {
+            if !dir.is_dir() {
+                return Err(HostError::PluginDir(format!(
+                    "{} does not exist or is not a directory",
+                    dir.display()
+                )));
+            }
+        }
+        let copy_dir = tempfile::Builder::new()
+            .prefix("actor-host-")
+            .tempdir()
+            .map_err(|e| HostError::Other(format!("cannot create the private copy directory: {e}")))?;
+        let inner = Arc::new(HostInner {
+            registry: Registry::default(),
+            run_queue: OnceLock::new(),
+            timers: OnceLock::new(),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            next_tag: AtomicU64::new(1),
+            behaviours: RwLock::new(HashMap::new()),
+            libraries: Mutex::new(HashMap::new()),
+            reload_lock: Mutex::new(()),
+            copy_dir,
+            subscribers: Mutex::new(Vec::new()),
+        });
+
+        let weak = Arc::downgrade(&inner);
+        let timers = TimerService::start(move |action| {
+            if let Some(inner) = weak.upgrade() {
+                inner.fire_timer(action);
+            }
+        });
+        let _ = inner.timers.set(timers.handle());
+
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        } else {
+            opts.threads
+        };
+        let run_inner = inner.clone();
+        let scheduler = Scheduler::start(threads, Arc::new(move |actor: &Arc<Actor>| run_inner.run_actor(actor)));
+        let _ = inner.run_queue.set(scheduler.run_queue());
+
+        let found = watcher::scan(&opts.plugin_dirs, watcher::is_plugin_artifact)
+            .map_err(|e| HostError::PluginDir(e.to_string()))?;
+        for artifact in &found {
+            inner.load_path(&artifact.path);
+        }
+
+        let mut host = Host {
+            inner,
+            watcher: None,
+            reloader: None,
+            scheduler: Some(scheduler),
+            _timers: timers,
+        };
+        if let Some(cfg) = opts.watch {
+            let (tx, rx) = channel::unbounded();
+            let w = Watcher::start(&opts.plugin_dirs, watcher::is_plugin_artifact, &found, cfg, tx)
+                .map_err(|e| HostError::Watch(e.to_string()))?;
+            let inner = Arc::downgrade(&host.inner);
+            host.reloader = Some(
+                std::thread::Builder::new()
+                    .name("reloader".into())
+                    .spawn(move || reload_loop(rx, inner))
+                    .map_err(|e| HostError::Other(format!("cannot start the reloader: {e}")))?,
+            );
+            host.watcher = Some(w);
+        }
+        tracing::info!(
+            event = "host_started",
+            threads,
+            libraries = found.len(),
+            behaviours = %host.behaviour_names().join(","),
+            "host started"
+        );
+        Ok(host)
+    }
+
+    /// Receives every host event from now on (reloads, loads, crashes, stops): what tests
+    /// and tools wait on instead of parsing logs.
+    pub fn subscribe(&self) -> Receiver<HostEvent> {
+        let (tx, rx) = channel::unbounded();
+        self.inner.subscribers.lock().push(tx);
+        rx
+    }
+
+    /// Starts an actor of `behaviour` with ETF-encoded `args`, optionally under `name`.
+    pub fn spawn(&self, behaviour: &str, name: Option<&str>, args: &[u8]) -> Result<u64, SpawnError> {
+        self.inner.spawn(behaviour, name, args)
+    }
+
+    /// Like [`Host::spawn`], encoding `args` with serde.
+    pub fn spawn_with<A: serde::Serialize>(&self, behaviour: &str, name: Option<&str>, args: &A) -> Result<u64, SpawnError> {
+        let bytes = etf::to_vec(args).map_err(|e| SpawnError::BadArgs {
+            behaviour: behaviour.into(),
+            detail: e.to_string(),
+        })?;
+        self.spawn(behaviour, name, &bytes)
+    }
+
+    /// Sends a cast (`handle_cast`).
+    pub fn cast(&self, to: Target<'_>, bytes: Vec<u8>) -> Result<(), CallError> {
+        self.inner.send(to, Envelope::message(MsgKind::Cast, bytes))
+    }
+
+    /// Sends a plain message (`handle_info`).
+    pub fn send(&self, to: Target<'_>, bytes: Vec<u8>) -> Result<(), CallError> {
+        self.inner.send(to, Envelope::message(MsgKind::Info, bytes))
+    }
+
+    /// Calls an actor and waits for the reply, at most `timeout`.
+    pub fn call(&self, to: Target<'_>, bytes: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
+        self.inner.call(to, bytes, timeout)
+    }
+
+    /// Typed call: encodes `msg`, decodes the reply into `R`.
+    pub fn call_as<M: serde::Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+        &self,
+        to: Target<'_>,
+        msg: &M,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        let bytes = etf::to_vec(msg).map_err(|e| CallError::Codec(e.to_string()))?;
+        let reply = self.call(to, bytes, timeout)?;
+        etf::from_slice(&reply).map_err(|e| CallError::Codec(format!("{e} in reply {}", etf::display(&reply))))
+    }
+
+    /// The id registered under `name`.
+    pub fn whereis(&self, name: &str) -> Option<u64> {
+        self.inner.registry.whereis(name)
+    }
+
+    /// The current version of a behaviour.
+    pub fn version_of(&self, behaviour: &str) -> Option<String> {
+        self.inner.behaviours.read().get(behaviour).map(|v| v.version.to_string())
+    }
+
+    /// The version an actor runs right now.
+    pub fn actor_version(&self, to: Target<'_>) -> Option<String> {
+        let actor = self.inner.resolve(to)?;
+        let core = actor.core.lock();
+        Some(core.version.version.to_string())
+    }
+
+    /// Names of the loaded behaviours, sorted.
+    pub fn behaviour_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.behaviours.read().keys().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// Number of live actors.
+    pub fn actor_count(&self) -> usize {
+        self.inner.registry.len()
+    }
+
+    /// Loads (or reloads) the library at `path` now, as the watcher would, and reports
+    /// what happened.
+    pub fn reload(&self, path: &Path) -> HostEvent {
+        self.inner.load_path(path)
+    }
+
+    /// Number of retired (still mapped) versions of the library at `path`.
+    pub fn retired_versions(&self, path: &Path) -> usize {
+        self.inner.libraries.lock().get(path).map_or(0, |r| r.retired.len())
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.watcher.take();
+        if let Some(r) = self.reloader.take() {
+            let _ = r.join();
+        }
+        self.scheduler.take();
+    }
+}
+
+fn reload_loop(rx: Receiver<WatchEvent>, inner: std::sync::Weak<HostInner>) {
+    // Ends when the watcher is dropped (its sender goes away).
+    for ev in rx.iter() {
+        let Some(inner) = inner.upgrade() else { return };
+        match ev {
+            WatchEvent::Changed(a) => {
+                inner.load_path(&a.path);
+            }
+            WatchEvent::Removed { path } => {
+                tracing::info!(event = "artifact_removed", path = %path.display(), "library file removed; the loaded version keeps running");
+            }
+            WatchEvent::Rejected { path, reason } => {
+                let ev = HostEvent::Load {
+                    path: path.clone(),
+                    outcome: events::LoadOutcome::Rejected,
+                    behaviours: Vec::new(),
+                    hash: String::new(),
+                    reason: Some(reason),
+                };
+                inner.publish(ev);
+            }
+        }
+    }
+}
+
+impl HostInner {
+    fn run_queue(&self) -> &RunQueue {
+        self.run_queue.get().expect("scheduler started before any actor exists")
+    }
+
+    fn timers(&self) -> &Timers {
+        self.timers.get().expect("timers started first")
+    }
+
+    pub(crate) fn publish(&self, ev: HostEvent) {
+        events::log(&ev);
+        self.subscribers.lock().retain(|s| s.send(ev.clone()).is_ok());
+    }
+
+    pub(crate) fn resolve(&self, to: Target<'_>) -> Option<Arc<Actor>> {
+        match to {
+            Target::Id(id) => self.registry.get(id),
+            Target::Name(n) => self.registry.by_name(n),
+        }
+    }
+
+    /// Puts a message in an actor's mailbox and makes sure the actor will run.
+    pub(crate) fn deliver(&self, actor: &Arc<Actor>, env: Envelope) {
+        actor.mailbox.push(env);
+        if actor.try_claim() {
+            self.run_queue().push(actor.clone());
+        }
+    }
+
+    /// Queues an actor whose claim the caller holds (`Actor::try_claim` returned true).
+    pub(crate) fn requeue(&self, actor: Arc<Actor>) {
+        self.run_queue().push(actor);
+    }
+
+    pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {
+        let actor = self.resolve(to).ok_or_else(|| CallError::NoProc(to.to_string()))?;
+        self.deliver(&actor, env);
+        Ok(())
+    }
+
+    fn next_tag(&self) -> u64 {
+        self.next_tag.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn call(&self, to: Target<'_>, bytes: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
+        let actor = self.resolve(to).ok_or_else(|| CallError::NoProc(to.to_string()))?;
+        let tag = self.next_tag();
+        let (tx, rx) = channel::bounded(1);
+        self.pending.lock().insert(tag, Waiter::External(tx));
+        self.deliver(&actor, Envelope::call(FromRaw { caller: 0, tag }, bytes));
+        match rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(_) => {
+                // Whoever removes the waiter decides: if we do, a later reply finds nothing
+                // and is dropped; if the replier did, its answer is already in the channel.
+                if self.pending.lock().remove(&tag).is_some() {
+                    Err(CallError::Timeout)
+                } else {
+                    rx.try_recv().unwrap_or(Err(CallError::Timeout))
+                }
+            }
+        }
+    }
+
+    /// An actor's asynchronous request (`Ctx::request`).
+    pub(crate) fn request(&self, from: u64, to: Target<'_>, bytes: Vec<u8>, timeout: Duration) -> Option<u64> {
+        let actor = self.resolve(to)?;
+        let tag = self.next_tag();
+        // Insert the waiter before the timer can fire or the callee can reply.
+        let mut pending = self.pending.lock();
+        let timer = self.timers().schedule(timeout, TimerAction::RequestTimeout { tag });
+        pending.insert(tag, Waiter::Actor { id: from, timer });
+        drop(pending);
+        self.deliver(&actor, Envelope::call(FromRaw { caller: from, tag }, bytes));
+        Some(tag)
+    }
+
+    /// Routes a reply to whoever waits for `tag`; false if nobody does any more.
+    pub(crate) fn reply(&self, tag: u64, result: Result<Vec<u8>, CallError>) -> bool {
+        let Some(waiter) = self.pending.lock().remove(&tag) else {
+            return false;
+        };
+        match waiter {
+            Waiter::External(tx) => tx.send(result).is_ok(),
+            Waiter::Actor { id, timer } => {
+                self.timers().cancel(timer);
+                let Some(actor) = self.registry.get(id) else { return false };
+                let msg = match &result {
+                    Ok(bytes) => term::tagged("reply", tag, Some(bytes)),
+                    // The callee died or refused: the requester sees a timeout-shaped
+                    // message now rather than waiting for the deadline.
+                    Err(_) => term::tagged("timeout", tag, None),
+                };
+                self.deliver(&actor, Envelope::message(MsgKind::Info, msg));
+                true
+            }
+        }
+    }
+
+    pub(crate) fn send_after(&self, to: u64, bytes: Vec<u8>, delay: Duration) -> u64 {
+        self.timers().schedule(delay, TimerAction::Send { to, bytes })
+    }
+
+    pub(crate) fn cancel_timer(&self, id: u64) -> bool {
+        self.timers().cancel(id)
+    }
+
+    fn fire_timer(&self, action: TimerAction) {
+        match action {
+            TimerAction::Send { to, bytes } => {
+                // A timer to a dead actor is dropped, as in Erlang.
+                if let Some(actor) = self.registry.get(to) {
+                    self.deliver(&actor, Envelope::message(MsgKind::Info, bytes));
+                }
+            }
+            TimerAction::RequestTimeout { tag } => {
+                let waiter = self.pending.lock().remove(&tag);
+                if let Some(Waiter::Actor { id, .. }) = waiter {
+                    if let Some(actor) = self.registry.get(id) {
+                        self.deliver(&actor, Envelope::message(MsgKind::Info, term::tagged("timeout", tag, None)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn(&self, behaviour: &str, name: Option<&str>, args: &[u8]) -> Result<u64, SpawnError> {
+        // Held until the actor is registered: a swap (write lock) either sees this actor
+        // or happens before it and we start on the new version.
+        let table = self.behaviours.read();
+        let version = table.get(behaviour).cloned().ok_or_else(|| {
+            let mut known: Vec<String> = table.keys().map(|k| k.to_string()).collect();
+            known.sort();
+            SpawnError::UnknownBehaviour {
+                name: behaviour.to_string(),
+                known,
+            }
+        })?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let actor = Arc::new(Actor::new(id, name.map(str::to_string), version.clone(), StatePtr::NULL));
+        // Lock the core before the actor is visible: messages sent to it during init queue
+        // up and run after init (invariant 1 in `actor`).
+        let mut core = actor.core.lock();
+        self.registry.insert(actor.clone()).map_err(SpawnError::Name)?;
+        let mut state = StatePtr::NULL;
+        let ctx = RunCtx::new(self, id, &version);
+        let out = (version.desc.init)(RSlice::from_slice(args), &ctx.raw(), &mut state);
+        let code = out.code;
+        let detail = String::from_utf8_lossy(&out.detail).into_owned();
+        drop(out);
+        let err = |detail: String| {
+            let behaviour = behaviour.to_string();
+            match code {
+                OutcomeCode::BadMessage => SpawnError::BadArgs { behaviour, detail },
+                OutcomeCode::Panic => SpawnError::InitPanicked { behaviour, detail },
+                _ => SpawnError::InitFailed { behaviour, detail },
+            }
+        };
+        if code != OutcomeCode::Ok {
+            core.alive = false;
+            drop(core);
+            self.registry.remove(id);
+            self.fail_mailbox(&actor, "init failed");
+            let e = err(detail);
+            tracing::warn!(event = "spawn_failed", behaviour, name = name.unwrap_or(""), error = %e, "actor did not start");
+            return Err(e);
+        }
+        core.state = state;
+        drop(core);
+        drop(table);
+        tracing::debug!(event = "actor_started", actor = id, name = name.unwrap_or(""), behaviour, version = %version.version);
+        if !actor.mailbox.is_empty() && actor.try_claim() {
+            self.run_queue().push(actor);
+        }
+        Ok(id)
+    }
+
+    /// Runs up to `BATCH` messages of one actor (scheduler callback). Returns whether the
+    /// actor must be queued again.
+    fn run_actor(&self, actor: &Arc<Actor>) -> bool {
+        let mut core = actor.core.lock();
+        if !core.alive {
+            return false;
+        }
+        let version = core.version.clone();
+        let ctx = RunCtx::new(self, actor.id, &version);
+        let raw = ctx.raw();
+        for _ in 0..BATCH {
+            if actor.is_suspended() {
+                break;
+            }
+            let Some(env) = actor.mailbox.pop() else { break };
+            let out = (version.desc.handle)(core.state, env.kind, env.from, RSlice::from_slice(&env.bytes), &raw);
+            actor.handled.fetch_add(1, Ordering::Relaxed);
+            if out.code == OutcomeCode::Ok {
+                continue;
+            }
+            let code = out.code;
+            let detail: Vec<u8> = out.detail.to_vec();
+            drop(out);
+            match code {
+                OutcomeCode::BadMessage => {
+                    let error = String::from_utf8_lossy(&detail).into_owned();
+                    tracing::warn!(
+                        event = "bad_message",
+                        actor = actor.id,
+                        name = actor.name.as_deref().unwrap_or(""),
+                        behaviour = %version.name,
+                        version = %version.version,
+                        kind = ?env.kind,
+                        message = %etf::display(&env.bytes),
+                        error = %error,
+                        "message dropped: it does not decode"
+                    );
+                    if env.kind == MsgKind::Call {
+                        self.reply(env.from.tag, Err(CallError::BadMessage(error)));
+                    }
+                }
+                OutcomeCode::Stop => {
+                    self.stop_actor(actor, &mut core, &detail, None);
+                    return false;
+                }
+                _ => {
+                    let text = String::from_utf8_lossy(&detail).into_owned();
+                    let message = etf::display(&env.bytes);
+                    if env.kind == MsgKind::Call {
+                        self.reply(env.from.tag, Err(CallError::Exit(format!("crashed: {text}"))));
+                    }
+                    let reason = etf::to_vec(&Reason::error(format!("panic: {text}"))).unwrap_or_default();
+                    self.stop_actor(actor, &mut core, &reason, Some((text, message)));
+                    return false;
+                }
+            }
+        }
+        drop(core);
+        actor.release()
+    }
+
+    /// Stops an actor whose core is locked: `terminate`, free the state, unregister, fail
+    /// the calls still queued. `crash` carries the panic text and the message being handled.
+    fn stop_actor(&self, actor: &Arc<Actor>, core: &mut Core, reason: &[u8], crash: Option<(String, String)>) {
+        let version = core.version.clone();
+        let ctx = RunCtx::new(self, actor.id, &version);
+        let state = std::mem::replace(&mut core.state, StatePtr::NULL);
+        core.alive = false;
+        let out = (version.desc.terminate)(state, RSlice::from_slice(reason), &ctx.raw());
+        let terminate_failed = (out.code != OutcomeCode::Ok).then(|| String::from_utf8_lossy(&out.detail).into_owned());
+        drop(out);
+        self.registry.remove(actor.id);
+        let reason_text = etf::display(reason);
+        self.fail_mailbox(actor, &reason_text);
+        let ev = match crash {
+            Some((panic, message)) => HostEvent::Crash {
+                actor: actor.id,
+                name: actor.name.clone(),
+                behaviour: version.name.to_string(),
+                version: version.version.to_string(),
+                reason: reason_text,
+                panic,
+                message,
+            },
+            None => HostEvent::Stopped {
+                actor: actor.id,
+                name: actor.name.clone(),
+                behaviour: version.name.to_string(),
+                version: version.version.to_string(),
+                reason: reason_text,
+            },
+        };
+        self.publish(ev);
+        if let Some(t) = terminate_failed {
+            tracing::warn!(event = "terminate_failed", actor = actor.id, behaviour = %version.name, error = %t, "terminate did not complete");
+        }
+    }
+
+    /// Answers every call still queued for a dead actor with its exit reason.
+    fn fail_mailbox(&self, actor: &Actor, reason: &str) {
+        for env in actor.mailbox.drain() {
+            if env.kind == MsgKind::Call {
+                self.reply(env.from.tag, Err(CallError::Exit(reason.to_string())));
+            }
+        }
+    }
+
+    /// Loads the library at `path`: a first load registers its behaviours, a later one
+    /// swaps every actor of them to the new version. Logs and publishes the outcome.
+    pub(crate) fn load_path(&self, path: &Path) -> HostEvent {
+        let _serial = self.reload_lock.lock();
+        let previous = self.libraries.lock().get(path).map(|r| r.current.clone());
+        let started = Instant::now();
+        let lib = match loader::load(path, self.copy_dir.path()) {
+            Ok(lib) => Arc::new(lib),
+            Err(e) => {
+                let reason = e.to_string();
+                let ev = match &previous {
+                    Some(old) => rejected(old, reason),
+                    None => HostEvent::Load {
+                        path: path.to_path_buf(),
+                        outcome: events::LoadOutcome::Rejected,
+                        behaviours: Vec::new(),
+                        hash: String::new(),
+                        reason: Some(reason),
+                    },
+                };
+                self.publish(ev.clone());
+                return ev;
+            }
+        };
+        let load_time = started.elapsed();
+        match previous {
+            None => self.install_first(path, lib, load_time),
+            Some(old) if old.hash == lib.hash => {
+                // Same bytes as what runs: nothing to do (the watcher normally filters this).
+                HostEvent::Load {
+                    path: path.to_path_buf(),
+                    outcome: events::LoadOutcome::Unchanged,
+                    behaviours: names(&lib),
+                    hash: lib.short_hash(),
+                    reason: None,
+                }
+            }
+            Some(old) => {
+                let ev = crate::swap::swap(self, &old, &lib);
+                if let HostEvent::Reload(r) = &ev {
+                    if r.outcome == ReloadOutcome::Ok {
+                        let mut libs = self.libraries.lock();
+                        if let Some(rec) = libs.get_mut(path) {
+                            rec.retired.push(std::mem::replace(&mut rec.current, lib));
+                        }
+                    }
+                }
+                self.publish(ev.clone());
+                ev
+            }
+        }
+    }
+
+    fn install_first(&self, path: &Path, lib: Arc<LoadedLibrary>, load_time: Duration) -> HostEvent {
+        let mut table = self.behaviours.write();
+        let clash = lib.behaviours.iter().find_map(|b| {
+            let other = table.get(&b.name)?;
+            let libs = self.libraries.lock();
+            let owner = libs.iter().find(|(_, r)| r.current.behaviour(&b.name).is_some_and(|v| v.hash == other.hash));
+            Some(format!(
+                "behaviour `{}` is already provided by {}",
+                b.name,
+                owner.map_or("another library".to_string(), |(p, _)| p.display().to_string())
+            ))
+        });
+        let ev = if let Some(reason) = clash {
+            HostEvent::Load {
+                path: path.to_path_buf(),
+                outcome: events::LoadOutcome::Rejected,
+                behaviours: names(&lib),
+                hash: lib.short_hash(),
+                reason: Some(reason),
+            }
+        } else {
+            for b in &lib.behaviours {
+                table.insert(b.name.clone(), b.clone());
+            }
+            let ev = HostEvent::Load {
+                path: path.to_path_buf(),
+                outcome: events::LoadOutcome::Loaded { load_us: load_time.as_micros() as u64 },
+                behaviours: lib.behaviours.iter().map(|b| format!("{}@{}", b.name, b.version)).collect(),
+                hash: lib.short_hash(),
+                reason: None,
+            };
+            self.libraries.lock().insert(
+                path.to_path_buf(),
+                LibraryRecord {
+                    current: lib,
+                    retired: Vec::new(),
+                },
+            );
+            ev
+        };
+        drop(table);
+        self.publish(ev.clone());
+        ev
+    }
+}
+
+fn names(lib: &LoadedLibrary) -> Vec<String> {
+    lib.behaviours.iter().map(|b| b.name.to_string()).collect()
+}
+
+/// A reload refused before any actor was touched.
+fn rejected(old: &LoadedLibrary, reason: String) -> HostEvent {
+    HostEvent::Reload(ReloadReport {
+        library: old.source.clone(),
+        behaviours: old
+            .behaviours
+            .iter()
+            .map(|b| events::VersionChange {
+                behaviour: b.name.to_string(),
+                from: b.version.to_string(),
+                to: "?".into(),
+                actors: 0,
+            })
+            .collect(),
+        pause_us: 0,
+        outcome: ReloadOutcome::Rejected,
+        reason: Some(reason),
+    })
+}

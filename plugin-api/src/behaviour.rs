@@ -1,0 +1,168 @@
+//! The `Behaviour` trait: the specific part of an actor, like an OTP `gen_server` callback
+//! module. The host is the generic part: it owns the mailbox, the state and the scheduler;
+//! a behaviour only says what one message does to one state.
+//!
+//! Callbacks are synchronous and must not block: code is swapped between two callbacks,
+//! when no stack frame of the old version is alive. To wait for another actor, send a
+//! request with [`Ctx::request`] and handle its reply (or timeout) as a later message.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::ctx::{Ctx, ReplyTo};
+use crate::etf;
+
+/// Error type callbacks return: anything that is an error, or a plain string.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the host should do after `handle_cast` / `handle_info`.
+#[derive(Debug)]
+pub enum Next {
+    /// Keep running (`{noreply, State}`).
+    Continue,
+    /// Stop the actor with this reason (`{stop, Reason, State}`); `terminate` runs next.
+    Stop(Reason),
+}
+
+/// What the host should do after `handle_call`.
+#[derive(Debug)]
+pub enum CallResult<R> {
+    /// Answer the caller now (`{reply, Reply, State}`).
+    Reply(R),
+    /// Answer later through [`Ctx::reply`] with the stored [`ReplyTo`] (`{noreply, State}`).
+    NoReply,
+    /// Stop, optionally answering first (`{stop, Reason, Reply, State}`).
+    Stop(Reason, Option<R>),
+}
+
+/// Why an actor stops. Encoded as an Erlang term: `normal`, `shutdown`,
+/// `{shutdown_with, Detail}`, `{error, Text}` or `{other, Text}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// The actor finished its work; not an error.
+    Normal,
+    /// Asked to shut down by its owner; not an error.
+    Shutdown,
+    /// A shutdown with a detail, like OTP's `{shutdown, Term}`; not an error.
+    ShutdownWith(String),
+    /// An error; the text says what went wrong.
+    Error(String),
+    /// A reason the host built that does not fit the cases above, printed as a term.
+    Other(String),
+}
+
+impl Reason {
+    /// An error reason from anything printable.
+    pub fn error(text: impl fmt::Display) -> Self {
+        Reason::Error(text.to_string())
+    }
+
+    /// Decodes a reason sent by the host; a term of another shape becomes [`Reason::Other`].
+    pub fn from_etf(bytes: &[u8]) -> Reason {
+        etf::from_slice(bytes).unwrap_or_else(|_| Reason::Other(etf::display(bytes)))
+    }
+}
+
+/// An encoded Erlang term borrowed from the host: an old state in `code_change`, or its
+/// `extra` argument. Decode it into whatever type describes it.
+#[derive(Clone, Copy)]
+pub struct EtfRef<'a>(pub &'a [u8]);
+
+impl<'a> EtfRef<'a> {
+    /// Decodes into `T` (for example the previous version's state type kept as `StateV1`).
+    pub fn decode<T: Deserialize<'a>>(&self) -> Result<T, etf::Error> {
+        etf::from_slice(self.0)
+    }
+
+    /// The raw ETF bytes (version byte 131 first).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+impl fmt::Display for EtfRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&etf::display(self.0))
+    }
+}
+
+impl fmt::Debug for EtfRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A message type for a callback a behaviour does not use: nothing decodes into it, so a
+/// stray message is reported as a bad message instead of reaching the behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoMessage {}
+
+/// An actor behaviour: the callbacks of one kind of actor.
+///
+/// Implement it on a unit struct and export it with
+/// [`export_behaviours!`](crate::export_behaviours). Every message and the state travel as
+/// Erlang terms through serde (see [`etf`]), which is what lets a message queued before a
+/// reload be read after it, and a state grow fields.
+pub trait Behaviour: 'static {
+    /// Name actors are started by (unique in the host). Keep it across versions.
+    const NAME: &'static str;
+    /// This version, shown in reload events and passed to the next version's `code_change`.
+    const VERSION: &'static str;
+
+    /// Arguments to `init`, from the config or from whoever spawns the actor.
+    type Args: DeserializeOwned;
+    /// The actor's state. `Serialize` + `Deserialize` is what lets it migrate on reload.
+    type State: Serialize + DeserializeOwned + Send + 'static;
+    /// Requests that expect a reply.
+    type Call: DeserializeOwned;
+    /// The reply to a call.
+    type Reply: Serialize;
+    /// One-way requests.
+    type Cast: DeserializeOwned;
+    /// Other messages: timers you set, replies to your requests, plain sends.
+    type Info: DeserializeOwned;
+
+    /// Builds the initial state. An error stops the start with that reason.
+    fn init(args: Self::Args, ctx: &mut Ctx<'_>) -> Result<Self::State, BoxError>;
+
+    /// Handles a call. The default crashes the actor, as a missing clause does in Erlang.
+    fn handle_call(
+        msg: Self::Call,
+        from: ReplyTo,
+        state: &mut Self::State,
+        ctx: &mut Ctx<'_>,
+    ) -> CallResult<Self::Reply> {
+        let _ = (msg, from, state, ctx);
+        panic!("{} does not handle calls", Self::NAME)
+    }
+
+    /// Handles a cast. The default ignores it.
+    fn handle_cast(msg: Self::Cast, state: &mut Self::State, ctx: &mut Ctx<'_>) -> Next {
+        let _ = (msg, state, ctx);
+        Next::Continue
+    }
+
+    /// Handles any other message. The default ignores it.
+    fn handle_info(msg: Self::Info, state: &mut Self::State, ctx: &mut Ctx<'_>) -> Next {
+        let _ = (msg, state, ctx);
+        Next::Continue
+    }
+
+    /// Builds this version's state from the previous version's exported state.
+    ///
+    /// The default decodes the old state straight into the new type, so a field added with
+    /// `#[serde(default)]` just works. Keep the old type (say `StateV1`) and decode
+    /// `old_state` into it when the shape changes more than that. An error (or a panic)
+    /// rolls the whole reload back: every actor keeps the old version and its old state.
+    fn code_change(old_vsn: &str, old_state: EtfRef<'_>, extra: EtfRef<'_>) -> Result<Self::State, BoxError> {
+        let _ = (old_vsn, extra);
+        Ok(old_state.decode()?)
+    }
+
+    /// Runs when the actor stops, with the reason. The state is dropped afterwards.
+    fn terminate(reason: &Reason, state: Self::State, ctx: &mut Ctx<'_>) {
+        let _ = (reason, state, ctx);
+    }
+}

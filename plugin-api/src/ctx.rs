@@ -1,0 +1,288 @@
+//! What a callback can do besides changing its state: send, reply, request, set timers and
+//! log. Everything goes through the host's function table ([`HostApi`](crate::abi::HostApi)):
+//! a plugin never sees the scheduler, the mailboxes or another actor's state.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use abi_stable::std_types::{RSlice, RStr};
+use serde::{Deserialize, Serialize};
+
+use crate::abi::{Dest, FromRaw, MsgKind, RawCtx, SendCode};
+use crate::etf;
+
+/// An actor's id in this host. Ids are never reused while the host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pid(pub u64);
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<0.{}.0>", self.0)
+    }
+}
+
+/// The caller of a `handle_call`, kept to answer later with [`Ctx::reply`] (OTP's `From`).
+///
+/// It is plain data: store it in the state and it migrates across a reload with the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplyTo {
+    /// Caller's actor id (0 for a caller outside the actor system).
+    pub caller: u64,
+    /// The call's unique tag.
+    pub tag: u64,
+}
+
+impl From<FromRaw> for ReplyTo {
+    fn from(raw: FromRaw) -> Self {
+        ReplyTo {
+            caller: raw.caller,
+            tag: raw.tag,
+        }
+    }
+}
+
+/// Identifies a request made with [`Ctx::request`]; its reply arrives as the info message
+/// `{reply, ReqId, Reply}` and a timeout as `{timeout, ReqId}`, so an `Info` enum with
+/// variants `Reply(ReqId, T)` and `Timeout(ReqId)` receives both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReqId(pub u64);
+
+/// A timer set with [`Ctx::send_after`], for [`Ctx::cancel_timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimerRef(pub u64);
+
+/// Where to send: an actor id or a registered name.
+#[derive(Debug, Clone, Copy)]
+pub enum To<'n> {
+    /// An actor id.
+    Pid(Pid),
+    /// A registered name.
+    Name(&'n str),
+}
+
+impl From<Pid> for To<'_> {
+    fn from(p: Pid) -> Self {
+        To::Pid(p)
+    }
+}
+
+impl<'n> From<&'n str> for To<'n> {
+    fn from(n: &'n str) -> Self {
+        To::Name(n)
+    }
+}
+
+impl<'n> To<'n> {
+    fn raw(self) -> Dest<'n> {
+        match self {
+            To::Pid(p) => Dest {
+                id: p.0,
+                name: RStr::from_str(""),
+            },
+            To::Name(n) => Dest {
+                id: 0,
+                name: RStr::from_str(n),
+            },
+        }
+    }
+}
+
+/// Why a send did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// No actor with that id or name.
+    NoProc,
+    /// The host refused the request (for example a reply to an expired call).
+    BadArg,
+    /// The message could not be encoded.
+    Encode(String),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NoProc => f.write_str("noproc: no such actor"),
+            SendError::BadArg => f.write_str("badarg: refused by the host"),
+            SendError::Encode(e) => write!(f, "cannot encode message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+fn check(code: SendCode) -> Result<(), SendError> {
+    match code {
+        SendCode::Ok => Ok(()),
+        SendCode::NoProc => Err(SendError::NoProc),
+        SendCode::BadArg => Err(SendError::BadArg),
+    }
+}
+
+/// Log levels for [`Ctx::log`], in the host's `tracing` terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Level {
+    /// Something failed.
+    Error = 1,
+    /// Something looks wrong.
+    Warn = 2,
+    /// Normal operation worth a line.
+    Info = 3,
+    /// Detail for debugging.
+    Debug = 4,
+    /// Very detailed detail.
+    Trace = 5,
+}
+
+thread_local! {
+    /// Reused encode buffer: sending a message allocates nothing in the plugin.
+    /// Invariant: borrowed only inside `with_encoded`, which never calls back into user code.
+    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encodes `msg` into the thread's buffer and passes the bytes to `f`.
+pub(crate) fn with_encoded<M: Serialize + ?Sized, R>(
+    msg: &M,
+    f: impl FnOnce(RSlice<'_, u8>) -> R,
+) -> Result<R, SendError> {
+    ENCODE_BUF.with(|cell| {
+        // A re-entrant use (not expected) falls back to a fresh buffer instead of panicking.
+        let mut fresh = Vec::new();
+        let mut guard = cell.try_borrow_mut();
+        let buf = match guard.as_mut() {
+            Ok(b) => &mut **b,
+            Err(_) => &mut fresh,
+        };
+        buf.clear();
+        etf::append_to_vec(buf, msg).map_err(|e| SendError::Encode(e.to_string()))?;
+        Ok(f(RSlice::from_slice(buf)))
+    })
+}
+
+/// The context a callback gets: its own id, and the host's services.
+pub struct Ctx<'a> {
+    raw: &'a RawCtx<'a>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Wraps the host's context (used by the generated glue, not by behaviours).
+    #[doc(hidden)]
+    pub fn from_raw(raw: &'a RawCtx<'a>) -> Self {
+        Ctx { raw }
+    }
+
+    /// This actor's id.
+    pub fn id(&self) -> Pid {
+        Pid((self.raw.api.self_id)(self.raw.data))
+    }
+
+    /// The id registered under `name`, if any.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        match (self.raw.api.whereis)(self.raw.data, RStr::from_str(name)) {
+            0 => None,
+            id => Some(Pid(id)),
+        }
+    }
+
+    /// Sends a plain message (`Pid ! Msg`): it arrives in the receiver's `handle_info`.
+    pub fn send<'n, M: Serialize + ?Sized>(&mut self, to: impl Into<To<'n>>, msg: &M) -> Result<(), SendError> {
+        self.send_kind(to.into(), MsgKind::Info, msg)
+    }
+
+    /// Sends a one-way request: it arrives in the receiver's `handle_cast`.
+    pub fn cast<'n, M: Serialize + ?Sized>(&mut self, to: impl Into<To<'n>>, msg: &M) -> Result<(), SendError> {
+        self.send_kind(to.into(), MsgKind::Cast, msg)
+    }
+
+    fn send_kind<M: Serialize + ?Sized>(&mut self, to: To<'_>, kind: MsgKind, msg: &M) -> Result<(), SendError> {
+        let raw = self.raw;
+        check(with_encoded(msg, |bytes| (raw.api.send)(raw.data, to.raw(), kind, bytes))?)
+    }
+
+    /// Answers a call whose `from` was kept (`gen_server:reply/2`). A reply to a caller
+    /// that already timed out is dropped by the host and reported as `BadArg`.
+    pub fn reply<R: Serialize + ?Sized>(&mut self, from: ReplyTo, reply: &R) -> Result<(), SendError> {
+        let raw = self.raw;
+        let from = FromRaw {
+            caller: from.caller,
+            tag: from.tag,
+        };
+        check(with_encoded(reply, |bytes| (raw.api.reply)(raw.data, from, bytes))?)
+    }
+
+    /// Calls another actor without blocking (`gen_server:send_request/2`). The reply comes
+    /// back as the info message `{reply, ReqId, Reply}`, or `{timeout, ReqId}` if none came
+    /// within `timeout`; a reply after the timeout is dropped.
+    pub fn request<'n, M: Serialize + ?Sized>(
+        &mut self,
+        to: impl Into<To<'n>>,
+        msg: &M,
+        timeout: Duration,
+    ) -> Result<ReqId, SendError> {
+        let raw = self.raw;
+        let to = to.into().raw();
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut id = 0u64;
+        check(with_encoded(msg, |bytes| (raw.api.request)(raw.data, to, bytes, ms, &mut id))?)?;
+        Ok(ReqId(id))
+    }
+
+    /// Delivers `msg` to `to`'s `handle_info` after `delay` (`erlang:send_after/3`).
+    pub fn send_after<'n, M: Serialize + ?Sized>(
+        &mut self,
+        delay: Duration,
+        to: impl Into<To<'n>>,
+        msg: &M,
+    ) -> Result<TimerRef, SendError> {
+        let raw = self.raw;
+        let to = to.into().raw();
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let mut t = 0u64;
+        check(with_encoded(msg, |bytes| (raw.api.send_after)(raw.data, to, bytes, ms, &mut t))?)?;
+        Ok(TimerRef(t))
+    }
+
+    /// Cancels a timer; `true` if it had not fired yet.
+    pub fn cancel_timer(&mut self, timer: TimerRef) -> bool {
+        (self.raw.api.cancel_timer)(self.raw.data, timer.0)
+    }
+
+    /// Logs through the host's subscriber, with this actor, behaviour and version attached.
+    pub fn log(&self, level: Level, msg: impl fmt::Display) {
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        LINE.with(|cell| {
+            let mut fresh = String::new();
+            let mut guard = cell.try_borrow_mut();
+            let line = match guard.as_mut() {
+                Ok(l) => &mut **l,
+                Err(_) => &mut fresh,
+            };
+            line.clear();
+            let _ = write!(line, "{msg}");
+            (self.raw.api.log)(self.raw.data, level as u8, RStr::from_str(line));
+        });
+    }
+
+    /// Logs at info level.
+    pub fn info(&self, msg: impl fmt::Display) {
+        self.log(Level::Info, msg)
+    }
+
+    /// Logs at warn level.
+    pub fn warn(&self, msg: impl fmt::Display) {
+        self.log(Level::Warn, msg)
+    }
+
+    /// Logs at debug level.
+    pub fn debug(&self, msg: impl fmt::Display) {
+        self.log(Level::Debug, msg)
+    }
+
+    /// Logs at error level.
+    pub fn error(&self, msg: impl fmt::Display) {
+        self.log(Level::Error, msg)
+    }
+}

@@ -1,0 +1,260 @@
+//! The host's benchmarks, printed as one markdown table (run by `scripts/bench.sh`).
+//!
+//! Everything runs through the real parts: a release build of the test plugin loaded by
+//! the real loader, the real scheduler, and the real watcher for the reload latency. Each
+//! figure is the median of several runs in one process, so a noisy shared machine skews
+//! all of them alike.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use e2e::{build, next_reload, PluginDir, Variant};
+use host::watcher::WatchConfig;
+use host::{Host, HostOptions, ReloadOutcome, Target};
+use plugin_api::etf;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug)]
+enum Call {
+    Get,
+    Blast(String, u64),
+    PingPong(String, u64),
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+enum Reply {
+    Count(String, u64),
+    Seq(u64),
+}
+
+#[derive(Serialize)]
+enum Cast {
+    Incr(u64),
+}
+
+const T: Duration = Duration::from_secs(60);
+
+fn rel(feature: &'static str) -> Variant {
+    Variant {
+        feature,
+        api_version: None,
+        release: true,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn start(dir: &Path, watch: bool) -> Host {
+    Host::start(HostOptions {
+        threads: 2,
+        plugin_dirs: vec![dir.to_path_buf()],
+        watch: watch.then(WatchConfig::default),
+    })
+    .expect("host starts")
+}
+
+fn get(host: &Host, who: &str) -> Reply {
+    host.call_as(Target::Name(who), &Call::Get, T).expect("get")
+}
+
+struct Row {
+    what: &'static str,
+    budget: &'static str,
+    value: String,
+    ok: bool,
+}
+
+fn main() {
+    let runs = 7;
+    eprintln!("building the release test plugin...");
+    let (v1, v2, v3) = (build(&rel("v1")), build(&rel("v2")), build(&rel("v3")));
+    let mut rows = Vec::new();
+
+    // --- messaging, on one host -------------------------------------------------------
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let host = start(&dir.path(), false);
+    let unit = etf::to_vec(&()).unwrap();
+    for name in ["sink", "sink2", "blaster", "pinger", "ponger"] {
+        host.spawn("tp", Some(name), &unit).unwrap();
+    }
+
+    // A message from outside: encode, send, decode, handle (pipelined, per message).
+    let n = 200_000u64;
+    let ext: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                host.cast(Target::Name("sink"), etf::to_vec(&Cast::Incr(1)).unwrap()).unwrap();
+            }
+            get(&host, "sink");
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    let m = median(ext);
+    rows.push(Row {
+        what: "message host → actor (encode, send, decode, handle)",
+        budget: "≤ 200 ns",
+        value: format!("{m:.0} ns"),
+        ok: m <= 200.0,
+    });
+
+    // A message from one actor to another through the plugin boundary.
+    let a2a: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let _: Reply = host
+                .call_as(Target::Name("blaster"), &Call::Blast("sink2".into(), n), T)
+                .unwrap();
+            get(&host, "sink2");
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    let m = median(a2a);
+    rows.push(Row {
+        what: "message actor → actor (encode, send, decode, handle)",
+        budget: "≤ 200 ns",
+        value: format!("{m:.0} ns"),
+        ok: m <= 200.0,
+    });
+
+    // Request and reply between two actors (ctx.request, reply arrives as a message).
+    let rounds = 50_000u64;
+    let rr: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let _: Reply = host
+                .call_as(Target::Name("pinger"), &Call::PingPong("ponger".into(), rounds), T)
+                .unwrap();
+            t.elapsed().as_nanos() as f64 / rounds as f64
+        })
+        .collect();
+    let m = median(rr);
+    rows.push(Row {
+        what: "request + reply between two actors",
+        budget: "≤ 1 µs",
+        value: format!("{:.2} µs", m / 1000.0),
+        ok: m <= 1000.0,
+    });
+
+    // A blocking call from outside the actor system (for reference; no budget).
+    let calls = 20_000u64;
+    let ec: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..calls {
+                get(&host, "sink");
+            }
+            t.elapsed().as_nanos() as f64 / calls as f64
+        })
+        .collect();
+    rows.push(Row {
+        what: "blocking call from a host thread (reference)",
+        budget: "—",
+        value: format!("{:.2} µs", median(ec) / 1000.0),
+        ok: true,
+    });
+    drop(host);
+
+    // --- spawning and memory ------------------------------------------------------------
+    let spawn_n = 100_000u64;
+    let mut spawn_ns = Vec::new();
+    let mut mem = Vec::new();
+    for _ in 0..3 {
+        let host = start(&dir.path(), false);
+        let before = rss_bytes();
+        let t = Instant::now();
+        for _ in 0..spawn_n {
+            host.spawn("tp", None, &unit).unwrap();
+        }
+        spawn_ns.push(t.elapsed().as_nanos() as f64 / spawn_n as f64);
+        mem.push((rss_bytes().saturating_sub(before)) as f64 / spawn_n as f64);
+    }
+    let m = median(spawn_ns);
+    rows.push(Row {
+        what: "spawn an actor (init through the plugin, register)",
+        budget: "≤ 2 µs",
+        value: format!("{:.2} µs", m / 1000.0),
+        ok: m <= 2000.0,
+    });
+    let m = median(mem);
+    rows.push(Row {
+        what: "host memory per idle actor (RSS growth / actors)",
+        budget: "≤ 1 KiB",
+        value: format!("{m:.0} B"),
+        ok: m <= 1024.0,
+    });
+
+    // --- swap pause: 10,000 actors of one behaviour ---------------------------------------
+    let swap_dir = PluginDir::new();
+    swap_dir.install(&v2);
+    let host = start(&swap_dir.path(), false);
+    for _ in 0..10_000 {
+        host.spawn("tp", None, &unit).unwrap();
+    }
+    let mut pauses = Vec::new();
+    for i in 0..runs {
+        let next = if i % 2 == 0 { &v3 } else { &v2 };
+        swap_dir.install(next);
+        match host.reload(&swap_dir.lib()) {
+            host::HostEvent::Reload(r) if r.outcome == ReloadOutcome::Ok => pauses.push(r.pause_us as f64),
+            other => panic!("swap failed: {other:?}"),
+        }
+    }
+    let m = median(pauses);
+    rows.push(Row {
+        what: "swap pause, 10,000 actors (suspend → code_change → resume)",
+        budget: "≤ 20 ms",
+        value: format!("{:.2} ms", m / 1000.0),
+        ok: m <= 20_000.0,
+    });
+    drop(host);
+
+    // --- rebuilt file settled → every actor on the new version, through the watcher -----
+    let w_dir = PluginDir::new();
+    w_dir.install(&v2);
+    let host = start(&w_dir.path(), true);
+    let rx = host.subscribe();
+    for i in 0..1000 {
+        host.spawn("tp", Some(&format!("a{i}")), &unit).unwrap();
+    }
+    let mut lat = Vec::new();
+    for i in 0..runs {
+        std::thread::sleep(Duration::from_millis(300));
+        let (next, vsn) = if i % 2 == 0 { (&v3, "3") } else { (&v2, "2") };
+        let t = Instant::now();
+        // The link is atomic: the file is settled the moment it appears.
+        w_dir.install(next);
+        let r = next_reload(&rx, T).expect("reload");
+        assert_eq!(r.outcome, ReloadOutcome::Ok);
+        let serving = t.elapsed();
+        match get(&host, "a999") {
+            Reply::Count(v, _) => assert_eq!(v, vsn),
+            other => panic!("{other:?}"),
+        }
+        lat.push(serving.as_secs_f64() * 1000.0);
+    }
+    let m = median(lat);
+    rows.push(Row {
+        what: "file settled → 1,000 actors serving the new version (watcher included)",
+        budget: "≤ 100 ms",
+        value: format!("{m:.1} ms"),
+        ok: m <= 100.0,
+    });
+    drop(host);
+
+    println!("| measure | budget | median ({runs} runs) | within |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} |", r.what, r.budget, r.value, if r.ok { "yes" } else { "**no**" });
+    }
+}

@@ -1,0 +1,281 @@
+//! Helpers for the end-to-end tests: build real plugin versions with cargo, install them
+//! the way cargo does, and wait for host events.
+//!
+//! Plugins are built in a target directory of their own (`target/e2e`): the outer
+//! `cargo test` holds the lock on the main one while tests run. Each version of the test
+//! plugin (`fixtures/tp.rs`, selected by a feature) is its own little crate there, so
+//! builds are cached across runs and tests running in parallel never overwrite each
+//! other's artifacts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use host::HostEvent;
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Where the e2e builds and scratch files go.
+pub fn e2e_dir() -> PathBuf {
+    let d = workspace_root().join("target").join("e2e");
+    std::fs::create_dir_all(&d).expect("create target/e2e");
+    d
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// How to build a variant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// Feature of `fixtures/tp.rs` to enable (`v1`, `v2`, ...).
+    pub feature: &'static str,
+    /// Build against a copy of plugin-api with this crate version instead of the real one.
+    pub api_version: Option<&'static str>,
+    /// Build with `--release` (benchmarks).
+    pub release: bool,
+}
+
+impl Variant {
+    /// The plain variant with this feature.
+    pub fn of(feature: &'static str) -> Variant {
+        Variant {
+            feature,
+            api_version: None,
+            release: false,
+        }
+    }
+}
+
+static BUILT: OnceLock<Mutex<HashMap<Variant, PathBuf>>> = OnceLock::new();
+
+/// Builds a version of the test plugin (once per test process) and returns the path of a
+/// private copy of the artifact, which nothing ever modifies.
+pub fn build(variant: &Variant) -> PathBuf {
+    let map = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    // Held across the build: parallel tests in one process build one variant at a time.
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = map.get(variant) {
+        return p.clone();
+    }
+    let root = workspace_root();
+    let e2e = e2e_dir();
+    let suffix = match variant.api_version {
+        Some(v) => format!("{}_api{}", variant.feature, v.replace('.', "_")),
+        None => variant.feature.to_string(),
+    };
+    let krate = format!("tp_{suffix}");
+    let dir = e2e.join("crates").join(&krate);
+    std::fs::create_dir_all(&dir).unwrap();
+    let api_path = match variant.api_version {
+        None => root.join("plugin-api"),
+        Some(v) => fake_api(v),
+    };
+    let manifest = format!(
+        r#"[package]
+name = "{krate}"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[lib]
+path = "{src}"
+crate-type = ["cdylib"]
+
+[features]
+default = ["{feature}"]
+{feature} = []
+
+[dependencies]
+plugin-api = {{ path = "{api}" }}
+serde = {{ version = "1", features = ["derive"] }}
+
+[workspace]
+"#,
+        src = root.join("tests/fixtures/tp.rs").display(),
+        feature = variant.feature,
+        api = api_path.display(),
+    );
+    write_if_changed(&dir.join("Cargo.toml"), &manifest);
+    // Same dependency versions as the workspace, without a registry lookup.
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("workspace Cargo.lock");
+    if !dir.join("Cargo.lock").exists() {
+        std::fs::write(dir.join("Cargo.lock"), lock).unwrap();
+    }
+    let target = e2e.join("target");
+    let mut cmd = Command::new(cargo());
+    cmd.args(["build", "--quiet", "--manifest-path"]).arg(dir.join("Cargo.toml"));
+    if variant.release {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building {krate} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let profile = if variant.release { "release" } else { "debug" };
+    let built = target.join(profile).join(format!("lib{krate}.so"));
+    let keep = e2e.join("artifacts");
+    std::fs::create_dir_all(&keep).unwrap();
+    let copy = keep.join(format!("{krate}-{profile}-{}.so", std::process::id()));
+    std::fs::copy(&built, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    map.insert(variant.clone(), copy.clone());
+    copy
+}
+
+/// A copy of plugin-api whose crate version is `version` (abi_stable then refuses it).
+fn fake_api(version: &str) -> PathBuf {
+    let root = workspace_root();
+    let dst = e2e_dir().join(format!("plugin-api-{version}"));
+    copy_tree(&root.join("plugin-api/src"), &dst.join("src"));
+    let manifest = std::fs::read_to_string(root.join("plugin-api/Cargo.toml")).unwrap();
+    let ws = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let dep = |name: &str| -> String {
+        ws.lines()
+            .find(|l| l.starts_with(&format!("{name} =")))
+            .unwrap_or_else(|| panic!("workspace dependency {name}"))
+            .to_string()
+    };
+    let mut out = String::new();
+    for line in manifest.lines() {
+        let l = if line.starts_with("version =") {
+            format!("version = \"{version}\"")
+        } else if line.contains(".workspace = true") {
+            let name = line.split('.').next().unwrap().trim();
+            dep(name)
+        } else {
+            line.to_string()
+        };
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out = out.replace("edition = ", "edition = \"2021\"\n#").replace("license = ", "#license = ");
+    out.push_str("\n[workspace]\n");
+    write_if_changed(&dst.join("Cargo.toml"), &out);
+    dst
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            let data = std::fs::read(e.path()).unwrap();
+            if std::fs::read(&to).ok().as_deref() != Some(&data[..]) {
+                std::fs::write(&to, data).unwrap();
+            }
+        }
+    }
+}
+
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// A watched plugin directory for one test.
+pub struct PluginDir {
+    dir: tempfile::TempDir,
+}
+
+impl PluginDir {
+    /// A fresh empty directory (under `target/e2e`, on the same filesystem as the builds).
+    pub fn new() -> PluginDir {
+        let base = e2e_dir().join("dirs");
+        std::fs::create_dir_all(&base).unwrap();
+        PluginDir {
+            dir: tempfile::Builder::new().prefix("plugins-").tempdir_in(base).unwrap(),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Where the test plugin lives in it.
+    pub fn lib(&self) -> PathBuf {
+        self.dir.path().join("libtp.so")
+    }
+
+    /// Installs `artifact` as `libtp.so` the way cargo does: remove, then hard-link.
+    pub fn install(&self, artifact: &Path) {
+        let dst = self.lib();
+        let _ = std::fs::remove_file(&dst);
+        if std::fs::hard_link(artifact, &dst).is_err() {
+            std::fs::copy(artifact, &dst).unwrap();
+        }
+    }
+
+    /// Writes arbitrary bytes as `libtp.so` (for refused-load tests).
+    pub fn write_raw(&self, bytes: &[u8]) {
+        let dst = self.lib();
+        let _ = std::fs::remove_file(&dst);
+        std::fs::write(dst, bytes).unwrap();
+    }
+}
+
+impl Default for PluginDir {
+    fn default() -> Self {
+        PluginDir::new()
+    }
+}
+
+/// Waits for the first event matching `pred`, or `None` after `timeout`.
+pub fn wait_for(rx: &Receiver<HostEvent>, timeout: Duration, mut pred: impl FnMut(&HostEvent) -> bool) -> Option<HostEvent> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match rx.recv_timeout(left) {
+            Ok(ev) if pred(&ev) => return Some(ev),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Waits for the next `Reload` event.
+pub fn next_reload(rx: &Receiver<HostEvent>, timeout: Duration) -> Option<host::ReloadReport> {
+    match wait_for(rx, timeout, |e| matches!(e, HostEvent::Reload(_)))? {
+        HostEvent::Reload(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// The `host` binary: the one `cargo test` built next to this test (it builds binaries of
+/// packages with integration tests), else built into `target/e2e`.
+pub fn host_bin() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
+            let candidate = profile_dir.join("host");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    let target = e2e_dir().join("target");
+    let status = Command::new(cargo())
+        .args(["build", "--quiet", "-p", "host", "--bin", "host"])
+        .current_dir(workspace_root())
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the host binary failed");
+    target.join("debug").join("host")
+}

@@ -1,0 +1,63 @@
+//! Shared by the e2e test files: the test plugin's messages as a client sees them, and
+//! host setup.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use e2e::PluginDir;
+use host::watcher::WatchConfig;
+use host::{Host, HostEvent, HostOptions, Target};
+use serde::{Deserialize, Serialize};
+
+pub const T: Duration = Duration::from_secs(5);
+/// Long enough for a build + settle + reload on a loaded 2-core machine.
+pub const RELOAD_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub enum Call {
+    Get,
+    Seq(u64),
+    Stats,
+    Panic,
+    Stop,
+    Later(u64),
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub enum Reply {
+    Count(String, u64),
+    Seq(u64),
+    Stats { version: String, count: u64, disorder: u64 },
+    Stopping,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum Cast {
+    Incr(u64),
+    Seq(u64),
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum Info {
+    Panic,
+}
+
+/// A host watching `dir`, and its event stream.
+pub fn start(dir: &PluginDir) -> (Host, crossbeam_channel::Receiver<HostEvent>) {
+    let host = Host::start(HostOptions {
+        threads: 2,
+        plugin_dirs: vec![dir.path()],
+        watch: Some(WatchConfig::default()),
+    })
+    .expect("host starts");
+    let rx = host.subscribe();
+    (host, rx)
+}
+
+pub fn get(host: &Host, who: &str) -> Reply {
+    host.call_as(Target::Name(who), &Call::Get, T).expect("get answers")
+}
+
+pub fn cast(host: &Host, who: &str, msg: &Cast) {
+    host.cast(Target::Name(who), plugin_api::etf::to_vec(msg).unwrap()).expect("cast")
+}

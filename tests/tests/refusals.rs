@@ -1,0 +1,121 @@
+//! Libraries the host must refuse — each with a clear reason — while the old version
+//! keeps serving.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use e2e::{build, next_reload, wait_for, PluginDir, Variant};
+use host::events::LoadOutcome;
+use host::{HostEvent, ReloadOutcome};
+
+/// Installs `bad` over a running v1 and returns the rejection reason.
+fn refused_while_v1_runs(install_bad: impl FnOnce(&PluginDir)) -> String {
+    let v1 = build(&Variant::of("v1"));
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let (host, rx) = start(&dir);
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    cast(&host, "a", &Cast::Incr(4));
+
+    install_bad(&dir);
+    // Either the loader refused it (a `reload` event, outcome rejected) or the watcher
+    // refused to hand it over (a `load` event, rejected).
+    let ev = wait_for(&rx, RELOAD_WAIT, |e| {
+        matches!(e, HostEvent::Reload(_)) || matches!(e, HostEvent::Load { outcome: LoadOutcome::Rejected, .. })
+    })
+    .expect("a refusal event");
+    let reason = match ev {
+        HostEvent::Reload(r) => {
+            assert_eq!(r.outcome, ReloadOutcome::Rejected, "{r:?}");
+            r.reason.unwrap()
+        }
+        HostEvent::Load { reason, .. } => reason.unwrap(),
+        _ => unreachable!(),
+    };
+    assert_eq!(get(&host, "a"), Reply::Count("1".into(), 4), "old version still serving");
+    assert_eq!(host.version_of("tp").as_deref(), Some("1"));
+
+    // And a good build after the bad one is picked up.
+    dir.install(&build(&Variant::of("v2")));
+    let r = next_reload(&rx, RELOAD_WAIT).expect("reload after the bad build");
+    assert_eq!(r.outcome, ReloadOutcome::Ok, "{r:?}");
+    assert_eq!(get(&host, "a"), Reply::Count("2".into(), 4));
+    reason
+}
+
+#[test]
+fn a_library_built_against_an_incompatible_plugin_api_is_refused() {
+    let bad = build(&Variant {
+        feature: "v2",
+        api_version: Some("0.2.0"),
+        release: false,
+    });
+    let reason = refused_while_v1_runs(|d| d.install(&bad));
+    assert!(reason.contains("incompatible plugin-api"), "{reason}");
+    assert!(reason.contains("0.2.0") && reason.contains("0.1.0"), "names both versions: {reason}");
+}
+
+#[test]
+fn a_truncated_library_is_refused() {
+    let v2 = std::fs::read(build(&Variant::of("v2"))).unwrap();
+    let reason = refused_while_v1_runs(|d| d.write_raw(&v2[..v2.len() / 3]));
+    assert!(reason.contains("libtp.so"), "names the file: {reason}");
+}
+
+#[test]
+fn a_file_that_is_not_a_library_is_refused() {
+    let reason = refused_while_v1_runs(|d| d.write_raw(b"this is not a shared library\n"));
+    assert!(reason.to_lowercase().contains("elf"), "{reason}");
+}
+
+#[test]
+fn a_new_version_that_drops_a_behaviour_is_refused() {
+    let renamed = build(&Variant::of("v2_renamed"));
+    let reason = refused_while_v1_runs(|d| d.install(&renamed));
+    assert!(reason.contains("no longer exports behaviour `tp`"), "{reason}");
+}
+
+#[test]
+fn bad_input_through_the_api_gets_clear_errors() {
+    let v1 = build(&Variant::of("v1"));
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let (host, _rx) = start(&dir);
+
+    let e = host.spawn_with("nope", None, &()).unwrap_err().to_string();
+    assert!(e.contains("unknown behaviour `nope`") && e.contains("tp"), "{e}");
+
+    let e = host.spawn_with("tp", None, &("not", "unit")).unwrap_err().to_string();
+    assert!(e.contains("init args"), "{e}");
+
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    let e = host.spawn_with("tp", Some("a"), &()).unwrap_err().to_string();
+    assert!(e.contains("already_started"), "{e}");
+
+    let e = host
+        .call_as::<_, Reply>(host::Target::Name("ghost"), &Call::Get, T)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("noproc") && e.contains("ghost"), "{e}");
+
+    // A message the behaviour cannot decode is refused; the actor carries on.
+    let e = host
+        .call(host::Target::Name("a"), plugin_api::etf::to_vec(&"garbage").unwrap(), T)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad message"), "{e}");
+    assert_eq!(get(&host, "a"), Reply::Count("1".into(), 0));
+
+    // A missing plugin directory stops the start with its name.
+    let e = host::Host::start(host::HostOptions {
+        plugin_dirs: vec!["/nonexistent/plugins".into()],
+        ..Default::default()
+    })
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(e.contains("/nonexistent/plugins"), "{e}");
+    let _ = Duration::ZERO;
+}
