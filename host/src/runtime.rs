@@ -218,14 +218,18 @@ impl Host {
     /// Starts a host: checks the plugin directories, loads every library in them, starts
     /// the scheduler and timers, and (unless disabled) the watcher that hot-swaps rebuilt
     /// libraries.
-    pub fn start(opts: HostOptions) -> Result<Host, HostError> {
-        for dir in &opts.plugin_dirs {
+    pub fn start(mut opts: HostOptions) -> Result<Host, HostError> {
+        for dir in &mut opts.plugin_dirs {
             if !dir.is_dir() {
                 return Err(HostError::PluginDir(format!(
                     "{} does not exist or is not a directory",
                     dir.display()
                 )));
             }
+            // Absolute, canonical paths: file events arrive with absolute paths, and a
+            // library is known by one path however the config spelled it.
+            *dir = std::fs::canonicalize(&*dir)
+                .map_err(|e| HostError::PluginDir(format!("{}: {e}", dir.display())))?;
         }
         let copy_dir = tempfile::Builder::new()
             .prefix("actor-host-")

@@ -38,10 +38,12 @@ fn the_binary_logs_a_reload_event_when_a_plugin_is_rebuilt() {
     let dir = PluginDir::new();
     dir.install(&build(&Variant::of("v1")));
     let cfg = write_config(&dir, "");
+    // Relative paths on purpose: the config path is relative to the working directory and
+    // the plugin directory relative to the config (file events carry absolute paths).
+    assert!(cfg.ends_with("host.toml"));
     let mut child = Command::new(host_bin())
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--run-for", "60"])
+        .current_dir(dir.path())
+        .args(["--config", "host.toml", "--run-for", "60"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -10,7 +10,8 @@ use e2e::{build, next_reload, wait_for, PluginDir, Variant};
 use host::events::LoadOutcome;
 use host::{HostEvent, ReloadOutcome};
 
-/// Installs `bad` over a running v1 and returns the rejection reason.
+/// Installs `bad` over a running v1 and returns the rejection reason, prefixed with the
+/// path the event names.
 fn refused_while_v1_runs(install_bad: impl FnOnce(&PluginDir)) -> String {
     let v1 = build(&Variant::of("v1"));
     let dir = PluginDir::new();
@@ -29,9 +30,9 @@ fn refused_while_v1_runs(install_bad: impl FnOnce(&PluginDir)) -> String {
     let reason = match ev {
         HostEvent::Reload(r) => {
             assert_eq!(r.outcome, ReloadOutcome::Rejected, "{r:?}");
-            r.reason.unwrap()
+            format!("{}: {}", r.library.display(), r.reason.unwrap())
         }
-        HostEvent::Load { reason, .. } => reason.unwrap(),
+        HostEvent::Load { reason, path, .. } => format!("{}: {}", path.display(), reason.unwrap()),
         _ => unreachable!(),
     };
     assert_eq!(get(&host, "a"), Reply::Count("1".into(), 4), "old version still serving");
@@ -62,6 +63,7 @@ fn a_truncated_library_is_refused() {
     let v2 = std::fs::read(build(&Variant::of("v2"))).unwrap();
     let reason = refused_while_v1_runs(|d| d.write_raw(&v2[..v2.len() / 3]));
     assert!(reason.contains("libtp.so"), "names the file: {reason}");
+    assert!(reason.contains("ELF") || reason.contains("cannot load"), "says what is wrong: {reason}");
 }
 
 #[test]
@@ -118,4 +120,29 @@ fn bad_input_through_the_api_gets_clear_errors() {
     .to_string();
     assert!(e.contains("/nonexistent/plugins"), "{e}");
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn the_loader_itself_refuses_bad_files_with_their_reason() {
+    // The watcher filters most of these before the loader sees them; a manual reload (and
+    // later `host ctl reload PATH`) goes straight to the loader, so it must refuse them too.
+    let scratch = PluginDir::new();
+    let copies = PluginDir::new();
+    let v1 = std::fs::read(build(&Variant::of("v1"))).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("empty", Vec::new(), "is empty"),
+        ("text", b"hello".to_vec(), "not a shared library"),
+        ("truncated", v1[..v1.len() / 3].to_vec(), "cannot load"),
+    ];
+    for (what, bytes, expect) in cases {
+        let p = scratch.path().join(format!("lib{what}.so"));
+        std::fs::write(&p, bytes).unwrap();
+        let e = host::loader::load(&p, &copies.path()).err().expect("refused").to_string();
+        assert!(e.contains(expect) && e.contains(&format!("lib{what}.so")), "{what}: {e}");
+    }
+    let e = host::loader::load(&scratch.path().join("libmissing.so"), &copies.path())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("cannot read") && e.contains("libmissing.so"), "{e}");
 }

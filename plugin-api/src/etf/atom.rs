@@ -251,9 +251,9 @@ const RESERVED: &[&str] = &[
 /// Writes an atom in Erlang source syntax: bare when it is a lowercase identifier that is
 /// not a reserved word, otherwise single-quoted with escapes.
 pub(crate) fn write_atom_display(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    let bare = s.as_bytes().first().is_some_and(|c| c.is_ascii_lowercase())
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'@')
+    let bare = s.chars().next().is_some_and(is_lower)
+        && s.chars()
+            .all(|c| is_lower(c) || is_upper(c) || c.is_ascii_digit() || c == '_' || c == '@')
         && !RESERVED.contains(&s);
     if bare {
         return f.write_str(s);
@@ -265,6 +265,16 @@ pub(crate) fn write_atom_display(f: &mut impl fmt::Write, s: &str) -> fmt::Resul
     f.write_char('\'')
 }
 
+/// Erlang's lowercase letters (ASCII and Latin-1), which may start a bare atom.
+fn is_lower(c: char) -> bool {
+    c.is_ascii_lowercase() || (('\u{df}'..='\u{ff}').contains(&c) && c != '\u{f7}')
+}
+
+/// Erlang's uppercase letters (ASCII and Latin-1).
+fn is_upper(c: char) -> bool {
+    c.is_ascii_uppercase() || (('\u{c0}'..='\u{de}').contains(&c) && c != '\u{d7}')
+}
+
 /// Writes one character inside a quoted atom or string, escaping the quote, backslash and
 /// control characters the way Erlang's printer does.
 pub(crate) fn write_escaped_char(f: &mut impl fmt::Write, c: char, quote: char) -> fmt::Result {
@@ -273,6 +283,11 @@ pub(crate) fn write_escaped_char(f: &mut impl fmt::Write, c: char, quote: char) 
         '\n' => f.write_str("\\n"),
         '\r' => f.write_str("\\r"),
         '\t' => f.write_str("\\t"),
+        '\u{8}' => f.write_str("\\b"),
+        '\u{b}' => f.write_str("\\v"),
+        '\u{c}' => f.write_str("\\f"),
+        '\u{1b}' => f.write_str("\\e"),
+        '\u{7f}' => f.write_str("\\d"),
         c if c == quote => {
             f.write_char('\\')?;
             f.write_char(c)
@@ -320,6 +335,7 @@ mod tests {
         assert_eq!(show("it's"), "'it\\'s'");
         assert_eq!(show("end"), "'end'");
         assert_eq!(show(""), "''");
-        assert_eq!(show("héllo"), "'héllo'");
+        assert_eq!(show("héllo"), "héllo");
+        assert_eq!(show("日本"), "'日本'");
     }
 }

@@ -561,9 +561,10 @@ impl Deserializer<'_> {
 /// Erlang syntax, as `io:format("~p")` would print it (without line breaks):
 /// `{incr,5}`, `#{count => 3}`, `<<"text">>`, `[1,2]`, `'Quoted atom'`, `1.0`.
 ///
-/// A non-empty list of printable ASCII codes (and `\n`, `\r`, `\t`) prints as a string
-/// (`"abc"`), like Erlang does; a binary that is printable UTF-8 prints as
-/// `<<"text">>` (with `/utf8` when not ASCII), other binaries as `<<1,2,3>>`. Pids,
+/// A non-empty list of printable Latin-1 codes (and `\n`, `\t`, ...) prints as a string
+/// (`"abc"`), like Erlang's default printable range; a binary that is printable UTF-8
+/// prints as `<<"text">>` (with `/utf8` when not ASCII), printable Latin-1 as
+/// `<<"text">>`, other binaries as `<<1,2,3>>`. Pids,
 /// ports and references print as `#Pid<node.id.serial>`, `#Port<node.id>`,
 /// `#Ref<node.w1.w2...>` (with the node name, which Erlang would abbreviate to a number).
 impl fmt::Display for Term {
@@ -644,10 +645,15 @@ fn write_seq(f: &mut fmt::Formatter<'_>, items: &[Term]) -> fmt::Result {
     Ok(())
 }
 
+/// Erlang's default printable range (`+pc latin1`): Latin-1 text and the usual escapes.
+fn printable_latin1(c: u32) -> bool {
+    matches!(c, 32..=126 | 160..=255 | 8..=13 | 27)
+}
+
 fn is_printable_char_list(items: &[Term]) -> bool {
     !items.is_empty()
         && items.iter().all(|t| {
-            matches!(t, Term::Integer(i) if (32..=126).contains(i) || matches!(i, 9 | 10 | 13))
+            matches!(t, Term::Integer(i) if u32::try_from(*i).is_ok_and(printable_latin1))
         })
 }
 
@@ -670,7 +676,7 @@ fn write_binary_display(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
         let printable = !s.is_empty()
             && s
                 .chars()
-                .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+                .all(|c| !c.is_control() || printable_latin1(c as u32));
         if printable {
             f.write_str("<<\"")?;
             for c in s.chars() {
@@ -682,6 +688,13 @@ fn write_binary_display(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
             }
             return f.write_str(">>");
         }
+    }
+    if !b.is_empty() && b.iter().all(|&c| printable_latin1(c as u32)) {
+        f.write_str("<<\"")?;
+        for &c in b {
+            write_escaped_char(f, c as char, '"')?;
+        }
+        return f.write_str("\">>");
     }
     f.write_str("<<")?;
     for (i, byte) in b.iter().enumerate() {
