@@ -52,7 +52,12 @@ pub struct Actor {
 
 impl Actor {
     /// A new idle actor with an initialised state.
-    pub fn new(id: u64, name: Option<String>, version: Arc<BehaviourVersion>, state: StatePtr) -> Self {
+    pub fn new(
+        id: u64,
+        name: Option<String>,
+        version: Arc<BehaviourVersion>,
+        state: StatePtr,
+    ) -> Self {
         Actor {
             id,
             name,

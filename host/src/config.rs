@@ -111,7 +111,8 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Parses a configuration; relative plugin directories are resolved against `base`.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        let mut cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
         for d in &mut cfg.plugin_dirs {
             if d.is_relative() {
                 *d = base.join(&*d);
@@ -119,7 +120,9 @@ impl Config {
         }
         for (i, a) in cfg.actors.iter().enumerate() {
             if a.behaviour.is_empty() {
-                return Err(ConfigError(format!("{origin}: actors[{i}] has an empty behaviour")));
+                return Err(ConfigError(format!(
+                    "{origin}: actors[{i}] has an empty behaviour"
+                )));
             }
         }
         Ok(cfg)
@@ -129,13 +132,17 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Config::parse(&text, &path.display().to_string(), base)
     }
 
     /// The built-in demo configuration, relative to the working directory.
     pub fn demo() -> Config {
-        Config::parse(DEMO_CONFIG, "built-in demo config", Path::new(".")).expect("the demo config is valid")
+        Config::parse(DEMO_CONFIG, "built-in demo config", Path::new("."))
+            .expect("the demo config is valid")
     }
 
     /// The watcher settings as the watcher takes them, or `None` if disabled.
@@ -155,7 +162,12 @@ impl ActorSpec {
             Some(v) => plugin_api::etf::to_vec(v),
             None => plugin_api::etf::to_vec(&()),
         };
-        r.map_err(|e| ConfigError(format!("args of actor `{}` cannot be encoded: {e}", self.behaviour)))
+        r.map_err(|e| {
+            ConfigError(format!(
+                "args of actor `{}` cannot be encoded: {e}",
+                self.behaviour
+            ))
+        })
     }
 }
 
@@ -171,7 +183,8 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let e = Config::parse("plugin_dirs = []\nthreadz = 2\n", "x.toml", Path::new(".")).unwrap_err();
+        let e =
+            Config::parse("plugin_dirs = []\nthreadz = 2\n", "x.toml", Path::new(".")).unwrap_err();
         assert!(e.0.contains("threadz"), "{e}");
     }
 }

@@ -138,15 +138,28 @@ pub fn log(ev: &HostEvent) {
             let behaviours = behaviours.join(",");
             match outcome {
                 LoadOutcome::Loaded { load_us } => tracing::info!(
-                    event = "load", path, outcome = "loaded", behaviours, hash = hash.as_str(), load_us = *load_us,
+                    event = "load",
+                    path,
+                    outcome = "loaded",
+                    behaviours,
+                    hash = hash.as_str(),
+                    load_us = *load_us,
                     "library loaded"
                 ),
                 LoadOutcome::Unchanged => tracing::info!(
-                    event = "load", path, outcome = "unchanged", behaviours, hash = hash.as_str(),
+                    event = "load",
+                    path,
+                    outcome = "unchanged",
+                    behaviours,
+                    hash = hash.as_str(),
                     "library unchanged"
                 ),
                 LoadOutcome::Rejected => tracing::warn!(
-                    event = "load", path, outcome = "rejected", behaviours, reason = reason.as_deref().unwrap_or(""),
+                    event = "load",
+                    path,
+                    outcome = "rejected",
+                    behaviours,
+                    reason = reason.as_deref().unwrap_or(""),
                     "library refused"
                 ),
             }
@@ -157,15 +170,35 @@ pub fn log(ev: &HostEvent) {
                 let reason = r.reason.as_deref().unwrap_or("");
                 if r.outcome == ReloadOutcome::Ok {
                     tracing::info!(
-                        event = "reload", behaviour = b.behaviour.as_str(), from = b.from.as_str(), to = b.to.as_str(),
-                        actors = b.actors, pause_us = r.pause_us, outcome = r.outcome.as_str(), reason, library = library.as_str(),
-                        "reloaded {} {} -> {}", b.behaviour, b.from, b.to
+                        event = "reload",
+                        behaviour = b.behaviour.as_str(),
+                        from = b.from.as_str(),
+                        to = b.to.as_str(),
+                        actors = b.actors,
+                        pause_us = r.pause_us,
+                        outcome = r.outcome.as_str(),
+                        reason,
+                        library = library.as_str(),
+                        "reloaded {} {} -> {}",
+                        b.behaviour,
+                        b.from,
+                        b.to
                     );
                 } else {
                     tracing::warn!(
-                        event = "reload", behaviour = b.behaviour.as_str(), from = b.from.as_str(), to = b.to.as_str(),
-                        actors = b.actors, pause_us = r.pause_us, outcome = r.outcome.as_str(), reason, library = library.as_str(),
-                        "reload of {} {}: {}", b.behaviour, r.outcome.as_str(), reason
+                        event = "reload",
+                        behaviour = b.behaviour.as_str(),
+                        from = b.from.as_str(),
+                        to = b.to.as_str(),
+                        actors = b.actors,
+                        pause_us = r.pause_us,
+                        outcome = r.outcome.as_str(),
+                        reason,
+                        library = library.as_str(),
+                        "reload of {} {}: {}",
+                        b.behaviour,
+                        r.outcome.as_str(),
+                        reason
                     );
                 }
             }
@@ -179,8 +212,14 @@ pub fn log(ev: &HostEvent) {
             panic,
             message,
         } => tracing::error!(
-            event = "crash", actor = *actor, name = name.as_deref().unwrap_or(""), behaviour = behaviour.as_str(),
-            version = version.as_str(), reason = reason.as_str(), panic = panic.as_str(), message = message.as_str(),
+            event = "crash",
+            actor = *actor,
+            name = name.as_deref().unwrap_or(""),
+            behaviour = behaviour.as_str(),
+            version = version.as_str(),
+            reason = reason.as_str(),
+            panic = panic.as_str(),
+            message = message.as_str(),
             "actor crashed"
         ),
         HostEvent::Stopped {
@@ -190,8 +229,12 @@ pub fn log(ev: &HostEvent) {
             version,
             reason,
         } => tracing::info!(
-            event = "actor_stopped", actor = *actor, name = name.as_deref().unwrap_or(""), behaviour = behaviour.as_str(),
-            version = version.as_str(), reason = reason.as_str(),
+            event = "actor_stopped",
+            actor = *actor,
+            name = name.as_deref().unwrap_or(""),
+            behaviour = behaviour.as_str(),
+            version = version.as_str(),
+            reason = reason.as_str(),
             "actor stopped"
         ),
     }

@@ -24,7 +24,11 @@ pub(crate) struct RunCtx<'a> {
 
 impl<'a> RunCtx<'a> {
     pub(crate) fn new(host: &'a HostInner, actor: u64, version: &'a BehaviourVersion) -> Self {
-        RunCtx { host, actor, version }
+        RunCtx {
+            host,
+            actor,
+            version,
+        }
     }
 
     /// The context handed to the plugin; valid while `self` is.
@@ -70,10 +74,22 @@ extern "C" fn self_id(data: *const c_void) -> u64 {
     with_ctx(data, 0, |c| c.actor)
 }
 
-extern "C" fn send(data: *const c_void, to: Dest<'_>, kind: MsgKind, msg: RSlice<'_, u8>) -> SendCode {
+extern "C" fn send(
+    data: *const c_void,
+    to: Dest<'_>,
+    kind: MsgKind,
+    msg: RSlice<'_, u8>,
+) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
-        let kind = if kind == MsgKind::Call { MsgKind::Info } else { kind };
-        match c.host.send(target(&to), Envelope::message(kind, msg.to_vec())) {
+        let kind = if kind == MsgKind::Call {
+            MsgKind::Info
+        } else {
+            kind
+        };
+        match c
+            .host
+            .send(target(&to), Envelope::message(kind, msg.to_vec()))
+        {
             Ok(()) => SendCode::Ok,
             Err(_) => SendCode::NoProc,
         }
@@ -98,7 +114,12 @@ extern "C" fn request(
     req: &mut u64,
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
-        match c.host.request(c.actor, target(&to), msg.to_vec(), Duration::from_millis(timeout_ms)) {
+        match c.host.request(
+            c.actor,
+            target(&to),
+            msg.to_vec(),
+            Duration::from_millis(timeout_ms),
+        ) {
             Some(tag) => {
                 *req = tag;
                 SendCode::Ok
@@ -123,7 +144,9 @@ extern "C" fn send_after(
                 None => return SendCode::NoProc,
             },
         };
-        *timer = c.host.send_after(id, msg.to_vec(), Duration::from_millis(delay_ms));
+        *timer = c
+            .host
+            .send_after(id, msg.to_vec(), Duration::from_millis(delay_ms));
         SendCode::Ok
     })
 }
@@ -133,12 +156,15 @@ extern "C" fn cancel_timer(data: *const c_void, timer: u64) -> bool {
 }
 
 extern "C" fn whereis(data: *const c_void, name: RStr<'_>) -> u64 {
-    with_ctx(data, 0, |c| c.host.registry.whereis(name.as_str()).unwrap_or(0))
+    with_ctx(data, 0, |c| {
+        c.host.registry.whereis(name.as_str()).unwrap_or(0)
+    })
 }
 
 extern "C" fn log(data: *const c_void, level: u8, msg: RStr<'_>) {
     with_ctx(data, (), |c| {
-        let (actor, behaviour, version, msg) = (c.actor, &*c.version.name, &*c.version.version, msg.as_str());
+        let (actor, behaviour, version, msg) =
+            (c.actor, &*c.version.name, &*c.version.version, msg.as_str());
         match level {
             1 => tracing::error!(target: "plugin", actor, behaviour, version, "{msg}"),
             2 => tracing::warn!(target: "plugin", actor, behaviour, version, "{msg}"),

@@ -18,6 +18,7 @@ mod ffi;
 pub mod loader;
 pub mod logging;
 pub mod mailbox;
+pub mod object;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
@@ -27,4 +28,6 @@ pub mod timer;
 pub mod watcher;
 
 pub use events::{HostEvent, ReloadOutcome, ReloadReport};
-pub use runtime::{CallError, Host, HostError, HostOptions, SpawnError, Target, DEFAULT_CALL_TIMEOUT};
+pub use runtime::{
+    CallError, Host, HostError, HostOptions, SpawnError, Target, DEFAULT_CALL_TIMEOUT,
+};

@@ -33,11 +33,14 @@ pub type ContentHash = [u8; 32];
 #[derive(Debug)]
 pub enum LoadError {
     /// The file could not be read.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is empty.
     Empty { path: PathBuf },
-    /// The file does not start with the shared-object magic.
-    NotALibrary { path: PathBuf },
+    /// The file is not a (complete) shared object.
+    NotALibrary { path: PathBuf, detail: String },
     /// `dlopen` refused it (truncated, wrong architecture, missing symbols...).
     Open { path: PathBuf, detail: String },
     /// It is a library, but not a plugin (no abi_stable header).
@@ -47,7 +50,11 @@ pub enum LoadError {
     /// The plugin's module constructor failed or panicked.
     Constructor { path: PathBuf, detail: String },
     /// The plugin's calling-convention version differs from the host's.
-    AbiVersion { path: PathBuf, plugin: u32, host: u32 },
+    AbiVersion {
+        path: PathBuf,
+        plugin: u32,
+        host: u32,
+    },
     /// Built with `panic = "abort"`, or its self-test did not catch a panic.
     PanicUnsafe { path: PathBuf, detail: String },
     /// The descriptors are unusable (no behaviour, duplicate or empty names).
@@ -59,18 +66,32 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             LoadError::Empty { path } => write!(f, "{} is empty", path.display()),
-            LoadError::NotALibrary { path } => {
-                write!(f, "{} is not a shared library (no ELF header)", path.display())
+            LoadError::NotALibrary { path, detail } => {
+                write!(f, "{} is not a shared library: {detail}", path.display())
             }
-            LoadError::Open { path, detail } => write!(f, "cannot load {}: {detail}", path.display()),
+            LoadError::Open { path, detail } => {
+                write!(f, "cannot load {}: {detail}", path.display())
+            }
             LoadError::NotAPlugin { path, detail } => {
-                write!(f, "{} is not an actor plugin (no plugin-api export): {detail}", path.display())
+                write!(
+                    f,
+                    "{} is not an actor plugin (no plugin-api export): {detail}",
+                    path.display()
+                )
             }
             LoadError::Incompatible { path, detail } => {
-                write!(f, "{} was built against an incompatible plugin-api: {detail}", path.display())
+                write!(
+                    f,
+                    "{} was built against an incompatible plugin-api: {detail}",
+                    path.display()
+                )
             }
             LoadError::Constructor { path, detail } => {
-                write!(f, "{}: the plugin's module constructor failed: {detail}", path.display())
+                write!(
+                    f,
+                    "{}: the plugin's module constructor failed: {detail}",
+                    path.display()
+                )
             }
             LoadError::AbiVersion { path, plugin, host } => write!(
                 f,
@@ -147,11 +168,14 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
     if bytes.is_empty() {
         return Err(LoadError::Empty { path: p() });
     }
-    if !is_shared_object(&bytes) {
-        return Err(LoadError::NotALibrary { path: p() });
+    if let Err(detail) = crate::object::check_object(&bytes, bytes.len() as u64) {
+        return Err(LoadError::NotALibrary { path: p(), detail });
     }
     let hash: ContentHash = *blake3::hash(&bytes).as_bytes();
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
     let seq = COPY_SEQ.fetch_add(1, Ordering::Relaxed);
     let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("so");
     let copy = copy_dir.join(format!("{stem}-{seq}-{}.{ext}", short_hash(&hash)));
@@ -171,11 +195,14 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
     // SAFETY: `raw` stays loaded for the rest of the process (never dropped), so the
     // `&'static LibHeader` abi_stable returns never dangles. The header's own checks
     // (magic, abi_stable version) run inside this call before anything else is read.
-    let header = unsafe { lib_header_from_raw_library(&raw) }.map_err(|e| LoadError::NotAPlugin {
-        path: p(),
-        detail: e.to_string(),
-    })?;
-    let module = header.init_root_module::<PluginModRef>().map_err(|e| classify(path, e))?;
+    let header =
+        unsafe { lib_header_from_raw_library(&raw) }.map_err(|e| LoadError::NotAPlugin {
+            path: p(),
+            detail: e.to_string(),
+        })?;
+    let module = header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| classify(path, e))?;
 
     let abi = module.abi_version();
     if abi != ABI_VERSION {
@@ -242,15 +269,6 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
     })
 }
 
-/// ELF (or Mach-O on macOS) magic.
-fn is_shared_object(bytes: &[u8]) -> bool {
-    if cfg!(target_os = "macos") {
-        bytes.len() >= 4 && matches!(bytes[..4], [0xcf, 0xfa, 0xed, 0xfe] | [0xca, 0xfe, 0xba, 0xbe])
-    } else {
-        bytes.starts_with(b"\x7fELF")
-    }
-}
-
 fn open_detail(e: &LibraryError) -> String {
     match e {
         LibraryError::OpenError { err, .. } => err.to_string(),
@@ -267,7 +285,9 @@ fn classify(path: &Path, e: LibraryError) -> LoadError {
             ..
         } => LoadError::Incompatible {
             path,
-            detail: format!("plugin-api {actual_version} in the plugin, {expected_version} in the host"),
+            detail: format!(
+                "plugin-api {actual_version} in the plugin, {expected_version} in the host"
+            ),
         },
         LibraryError::AbiInstability(err) => LoadError::Incompatible {
             path,

@@ -62,6 +62,31 @@ impl Mailbox {
         self.queue.lock().pop_front()
     }
 
+    /// Moves up to `max` of the oldest messages into `out` (which must be empty) under one
+    /// lock. When everything fits, the queues are swapped: no copying, and `out`'s spare
+    /// capacity becomes the mailbox's.
+    pub fn take_batch(&self, max: usize, out: &mut VecDeque<Envelope>) {
+        debug_assert!(out.is_empty());
+        let mut q = self.queue.lock();
+        if q.len() <= max {
+            std::mem::swap(&mut *q, out);
+        } else {
+            out.extend(q.drain(..max));
+        }
+    }
+
+    /// Puts messages taken by [`Mailbox::take_batch`] but not handled back at the front,
+    /// in their order, ahead of anything that arrived since.
+    pub fn put_back(&self, rest: &mut VecDeque<Envelope>) {
+        if rest.is_empty() {
+            return;
+        }
+        let mut q = self.queue.lock();
+        while let Some(env) = rest.pop_back() {
+            q.push_front(env);
+        }
+    }
+
     /// Whether no message is waiting.
     pub fn is_empty(&self) -> bool {
         self.queue.lock().is_empty()

@@ -76,7 +76,10 @@ fn main() -> ExitCode {
             ),
             Err(e) => {
                 tracing::error!(event = "start_failed", behaviour = spec.behaviour.as_str(), error = %e, "actor could not start");
-                eprintln!("host: cannot start actor `{}`: {e}", spec.name.as_deref().unwrap_or(&spec.behaviour));
+                eprintln!(
+                    "host: cannot start actor `{}`: {e}",
+                    spec.name.as_deref().unwrap_or(&spec.behaviour)
+                );
                 return ExitCode::from(1);
             }
         }

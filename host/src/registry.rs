@@ -3,10 +3,10 @@
 //! A name maps to exactly one live actor; registering a taken name fails (OTP's
 //! `already_started`), and a name is freed when its actor is removed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
 
 use crate::actor::Actor;
 
@@ -21,7 +21,10 @@ impl std::fmt::Display for RegisterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RegisterError::AlreadyStarted { name, id } => {
-                write!(f, "already_started: the name `{name}` is taken by actor {id}")
+                write!(
+                    f,
+                    "already_started: the name `{name}` is taken by actor {id}"
+                )
             }
         }
     }
@@ -30,10 +33,14 @@ impl std::fmt::Display for RegisterError {
 impl std::error::Error for RegisterError {}
 
 /// The table of live actors.
+///
+/// Both maps hold the actor itself, so a send by name is one lookup. Fx hashing: keys are
+/// host-made ids and operator-chosen names, not attacker-controlled input, and the lookup
+/// is on every message's path.
 #[derive(Default)]
 pub struct Registry {
-    by_id: RwLock<HashMap<u64, Arc<Actor>>>,
-    by_name: RwLock<HashMap<String, u64>>,
+    by_id: RwLock<FxHashMap<u64, Arc<Actor>>>,
+    by_name: RwLock<FxHashMap<String, Arc<Actor>>>,
 }
 
 impl Registry {
@@ -42,13 +49,13 @@ impl Registry {
     pub fn insert(&self, actor: Arc<Actor>) -> Result<(), RegisterError> {
         let mut names = self.by_name.write();
         if let Some(name) = &actor.name {
-            if let Some(&other) = names.get(name) {
+            if let Some(other) = names.get(name) {
                 return Err(RegisterError::AlreadyStarted {
                     name: name.clone(),
-                    id: other,
+                    id: other.id,
                 });
             }
-            names.insert(name.clone(), actor.id);
+            names.insert(name.clone(), actor.clone());
         }
         self.by_id.write().insert(actor.id, actor);
         Ok(())
@@ -59,7 +66,7 @@ impl Registry {
         let actor = self.by_id.write().remove(&id)?;
         if let Some(name) = &actor.name {
             let mut names = self.by_name.write();
-            if names.get(name) == Some(&id) {
+            if names.get(name).is_some_and(|a| a.id == id) {
                 names.remove(name);
             }
         }
@@ -73,18 +80,23 @@ impl Registry {
 
     /// The id registered under `name`.
     pub fn whereis(&self, name: &str) -> Option<u64> {
-        self.by_name.read().get(name).copied()
+        self.by_name.read().get(name).map(|a| a.id)
     }
 
     /// The actor registered under `name`.
     pub fn by_name(&self, name: &str) -> Option<Arc<Actor>> {
-        let id = self.whereis(name)?;
-        self.get(id)
+        self.by_name.read().get(name).cloned()
     }
 
     /// Every live actor whose behaviour satisfies `pred`, ordered by id.
     pub fn select(&self, mut pred: impl FnMut(&Actor) -> bool) -> Vec<Arc<Actor>> {
-        let mut v: Vec<Arc<Actor>> = self.by_id.read().values().filter(|a| pred(a)).cloned().collect();
+        let mut v: Vec<Arc<Actor>> = self
+            .by_id
+            .read()
+            .values()
+            .filter(|a| pred(a))
+            .cloned()
+            .collect();
         v.sort_by_key(|a| a.id);
         v
     }

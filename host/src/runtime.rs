@@ -5,7 +5,7 @@
 //! mailboxes and states, routes messages, calls, replies and timeouts, and runs callbacks
 //! on the scheduler. Behaviours (the plugins) only ever see [`plugin_api::Ctx`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use plugin_api::abi::{FromRaw, MsgKind, OutcomeCode, StatePtr};
 use plugin_api::{etf, Reason};
+use rustc_hash::FxHashMap;
 
 use crate::actor::{Actor, Core};
 use crate::events::{self, HostEvent, ReloadOutcome, ReloadReport};
@@ -111,13 +112,19 @@ impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SpawnError::UnknownBehaviour { name, known } => {
-                write!(f, "unknown behaviour `{name}` (loaded: {})", known.join(", "))
+                write!(
+                    f,
+                    "unknown behaviour `{name}` (loaded: {})",
+                    known.join(", ")
+                )
             }
             SpawnError::Name(e) => e.fmt(f),
             SpawnError::BadArgs { behaviour, detail } => {
                 write!(f, "init args for `{behaviour}` do not decode: {detail}")
             }
-            SpawnError::InitFailed { behaviour, detail } => write!(f, "`{behaviour}` init failed: {detail}"),
+            SpawnError::InitFailed { behaviour, detail } => {
+                write!(f, "`{behaviour}` init failed: {detail}")
+            }
             SpawnError::InitPanicked { behaviour, detail } => {
                 write!(f, "`{behaviour}` init panicked: {detail}")
             }
@@ -191,7 +198,7 @@ pub(crate) struct HostInner {
     pub(crate) registry: Registry,
     run_queue: OnceLock<RunQueue>,
     timers: OnceLock<Timers>,
-    pending: Mutex<HashMap<u64, Waiter>>,
+    pending: Mutex<FxHashMap<u64, Waiter>>,
     next_id: AtomicU64,
     next_tag: AtomicU64,
     /// Current version of each behaviour. Held for reading across a spawn and for writing
@@ -234,12 +241,14 @@ impl Host {
         let copy_dir = tempfile::Builder::new()
             .prefix("actor-host-")
             .tempdir()
-            .map_err(|e| HostError::Other(format!("cannot create the private copy directory: {e}")))?;
+            .map_err(|e| {
+                HostError::Other(format!("cannot create the private copy directory: {e}"))
+            })?;
         let inner = Arc::new(HostInner {
             registry: Registry::default(),
             run_queue: OnceLock::new(),
             timers: OnceLock::new(),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(FxHashMap::default()),
             next_id: AtomicU64::new(1),
             next_tag: AtomicU64::new(1),
             behaviours: RwLock::new(HashMap::new()),
@@ -258,12 +267,17 @@ impl Host {
         let _ = inner.timers.set(timers.handle());
 
         let threads = if opts.threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         } else {
             opts.threads
         };
         let run_inner = inner.clone();
-        let scheduler = Scheduler::start(threads, Arc::new(move |actor: &Arc<Actor>| run_inner.run_actor(actor)));
+        let scheduler = Scheduler::start(
+            threads,
+            Arc::new(move |actor: &Arc<Actor>| run_inner.run_actor(actor)),
+        );
         let _ = inner.run_queue.set(scheduler.run_queue());
 
         let found = watcher::scan(&opts.plugin_dirs, watcher::is_plugin_artifact)
@@ -281,8 +295,14 @@ impl Host {
         };
         if let Some(cfg) = opts.watch {
             let (tx, rx) = channel::unbounded();
-            let w = Watcher::start(&opts.plugin_dirs, watcher::is_plugin_artifact, &found, cfg, tx)
-                .map_err(|e| HostError::Watch(e.to_string()))?;
+            let w = Watcher::start(
+                &opts.plugin_dirs,
+                watcher::is_plugin_artifact,
+                &found,
+                cfg,
+                tx,
+            )
+            .map_err(|e| HostError::Watch(e.to_string()))?;
             let inner = Arc::downgrade(&host.inner);
             host.reloader = Some(
                 std::thread::Builder::new()
@@ -311,12 +331,22 @@ impl Host {
     }
 
     /// Starts an actor of `behaviour` with ETF-encoded `args`, optionally under `name`.
-    pub fn spawn(&self, behaviour: &str, name: Option<&str>, args: &[u8]) -> Result<u64, SpawnError> {
+    pub fn spawn(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+    ) -> Result<u64, SpawnError> {
         self.inner.spawn(behaviour, name, args)
     }
 
     /// Like [`Host::spawn`], encoding `args` with serde.
-    pub fn spawn_with<A: serde::Serialize>(&self, behaviour: &str, name: Option<&str>, args: &A) -> Result<u64, SpawnError> {
+    pub fn spawn_with<A: serde::Serialize>(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &A,
+    ) -> Result<u64, SpawnError> {
         let bytes = etf::to_vec(args).map_err(|e| SpawnError::BadArgs {
             behaviour: behaviour.into(),
             detail: e.to_string(),
@@ -335,7 +365,12 @@ impl Host {
     }
 
     /// Calls an actor and waits for the reply, at most `timeout`.
-    pub fn call(&self, to: Target<'_>, bytes: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
+    pub fn call(
+        &self,
+        to: Target<'_>,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
         self.inner.call(to, bytes, timeout)
     }
 
@@ -348,7 +383,8 @@ impl Host {
     ) -> Result<R, CallError> {
         let bytes = etf::to_vec(msg).map_err(|e| CallError::Codec(e.to_string()))?;
         let reply = self.call(to, bytes, timeout)?;
-        etf::from_slice(&reply).map_err(|e| CallError::Codec(format!("{e} in reply {}", etf::display(&reply))))
+        etf::from_slice(&reply)
+            .map_err(|e| CallError::Codec(format!("{e} in reply {}", etf::display(&reply))))
     }
 
     /// The id registered under `name`.
@@ -358,7 +394,11 @@ impl Host {
 
     /// The current version of a behaviour.
     pub fn version_of(&self, behaviour: &str) -> Option<String> {
-        self.inner.behaviours.read().get(behaviour).map(|v| v.version.to_string())
+        self.inner
+            .behaviours
+            .read()
+            .get(behaviour)
+            .map(|v| v.version.to_string())
     }
 
     /// The version an actor runs right now.
@@ -370,7 +410,13 @@ impl Host {
 
     /// Names of the loaded behaviours, sorted.
     pub fn behaviour_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.behaviours.read().keys().map(|k| k.to_string()).collect();
+        let mut v: Vec<String> = self
+            .inner
+            .behaviours
+            .read()
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
         v.sort();
         v
     }
@@ -388,7 +434,11 @@ impl Host {
 
     /// Number of retired (still mapped) versions of the library at `path`.
     pub fn retired_versions(&self, path: &Path) -> usize {
-        self.inner.libraries.lock().get(path).map_or(0, |r| r.retired.len())
+        self.inner
+            .libraries
+            .lock()
+            .get(path)
+            .map_or(0, |r| r.retired.len())
     }
 }
 
@@ -429,7 +479,9 @@ fn reload_loop(rx: Receiver<WatchEvent>, inner: std::sync::Weak<HostInner>) {
 
 impl HostInner {
     fn run_queue(&self) -> &RunQueue {
-        self.run_queue.get().expect("scheduler started before any actor exists")
+        self.run_queue
+            .get()
+            .expect("scheduler started before any actor exists")
     }
 
     fn timers(&self) -> &Timers {
@@ -438,7 +490,9 @@ impl HostInner {
 
     pub(crate) fn publish(&self, ev: HostEvent) {
         events::log(&ev);
-        self.subscribers.lock().retain(|s| s.send(ev.clone()).is_ok());
+        self.subscribers
+            .lock()
+            .retain(|s| s.send(ev.clone()).is_ok());
     }
 
     pub(crate) fn resolve(&self, to: Target<'_>) -> Option<Arc<Actor>> {
@@ -462,7 +516,9 @@ impl HostInner {
     }
 
     pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {
-        let actor = self.resolve(to).ok_or_else(|| CallError::NoProc(to.to_string()))?;
+        let actor = self
+            .resolve(to)
+            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
         self.deliver(&actor, env);
         Ok(())
     }
@@ -471,8 +527,15 @@ impl HostInner {
         self.next_tag.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn call(&self, to: Target<'_>, bytes: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, CallError> {
-        let actor = self.resolve(to).ok_or_else(|| CallError::NoProc(to.to_string()))?;
+    fn call(
+        &self,
+        to: Target<'_>,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let actor = self
+            .resolve(to)
+            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
         let tag = self.next_tag();
         let (tx, rx) = channel::bounded(1);
         self.pending.lock().insert(tag, Waiter::External(tx));
@@ -492,12 +555,20 @@ impl HostInner {
     }
 
     /// An actor's asynchronous request (`Ctx::request`).
-    pub(crate) fn request(&self, from: u64, to: Target<'_>, bytes: Vec<u8>, timeout: Duration) -> Option<u64> {
+    pub(crate) fn request(
+        &self,
+        from: u64,
+        to: Target<'_>,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Option<u64> {
         let actor = self.resolve(to)?;
         let tag = self.next_tag();
         // Insert the waiter before the timer can fire or the callee can reply.
         let mut pending = self.pending.lock();
-        let timer = self.timers().schedule(timeout, TimerAction::RequestTimeout { tag });
+        let timer = self
+            .timers()
+            .schedule(timeout, TimerAction::RequestTimeout { tag });
         pending.insert(tag, Waiter::Actor { id: from, timer });
         drop(pending);
         self.deliver(&actor, Envelope::call(FromRaw { caller: from, tag }, bytes));
@@ -513,7 +584,9 @@ impl HostInner {
             Waiter::External(tx) => tx.send(result).is_ok(),
             Waiter::Actor { id, timer } => {
                 self.timers().cancel(timer);
-                let Some(actor) = self.registry.get(id) else { return false };
+                let Some(actor) = self.registry.get(id) else {
+                    return false;
+                };
                 let msg = match &result {
                     Ok(bytes) => term::tagged("reply", tag, Some(bytes)),
                     // The callee died or refused: the requester sees a timeout-shaped
@@ -527,7 +600,8 @@ impl HostInner {
     }
 
     pub(crate) fn send_after(&self, to: u64, bytes: Vec<u8>, delay: Duration) -> u64 {
-        self.timers().schedule(delay, TimerAction::Send { to, bytes })
+        self.timers()
+            .schedule(delay, TimerAction::Send { to, bytes })
     }
 
     pub(crate) fn cancel_timer(&self, id: u64) -> bool {
@@ -546,7 +620,10 @@ impl HostInner {
                 let waiter = self.pending.lock().remove(&tag);
                 if let Some(Waiter::Actor { id, .. }) = waiter {
                     if let Some(actor) = self.registry.get(id) {
-                        self.deliver(&actor, Envelope::message(MsgKind::Info, term::tagged("timeout", tag, None)));
+                        self.deliver(
+                            &actor,
+                            Envelope::message(MsgKind::Info, term::tagged("timeout", tag, None)),
+                        );
                     }
                 }
             }
@@ -566,11 +643,18 @@ impl HostInner {
             }
         })?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let actor = Arc::new(Actor::new(id, name.map(str::to_string), version.clone(), StatePtr::NULL));
+        let actor = Arc::new(Actor::new(
+            id,
+            name.map(str::to_string),
+            version.clone(),
+            StatePtr::NULL,
+        ));
         // Lock the core before the actor is visible: messages sent to it during init queue
         // up and run after init (invariant 1 in `actor`).
         let mut core = actor.core.lock();
-        self.registry.insert(actor.clone()).map_err(SpawnError::Name)?;
+        self.registry
+            .insert(actor.clone())
+            .map_err(SpawnError::Name)?;
         let mut state = StatePtr::NULL;
         let ctx = RunCtx::new(self, id, &version);
         let out = (version.desc.init)(RSlice::from_slice(args), &ctx.raw(), &mut state);
@@ -607,6 +691,10 @@ impl HostInner {
     /// Runs up to `BATCH` messages of one actor (scheduler callback). Returns whether the
     /// actor must be queued again.
     fn run_actor(&self, actor: &Arc<Actor>) -> bool {
+        thread_local! {
+            /// This worker's batch buffer, reused so taking a batch allocates nothing.
+            static BATCH_BUF: std::cell::RefCell<VecDeque<Envelope>> = const { std::cell::RefCell::new(VecDeque::new()) };
+        }
         let mut core = actor.core.lock();
         if !core.alive {
             return false;
@@ -614,13 +702,24 @@ impl HostInner {
         let version = core.version.clone();
         let ctx = RunCtx::new(self, actor.id, &version);
         let raw = ctx.raw();
-        for _ in 0..BATCH {
+        let mut batch = BATCH_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        actor.mailbox.take_batch(BATCH, &mut batch);
+        let mut handled = 0u64;
+        let mut stopped = false;
+        while let Some(env) = batch.pop_front() {
+            // Invariant 3 in `actor`: a suspended actor handles nothing more.
             if actor.is_suspended() {
+                batch.push_front(env);
                 break;
             }
-            let Some(env) = actor.mailbox.pop() else { break };
-            let out = (version.desc.handle)(core.state, env.kind, env.from, RSlice::from_slice(&env.bytes), &raw);
-            actor.handled.fetch_add(1, Ordering::Relaxed);
+            let out = (version.desc.handle)(
+                core.state,
+                env.kind,
+                env.from,
+                RSlice::from_slice(&env.bytes),
+                &raw,
+            );
+            handled += 1;
             if out.code == OutcomeCode::Ok {
                 continue;
             }
@@ -646,20 +745,34 @@ impl HostInner {
                     }
                 }
                 OutcomeCode::Stop => {
+                    actor.mailbox.put_back(&mut batch);
                     self.stop_actor(actor, &mut core, &detail, None);
-                    return false;
+                    stopped = true;
+                    break;
                 }
                 _ => {
                     let text = String::from_utf8_lossy(&detail).into_owned();
                     let message = etf::display(&env.bytes);
                     if env.kind == MsgKind::Call {
-                        self.reply(env.from.tag, Err(CallError::Exit(format!("crashed: {text}"))));
+                        self.reply(
+                            env.from.tag,
+                            Err(CallError::Exit(format!("crashed: {text}"))),
+                        );
                     }
-                    let reason = etf::to_vec(&Reason::error(format!("panic: {text}"))).unwrap_or_default();
+                    let reason =
+                        etf::to_vec(&Reason::error(format!("panic: {text}"))).unwrap_or_default();
+                    actor.mailbox.put_back(&mut batch);
                     self.stop_actor(actor, &mut core, &reason, Some((text, message)));
-                    return false;
+                    stopped = true;
+                    break;
                 }
             }
+        }
+        actor.mailbox.put_back(&mut batch);
+        BATCH_BUF.with(|b| *b.borrow_mut() = batch);
+        actor.handled.fetch_add(handled, Ordering::Relaxed);
+        if stopped {
+            return false;
         }
         drop(core);
         actor.release()
@@ -667,13 +780,20 @@ impl HostInner {
 
     /// Stops an actor whose core is locked: `terminate`, free the state, unregister, fail
     /// the calls still queued. `crash` carries the panic text and the message being handled.
-    fn stop_actor(&self, actor: &Arc<Actor>, core: &mut Core, reason: &[u8], crash: Option<(String, String)>) {
+    fn stop_actor(
+        &self,
+        actor: &Arc<Actor>,
+        core: &mut Core,
+        reason: &[u8],
+        crash: Option<(String, String)>,
+    ) {
         let version = core.version.clone();
         let ctx = RunCtx::new(self, actor.id, &version);
         let state = std::mem::replace(&mut core.state, StatePtr::NULL);
         core.alive = false;
         let out = (version.desc.terminate)(state, RSlice::from_slice(reason), &ctx.raw());
-        let terminate_failed = (out.code != OutcomeCode::Ok).then(|| String::from_utf8_lossy(&out.detail).into_owned());
+        let terminate_failed = (out.code != OutcomeCode::Ok)
+            .then(|| String::from_utf8_lossy(&out.detail).into_owned());
         drop(out);
         self.registry.remove(actor.id);
         let reason_text = etf::display(reason);
@@ -764,16 +884,27 @@ impl HostInner {
         }
     }
 
-    fn install_first(&self, path: &Path, lib: Arc<LoadedLibrary>, load_time: Duration) -> HostEvent {
+    fn install_first(
+        &self,
+        path: &Path,
+        lib: Arc<LoadedLibrary>,
+        load_time: Duration,
+    ) -> HostEvent {
         let mut table = self.behaviours.write();
         let clash = lib.behaviours.iter().find_map(|b| {
             let other = table.get(&b.name)?;
             let libs = self.libraries.lock();
-            let owner = libs.iter().find(|(_, r)| r.current.behaviour(&b.name).is_some_and(|v| v.hash == other.hash));
+            let owner = libs.iter().find(|(_, r)| {
+                r.current
+                    .behaviour(&b.name)
+                    .is_some_and(|v| v.hash == other.hash)
+            });
             Some(format!(
                 "behaviour `{}` is already provided by {}",
                 b.name,
-                owner.map_or("another library".to_string(), |(p, _)| p.display().to_string())
+                owner.map_or("another library".to_string(), |(p, _)| p
+                    .display()
+                    .to_string())
             ))
         });
         let ev = if let Some(reason) = clash {
@@ -790,8 +921,14 @@ impl HostInner {
             }
             let ev = HostEvent::Load {
                 path: path.to_path_buf(),
-                outcome: events::LoadOutcome::Loaded { load_us: load_time.as_micros() as u64 },
-                behaviours: lib.behaviours.iter().map(|b| format!("{}@{}", b.name, b.version)).collect(),
+                outcome: events::LoadOutcome::Loaded {
+                    load_us: load_time.as_micros() as u64,
+                },
+                behaviours: lib
+                    .behaviours
+                    .iter()
+                    .map(|b| format!("{}@{}", b.name, b.version))
+                    .collect(),
                 hash: lib.short_hash(),
                 reason: None,
             };

@@ -5,8 +5,15 @@
 //! back if more are waiting — BEAM's reductions, in spirit, so one busy actor cannot starve
 //! the others. Idle workers spin briefly (a message usually arrives within microseconds
 //! under load, and a futex wake costs several) and then park until woken.
+//!
+//! An actor woken by a message sent *from* a worker goes to that worker's next-run slot
+//! instead of the shared queue (tokio's LIFO slot): a request and its reply then run
+//! back to back on one core with warm caches and no wake-up, which is what makes
+//! actor-to-actor messaging cheap. At most [`SLOT_STREAK`] slot runs happen in a row
+//! before the worker looks at the shared queue again, so a ping-pong pair cannot starve
+//! other actors.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,6 +27,14 @@ use crate::actor::Actor;
 /// Messages an actor may handle before it yields its worker to others.
 pub const BATCH: usize = 64;
 
+/// Consecutive next-run-slot runs before a worker serves the shared queue again.
+pub const SLOT_STREAK: u32 = 32;
+
+thread_local! {
+    /// This worker's next-run slot; `None` on threads that are not workers.
+    static SLOT: std::cell::RefCell<Option<Option<Arc<Actor>>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Spin rounds before a worker parks.
 const SPIN_ROUNDS: u32 = 200;
 
@@ -32,6 +47,9 @@ struct Shared {
     /// Indices of parked (or about to park) workers.
     idle: Mutex<Vec<usize>>,
     idle_count: AtomicUsize,
+    /// Workers looking for work without being parked. While one is, a push needs no
+    /// wake-up: a futex wake costs the pusher microseconds, more than the message itself.
+    spinning: AtomicUsize,
     shutdown: AtomicBool,
 }
 
@@ -44,10 +62,29 @@ pub struct RunQueue {
 impl RunQueue {
     /// Queues an actor the caller has claimed (`Actor::try_claim` returned true).
     pub fn push(&self, actor: Arc<Actor>) {
+        // On a worker: take the next-run slot; whatever was in it goes to the shared queue.
+        let mut actor = Some(actor);
+        let _ = SLOT.try_with(|s| {
+            if let Ok(mut slot) = s.try_borrow_mut() {
+                if let Some(next) = slot.as_mut() {
+                    actor = actor.take().and_then(|a| next.replace(a));
+                }
+            }
+        });
+        let Some(actor) = actor else { return };
+        self.push_shared(actor);
+    }
+
+    /// Pushes to the shared queue and wakes a worker if none is looking for work.
+    fn push_shared(&self, actor: Arc<Actor>) {
         self.shared.queue.push(actor);
-        // SeqCst pairs with the worker's registration in `idle` followed by a re-check of
-        // the queue: either the worker sees this push, or we see it idle and wake it.
-        if self.shared.idle_count.load(Ordering::SeqCst) > 0 {
+        // Pairs with the fence in `worker` between leaving the spinning state / joining
+        // `idle` and its last look at the queue: either that look sees this push, or we see
+        // the worker idle (and no spinner left) and wake it.
+        fence(Ordering::SeqCst);
+        if self.shared.spinning.load(Ordering::SeqCst) == 0
+            && self.shared.idle_count.load(Ordering::SeqCst) > 0
+        {
             let who = self.shared.idle.lock().pop();
             if let Some(i) = who {
                 self.shared.idle_count.fetch_sub(1, Ordering::SeqCst);
@@ -83,9 +120,12 @@ impl Scheduler {
             unparkers: parkers.iter().map(|p| p.unparker().clone()).collect(),
             idle: Mutex::new(Vec::with_capacity(threads)),
             idle_count: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
         });
-        let queue = RunQueue { shared: shared.clone() };
+        let queue = RunQueue {
+            shared: shared.clone(),
+        };
         let handles = parkers
             .into_iter()
             .enumerate()
@@ -99,7 +139,10 @@ impl Scheduler {
                     .expect("spawn scheduler thread")
             })
             .collect();
-        Scheduler { queue, threads: handles }
+        Scheduler {
+            queue,
+            threads: handles,
+        }
     }
 
     /// A handle for queuing actors.
@@ -131,38 +174,64 @@ fn take(shared: &Shared) -> Option<Arc<Actor>> {
 }
 
 fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue) {
-    let mut spins = 0u32;
+    SLOT.with(|s| *s.borrow_mut() = Some(None));
+    let take_slot = || SLOT.with(|s| s.borrow_mut().as_mut().and_then(Option::take));
+    let mut streak = 0u32;
+    let run_one = |actor: Arc<Actor>| {
+        if run(&actor) {
+            q.push_shared(actor);
+        }
+    };
     while !shared.shutdown.load(Ordering::Relaxed) {
-        if let Some(actor) = take(shared) {
-            spins = 0;
-            if run(&actor) {
-                q.push(actor);
+        if streak < SLOT_STREAK {
+            if let Some(actor) = take_slot() {
+                streak += 1;
+                run_one(actor);
+                continue;
             }
+        } else if let Some(actor) = take_slot() {
+            // Streak over: the slot's actor queues behind the others.
+            q.push_shared(actor);
+        }
+        streak = 0;
+        if let Some(actor) = take(shared) {
+            run_one(actor);
             continue;
         }
-        if spins < SPIN_ROUNDS {
-            spins += 1;
-            if spins % 16 == 0 {
+        // Spin a while: under load the next actor usually arrives within microseconds.
+        shared.spinning.fetch_add(1, Ordering::SeqCst);
+        let mut found = None;
+        for round in 0..SPIN_ROUNDS {
+            if let Some(a) = take(shared) {
+                found = Some(a);
+                break;
+            }
+            if round % 16 == 15 {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
             }
+        }
+        if found.is_none() {
+            // Join `idle` before we stop counting as a spinner, so a pusher that sees no
+            // spinner also sees us idle.
+            shared.idle.lock().push(i);
+            shared.idle_count.fetch_add(1, Ordering::SeqCst);
+        }
+        shared.spinning.fetch_sub(1, Ordering::SeqCst);
+        if let Some(actor) = found {
+            run_one(actor);
             continue;
         }
-        // Register as idle, then look once more before sleeping (see RunQueue::push).
-        shared.idle.lock().push(i);
-        shared.idle_count.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // Last look before sleeping (see RunQueue::push).
         if let Some(actor) = take(shared) {
             unregister(i, shared);
-            spins = 0;
-            if run(&actor) {
-                q.push(actor);
-            }
+            run_one(actor);
             continue;
         }
         parker.park_timeout(Duration::from_millis(100));
         unregister(i, shared);
-        spins = 0;
     }
 }
 

@@ -35,14 +35,20 @@ struct Migration {
 }
 
 /// Swaps every actor of `old`'s behaviours to `new`. Returns the `Reload` event.
-pub(crate) fn swap(host: &HostInner, old: &Arc<LoadedLibrary>, new: &Arc<LoadedLibrary>) -> HostEvent {
+pub(crate) fn swap(
+    host: &HostInner,
+    old: &Arc<LoadedLibrary>,
+    new: &Arc<LoadedLibrary>,
+) -> HostEvent {
     let mut changes: Vec<VersionChange> = old
         .behaviours
         .iter()
         .map(|b| VersionChange {
             behaviour: b.name.to_string(),
             from: b.version.to_string(),
-            to: new.behaviour(&b.name).map_or("?".into(), |n| n.version.to_string()),
+            to: new
+                .behaviour(&b.name)
+                .map_or("?".into(), |n| n.version.to_string()),
             actors: 0,
         })
         .collect();
@@ -56,7 +62,11 @@ pub(crate) fn swap(host: &HostInner, old: &Arc<LoadedLibrary>, new: &Arc<LoadedL
         })
     };
 
-    if let Some(missing) = old.behaviours.iter().find(|b| new.behaviour(&b.name).is_none()) {
+    if let Some(missing) = old
+        .behaviours
+        .iter()
+        .find(|b| new.behaviour(&b.name).is_none())
+    {
         let reason = format!(
             "the new library no longer exports behaviour `{}` (it exports {}); its actors would be orphaned",
             missing.name,
@@ -70,7 +80,10 @@ pub(crate) fn swap(host: &HostInner, old: &Arc<LoadedLibrary>, new: &Arc<LoadedL
         .iter()
         .find(|b| old.behaviour(&b.name).is_none() && table.contains_key(&b.name))
     {
-        let reason = format!("the new library adds behaviour `{}`, which another library provides", clash.name);
+        let reason = format!(
+            "the new library adds behaviour `{}`, which another library provides",
+            clash.name
+        );
         return report(changes, 0, ReloadOutcome::Rejected, Some(reason));
     }
 
@@ -149,7 +162,10 @@ pub(crate) fn swap(host: &HostInner, old: &Arc<LoadedLibrary>, new: &Arc<LoadedL
             let new_state = m.new_state.take().expect("every migration succeeded");
             // Suspended actors cannot have died in between; keep the check anyway.
             if core.alive {
-                old_states.push((core.version.clone(), std::mem::replace(&mut core.state, new_state)));
+                old_states.push((
+                    core.version.clone(),
+                    std::mem::replace(&mut core.state, new_state),
+                ));
                 core.version = m.to.clone();
             } else {
                 (m.to.desc.drop_state)(new_state);
@@ -186,7 +202,9 @@ pub(crate) fn swap(host: &HostInner, old: &Arc<LoadedLibrary>, new: &Arc<LoadedL
 }
 
 fn resume(host: &HostInner, actor: &Arc<Actor>) {
-    actor.suspended.store(false, std::sync::atomic::Ordering::SeqCst);
+    actor
+        .suspended
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     if !actor.mailbox.is_empty() && actor.try_claim() {
         host.requeue(actor.clone());
     }

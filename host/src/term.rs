@@ -58,9 +58,15 @@ mod tests {
         let reply = plugin_api::etf::to_vec("ok").unwrap();
         for id in [1u64, 300, 1 << 40] {
             let t = tagged("reply", id, Some(&reply));
-            assert_eq!(plugin_api::etf::from_slice::<Info>(&t).unwrap(), Info::Reply(id, "ok".into()));
+            assert_eq!(
+                plugin_api::etf::from_slice::<Info>(&t).unwrap(),
+                Info::Reply(id, "ok".into())
+            );
             let t = tagged("timeout", id, None);
-            assert_eq!(plugin_api::etf::from_slice::<Info>(&t).unwrap(), Info::Timeout(id));
+            assert_eq!(
+                plugin_api::etf::from_slice::<Info>(&t).unwrap(),
+                Info::Timeout(id)
+            );
         }
     }
 }

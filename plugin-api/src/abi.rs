@@ -150,7 +150,12 @@ pub struct HostApi {
     /// The running actor's id.
     pub self_id: extern "C" fn(data: *const c_void) -> u64,
     /// Send a message of the given kind (`Cast` or `Info`) to `to`.
-    pub send: extern "C" fn(data: *const c_void, to: Dest<'_>, kind: MsgKind, msg: RSlice<'_, u8>) -> SendCode,
+    pub send: extern "C" fn(
+        data: *const c_void,
+        to: Dest<'_>,
+        kind: MsgKind,
+        msg: RSlice<'_, u8>,
+    ) -> SendCode,
     /// Answer a call identified by `from`.
     pub reply: extern "C" fn(data: *const c_void, from: FromRaw, msg: RSlice<'_, u8>) -> SendCode,
     /// Send a call to `to`; the answer (or a timeout) arrives later as an info message.
@@ -216,7 +221,8 @@ pub struct BehaviourDesc {
         out: &mut StatePtr,
     ) -> Outcome,
     /// `terminate(state, reason, ctx)`: consumes and frees the state.
-    pub terminate: extern "C" fn(state: StatePtr, reason: RSlice<'_, u8>, ctx: &RawCtx<'_>) -> Outcome,
+    pub terminate:
+        extern "C" fn(state: StatePtr, reason: RSlice<'_, u8>, ctx: &RawCtx<'_>) -> Outcome,
     /// `drop_state(state)`: frees the state without calling `terminate`.
     pub drop_state: extern "C" fn(state: StatePtr),
 }
@@ -254,6 +260,9 @@ pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 mod tests {
     #[test]
     fn root_module_symbol_matches_abi_stable() {
-        assert_eq!(super::ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+        assert_eq!(
+            super::ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
     }
 }

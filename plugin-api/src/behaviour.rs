@@ -156,7 +156,11 @@ pub trait Behaviour: 'static {
     /// `#[serde(default)]` just works. Keep the old type (say `StateV1`) and decode
     /// `old_state` into it when the shape changes more than that. An error (or a panic)
     /// rolls the whole reload back: every actor keeps the old version and its old state.
-    fn code_change(old_vsn: &str, old_state: EtfRef<'_>, extra: EtfRef<'_>) -> Result<Self::State, BoxError> {
+    fn code_change(
+        old_vsn: &str,
+        old_state: EtfRef<'_>,
+        extra: EtfRef<'_>,
+    ) -> Result<Self::State, BoxError> {
         let _ = (old_vsn, extra);
         Ok(old_state.decode()?)
     }

@@ -186,29 +186,50 @@ impl<'a> Ctx<'a> {
     }
 
     /// Sends a plain message (`Pid ! Msg`): it arrives in the receiver's `handle_info`.
-    pub fn send<'n, M: Serialize + ?Sized>(&mut self, to: impl Into<To<'n>>, msg: &M) -> Result<(), SendError> {
+    pub fn send<'n, M: Serialize + ?Sized>(
+        &mut self,
+        to: impl Into<To<'n>>,
+        msg: &M,
+    ) -> Result<(), SendError> {
         self.send_kind(to.into(), MsgKind::Info, msg)
     }
 
     /// Sends a one-way request: it arrives in the receiver's `handle_cast`.
-    pub fn cast<'n, M: Serialize + ?Sized>(&mut self, to: impl Into<To<'n>>, msg: &M) -> Result<(), SendError> {
+    pub fn cast<'n, M: Serialize + ?Sized>(
+        &mut self,
+        to: impl Into<To<'n>>,
+        msg: &M,
+    ) -> Result<(), SendError> {
         self.send_kind(to.into(), MsgKind::Cast, msg)
     }
 
-    fn send_kind<M: Serialize + ?Sized>(&mut self, to: To<'_>, kind: MsgKind, msg: &M) -> Result<(), SendError> {
+    fn send_kind<M: Serialize + ?Sized>(
+        &mut self,
+        to: To<'_>,
+        kind: MsgKind,
+        msg: &M,
+    ) -> Result<(), SendError> {
         let raw = self.raw;
-        check(with_encoded(msg, |bytes| (raw.api.send)(raw.data, to.raw(), kind, bytes))?)
+        check(with_encoded(msg, |bytes| {
+            (raw.api.send)(raw.data, to.raw(), kind, bytes)
+        })?)
     }
 
     /// Answers a call whose `from` was kept (`gen_server:reply/2`). A reply to a caller
     /// that already timed out is dropped by the host and reported as `BadArg`.
-    pub fn reply<R: Serialize + ?Sized>(&mut self, from: ReplyTo, reply: &R) -> Result<(), SendError> {
+    pub fn reply<R: Serialize + ?Sized>(
+        &mut self,
+        from: ReplyTo,
+        reply: &R,
+    ) -> Result<(), SendError> {
         let raw = self.raw;
         let from = FromRaw {
             caller: from.caller,
             tag: from.tag,
         };
-        check(with_encoded(reply, |bytes| (raw.api.reply)(raw.data, from, bytes))?)
+        check(with_encoded(reply, |bytes| {
+            (raw.api.reply)(raw.data, from, bytes)
+        })?)
     }
 
     /// Calls another actor without blocking (`gen_server:send_request/2`). The reply comes
@@ -224,7 +245,9 @@ impl<'a> Ctx<'a> {
         let to = to.into().raw();
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let mut id = 0u64;
-        check(with_encoded(msg, |bytes| (raw.api.request)(raw.data, to, bytes, ms, &mut id))?)?;
+        check(with_encoded(msg, |bytes| {
+            (raw.api.request)(raw.data, to, bytes, ms, &mut id)
+        })?)?;
         Ok(ReqId(id))
     }
 
@@ -239,7 +262,9 @@ impl<'a> Ctx<'a> {
         let to = to.into().raw();
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         let mut t = 0u64;
-        check(with_encoded(msg, |bytes| (raw.api.send_after)(raw.data, to, bytes, ms, &mut t))?)?;
+        check(with_encoded(msg, |bytes| {
+            (raw.api.send_after)(raw.data, to, bytes, ms, &mut t)
+        })?)?;
         Ok(TimerRef(t))
     }
 

@@ -71,7 +71,10 @@ fn guard(f: impl FnOnce() -> Outcome) -> Outcome {
 fn stop(reason: &Reason) -> Outcome {
     match etf::to_vec(reason) {
         Ok(bytes) => Outcome::with(OutcomeCode::Stop, bytes),
-        Err(e) => Outcome::with(OutcomeCode::Error, format!("cannot encode stop reason: {e}")),
+        Err(e) => Outcome::with(
+            OutcomeCode::Error,
+            format!("cannot encode stop reason: {e}"),
+        ),
     }
 }
 
@@ -84,7 +87,11 @@ fn boxed<S>(state: S) -> StatePtr {
 }
 
 /// `init` for behaviour `B`.
-pub extern "C" fn init<B: Behaviour>(args: RSlice<'_, u8>, ctx: &RawCtx<'_>, out: &mut StatePtr) -> Outcome {
+pub extern "C" fn init<B: Behaviour>(
+    args: RSlice<'_, u8>,
+    ctx: &RawCtx<'_>,
+    out: &mut StatePtr,
+) -> Outcome {
     guard(|| {
         let args: B::Args = match etf::from_slice(args.as_slice()) {
             Ok(a) => a,
@@ -170,17 +177,27 @@ pub extern "C" fn code_change<B: Behaviour>(
     extra: RSlice<'_, u8>,
     out: &mut StatePtr,
 ) -> Outcome {
-    guard(|| match B::code_change(old_vsn.as_str(), EtfRef(old_state.as_slice()), EtfRef(extra.as_slice())) {
-        Ok(state) => {
-            *out = boxed(state);
-            Outcome::ok()
+    guard(|| {
+        match B::code_change(
+            old_vsn.as_str(),
+            EtfRef(old_state.as_slice()),
+            EtfRef(extra.as_slice()),
+        ) {
+            Ok(state) => {
+                *out = boxed(state);
+                Outcome::ok()
+            }
+            Err(e) => Outcome::with(OutcomeCode::Error, e.to_string()),
         }
-        Err(e) => Outcome::with(OutcomeCode::Error, e.to_string()),
     })
 }
 
 /// Runs `terminate` and frees the state.
-pub extern "C" fn terminate<B: Behaviour>(state: StatePtr, reason: RSlice<'_, u8>, ctx: &RawCtx<'_>) -> Outcome {
+pub extern "C" fn terminate<B: Behaviour>(
+    state: StatePtr,
+    reason: RSlice<'_, u8>,
+    ctx: &RawCtx<'_>,
+) -> Outcome {
     guard(|| {
         // SAFETY: made by `boxed::<B::State>` in this version; the host calls terminate or
         // drop_state exactly once per state and never uses the pointer afterwards.

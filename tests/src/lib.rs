@@ -18,7 +18,10 @@ use host::HostEvent;
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Where the e2e builds and scratch files go.
@@ -111,7 +114,8 @@ serde = {{ version = "1", features = ["derive"] }}
     }
     let target = e2e.join("target");
     let mut cmd = Command::new(cargo());
-    cmd.args(["build", "--quiet", "--manifest-path"]).arg(dir.join("Cargo.toml"));
+    cmd.args(["build", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"));
     if variant.release {
         cmd.arg("--release");
     }
@@ -161,7 +165,9 @@ fn fake_api(version: &str) -> PathBuf {
         out.push_str(&l);
         out.push('\n');
     }
-    out = out.replace("edition = ", "edition = \"2021\"\n#").replace("license = ", "#license = ");
+    out = out
+        .replace("edition = ", "edition = \"2021\"\n#")
+        .replace("license = ", "#license = ");
     out.push_str("\n[workspace]\n");
     write_if_changed(&dst.join("Cargo.toml"), &out);
     dst
@@ -200,7 +206,10 @@ impl PluginDir {
         let base = e2e_dir().join("dirs");
         std::fs::create_dir_all(&base).unwrap();
         PluginDir {
-            dir: tempfile::Builder::new().prefix("plugins-").tempdir_in(base).unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("plugins-")
+                .tempdir_in(base)
+                .unwrap(),
         }
     }
 
@@ -238,7 +247,11 @@ impl Default for PluginDir {
 }
 
 /// Waits for the first event matching `pred`, or `None` after `timeout`.
-pub fn wait_for(rx: &Receiver<HostEvent>, timeout: Duration, mut pred: impl FnMut(&HostEvent) -> bool) -> Option<HostEvent> {
+pub fn wait_for(
+    rx: &Receiver<HostEvent>,
+    timeout: Duration,
+    mut pred: impl FnMut(&HostEvent) -> bool,
+) -> Option<HostEvent> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;

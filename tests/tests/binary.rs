@@ -21,7 +21,11 @@ fn write_config(dir: &PluginDir, extra: &str) -> std::path::PathBuf {
 }
 
 /// Reads JSON log lines until one satisfies `pred`.
-fn wait_line(rx: &mpsc::Receiver<String>, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+fn wait_line(
+    rx: &mpsc::Receiver<String>,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
     let deadline = Instant::now() + timeout;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
@@ -55,11 +59,16 @@ fn the_binary_logs_a_reload_event_when_a_plugin_is_rebuilt() {
             let _ = tx.send(line);
         }
     });
-    let started = wait_line(&rx, Duration::from_secs(20), |l| l.contains(r#""event":"actor_started""#));
+    let started = wait_line(&rx, Duration::from_secs(20), |l| {
+        l.contains(r#""event":"actor_started""#)
+    });
     assert!(started.is_some(), "actor_started logged");
 
     dir.install(&build(&Variant::of("v2")));
-    let reload = wait_line(&rx, Duration::from_secs(30), |l| l.contains(r#""event":"reload""#)).expect("reload logged");
+    let reload = wait_line(&rx, Duration::from_secs(30), |l| {
+        l.contains(r#""event":"reload""#)
+    })
+    .expect("reload logged");
     let _ = child.kill();
     let _ = child.wait();
     for field in [
@@ -75,9 +84,15 @@ fn the_binary_logs_a_reload_event_when_a_plugin_is_rebuilt() {
 }
 
 fn run_expecting_failure(args: &[&str]) -> (i32, String) {
-    let out = Command::new(host_bin()).args(args).output().expect("run host");
+    let out = Command::new(host_bin())
+        .args(args)
+        .output()
+        .expect("run host");
     assert!(!out.status.success());
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -100,8 +115,13 @@ fn bad_configs_are_refused_with_a_clear_error() {
     assert!(err.contains("does-not-exist"), "{err}");
 
     let unknown = dir.path().join("unknown.toml");
-    std::fs::write(&unknown, "plugin_dirs = [\".\"]\n[[actors]]\nbehaviour = \"nope\"\n").unwrap();
-    let (_, err) = run_expecting_failure(&["--config", unknown.to_str().unwrap(), "--run-for", "5"]);
+    std::fs::write(
+        &unknown,
+        "plugin_dirs = [\".\"]\n[[actors]]\nbehaviour = \"nope\"\n",
+    )
+    .unwrap();
+    let (_, err) =
+        run_expecting_failure(&["--config", unknown.to_str().unwrap(), "--run-for", "5"]);
     assert!(err.contains("unknown behaviour `nope`"), "{err}");
 
     let badargs = dir.path().join("badargs.toml");
@@ -110,6 +130,7 @@ fn bad_configs_are_refused_with_a_clear_error() {
         "plugin_dirs = [\".\"]\n[[actors]]\nbehaviour = \"tp\"\nargs = { x = 1 }\n",
     )
     .unwrap();
-    let (_, err) = run_expecting_failure(&["--config", badargs.to_str().unwrap(), "--run-for", "5"]);
+    let (_, err) =
+        run_expecting_failure(&["--config", badargs.to_str().unwrap(), "--run-for", "5"]);
     assert!(err.contains("init args"), "{err}");
 }

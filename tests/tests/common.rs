@@ -27,7 +27,11 @@ pub enum Call {
 pub enum Reply {
     Count(String, u64),
     Seq(u64),
-    Stats { version: String, count: u64, disorder: u64 },
+    Stats {
+        version: String,
+        count: u64,
+        disorder: u64,
+    },
     Stopping,
 }
 
@@ -55,9 +59,11 @@ pub fn start(dir: &PluginDir) -> (Host, crossbeam_channel::Receiver<HostEvent>) 
 }
 
 pub fn get(host: &Host, who: &str) -> Reply {
-    host.call_as(Target::Name(who), &Call::Get, T).expect("get answers")
+    host.call_as(Target::Name(who), &Call::Get, T)
+        .expect("get answers")
 }
 
 pub fn cast(host: &Host, who: &str, msg: &Cast) {
-    host.cast(Target::Name(who), plugin_api::etf::to_vec(msg).unwrap()).expect("cast")
+    host.cast(Target::Name(who), plugin_api::etf::to_vec(msg).unwrap())
+        .expect("cast")
 }

@@ -18,8 +18,13 @@ fn a_panicking_handler_crashes_only_its_actor() {
     host.spawn_with("tp", Some("bystander"), &()).unwrap();
     cast(&host, "bystander", &Cast::Incr(1));
 
-    let e = host.call_as::<_, Reply>(Target::Name("victim"), &Call::Panic, T).unwrap_err();
-    assert!(matches!(&e, CallError::Exit(r) if r.contains("asked to panic in handle_call")), "{e:?}");
+    let e = host
+        .call_as::<_, Reply>(Target::Name("victim"), &Call::Panic, T)
+        .unwrap_err();
+    assert!(
+        matches!(&e, CallError::Exit(r) if r.contains("asked to panic in handle_call")),
+        "{e:?}"
+    );
     let ev = wait_for(&rx, T, |e| matches!(e, HostEvent::Crash { .. })).expect("crash event");
     let HostEvent::Crash {
         name,
@@ -34,7 +39,10 @@ fn a_panicking_handler_crashes_only_its_actor() {
     };
     assert_eq!(name.as_deref(), Some("victim"));
     assert_eq!((behaviour.as_str(), version.as_str()), ("tp", "1"));
-    assert!(panic.contains("asked to panic in handle_call") && panic.contains("tp.rs"), "{panic}");
+    assert!(
+        panic.contains("asked to panic in handle_call") && panic.contains("tp.rs"),
+        "{panic}"
+    );
     assert_eq!(message, "panic", "the message being handled");
 
     // The name is free, the bystander fine, the host up.
@@ -43,7 +51,11 @@ fn a_panicking_handler_crashes_only_its_actor() {
     host.spawn_with("tp", Some("victim"), &()).unwrap();
 
     // A panic in handle_info too.
-    host.send(Target::Name("victim"), plugin_api::etf::to_vec(&Info::Panic).unwrap()).unwrap();
+    host.send(
+        Target::Name("victim"),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
     let ev = wait_for(&rx, T, |e| matches!(e, HostEvent::Crash { .. })).expect("second crash");
     assert!(matches!(ev, HostEvent::Crash { ref panic, .. } if panic.contains("handle_info")));
     assert_eq!(get(&host, "bystander"), Reply::Count("1".into(), 1));
@@ -58,7 +70,10 @@ fn a_stopping_actor_answers_then_terminates() {
     let r: Reply = host.call_as(Target::Name("a"), &Call::Stop, T).unwrap();
     assert_eq!(r, Reply::Stopping);
     let ev = wait_for(&rx, T, |e| matches!(e, HostEvent::Stopped { .. })).expect("stopped event");
-    assert!(matches!(ev, HostEvent::Stopped { ref reason, .. } if reason == "normal"), "{ev:?}");
+    assert!(
+        matches!(ev, HostEvent::Stopped { ref reason, .. } if reason == "normal"),
+        "{ev:?}"
+    );
     assert!(host.whereis("a").is_none());
 }
 
@@ -69,7 +84,11 @@ fn a_call_times_out_and_the_late_reply_is_dropped() {
     let (host, _rx) = start(&dir);
     host.spawn_with("tp", Some("a"), &()).unwrap();
     let e = host
-        .call_as::<_, Reply>(Target::Name("a"), &Call::Later(300), Duration::from_millis(50))
+        .call_as::<_, Reply>(
+            Target::Name("a"),
+            &Call::Later(300),
+            Duration::from_millis(50),
+        )
         .unwrap_err();
     assert_eq!(e, CallError::Timeout);
     std::thread::sleep(Duration::from_millis(400));

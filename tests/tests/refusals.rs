@@ -24,7 +24,14 @@ fn refused_while_v1_runs(install_bad: impl FnOnce(&PluginDir)) -> String {
     // Either the loader refused it (a `reload` event, outcome rejected) or the watcher
     // refused to hand it over (a `load` event, rejected).
     let ev = wait_for(&rx, RELOAD_WAIT, |e| {
-        matches!(e, HostEvent::Reload(_)) || matches!(e, HostEvent::Load { outcome: LoadOutcome::Rejected, .. })
+        matches!(e, HostEvent::Reload(_))
+            || matches!(
+                e,
+                HostEvent::Load {
+                    outcome: LoadOutcome::Rejected,
+                    ..
+                }
+            )
     })
     .expect("a refusal event");
     let reason = match ev {
@@ -35,7 +42,11 @@ fn refused_while_v1_runs(install_bad: impl FnOnce(&PluginDir)) -> String {
         HostEvent::Load { reason, path, .. } => format!("{}: {}", path.display(), reason.unwrap()),
         _ => unreachable!(),
     };
-    assert_eq!(get(&host, "a"), Reply::Count("1".into(), 4), "old version still serving");
+    assert_eq!(
+        get(&host, "a"),
+        Reply::Count("1".into(), 4),
+        "old version still serving"
+    );
     assert_eq!(host.version_of("tp").as_deref(), Some("1"));
 
     // And a good build after the bad one is picked up.
@@ -55,7 +66,10 @@ fn a_library_built_against_an_incompatible_plugin_api_is_refused() {
     });
     let reason = refused_while_v1_runs(|d| d.install(&bad));
     assert!(reason.contains("incompatible plugin-api"), "{reason}");
-    assert!(reason.contains("0.2.0") && reason.contains("0.1.0"), "names both versions: {reason}");
+    assert!(
+        reason.contains("0.2.0") && reason.contains("0.1.0"),
+        "names both versions: {reason}"
+    );
 }
 
 #[test]
@@ -63,7 +77,10 @@ fn a_truncated_library_is_refused() {
     let v2 = std::fs::read(build(&Variant::of("v2"))).unwrap();
     let reason = refused_while_v1_runs(|d| d.write_raw(&v2[..v2.len() / 3]));
     assert!(reason.contains("libtp.so"), "names the file: {reason}");
-    assert!(reason.contains("ELF") || reason.contains("cannot load"), "says what is wrong: {reason}");
+    assert!(
+        reason.contains("ELF") || reason.contains("cannot load"),
+        "says what is wrong: {reason}"
+    );
 }
 
 #[test]
@@ -76,7 +93,10 @@ fn a_file_that_is_not_a_library_is_refused() {
 fn a_new_version_that_drops_a_behaviour_is_refused() {
     let renamed = build(&Variant::of("v2_renamed"));
     let reason = refused_while_v1_runs(|d| d.install(&renamed));
-    assert!(reason.contains("no longer exports behaviour `tp`"), "{reason}");
+    assert!(
+        reason.contains("no longer exports behaviour `tp`"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -87,13 +107,22 @@ fn bad_input_through_the_api_gets_clear_errors() {
     let (host, _rx) = start(&dir);
 
     let e = host.spawn_with("nope", None, &()).unwrap_err().to_string();
-    assert!(e.contains("unknown behaviour `nope`") && e.contains("tp"), "{e}");
+    assert!(
+        e.contains("unknown behaviour `nope`") && e.contains("tp"),
+        "{e}"
+    );
 
-    let e = host.spawn_with("tp", None, &("not", "unit")).unwrap_err().to_string();
+    let e = host
+        .spawn_with("tp", None, &("not", "unit"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("init args"), "{e}");
 
     host.spawn_with("tp", Some("a"), &()).unwrap();
-    let e = host.spawn_with("tp", Some("a"), &()).unwrap_err().to_string();
+    let e = host
+        .spawn_with("tp", Some("a"), &())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already_started"), "{e}");
 
     let e = host
@@ -104,7 +133,11 @@ fn bad_input_through_the_api_gets_clear_errors() {
 
     // A message the behaviour cannot decode is refused; the actor carries on.
     let e = host
-        .call(host::Target::Name("a"), plugin_api::etf::to_vec(&"garbage").unwrap(), T)
+        .call(
+            host::Target::Name("a"),
+            plugin_api::etf::to_vec(&"garbage").unwrap(),
+            T,
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("bad message"), "{e}");
@@ -132,17 +165,30 @@ fn the_loader_itself_refuses_bad_files_with_their_reason() {
     let cases: [(&str, Vec<u8>, &str); 3] = [
         ("empty", Vec::new(), "is empty"),
         ("text", b"hello".to_vec(), "not a shared library"),
-        ("truncated", v1[..v1.len() / 3].to_vec(), "cannot load"),
+        (
+            "truncated",
+            v1[..v1.len() / 3].to_vec(),
+            "incomplete ELF file",
+        ),
     ];
     for (what, bytes, expect) in cases {
         let p = scratch.path().join(format!("lib{what}.so"));
         std::fs::write(&p, bytes).unwrap();
-        let e = host::loader::load(&p, &copies.path()).err().expect("refused").to_string();
-        assert!(e.contains(expect) && e.contains(&format!("lib{what}.so")), "{what}: {e}");
+        let e = host::loader::load(&p, &copies.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains(expect) && e.contains(&format!("lib{what}.so")),
+            "{what}: {e}"
+        );
     }
     let e = host::loader::load(&scratch.path().join("libmissing.so"), &copies.path())
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("cannot read") && e.contains("libmissing.so"), "{e}");
+    assert!(
+        e.contains("cannot read") && e.contains("libmissing.so"),
+        "{e}"
+    );
 }

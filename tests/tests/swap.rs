@@ -28,7 +28,15 @@ fn swap_migrates_state_and_the_new_version_answers() {
     assert_eq!(r.outcome, ReloadOutcome::Ok, "{r:?}");
     assert_eq!(r.behaviours.len(), 1);
     let b = &r.behaviours[0];
-    assert_eq!((b.behaviour.as_str(), b.from.as_str(), b.to.as_str(), b.actors), ("tp", "1", "2", 2));
+    assert_eq!(
+        (
+            b.behaviour.as_str(),
+            b.from.as_str(),
+            b.to.as_str(),
+            b.actors
+        ),
+        ("tp", "1", "2", 2)
+    );
 
     assert_eq!(get(&host, "a"), Reply::Count("2".into(), 5));
     assert_eq!(get(&host, "b"), Reply::Count("2".into(), 7));
@@ -57,7 +65,9 @@ fn messages_sent_through_a_swap_are_not_lost_duplicated_or_reordered() {
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) || n < 200 {
-                let r: Reply = host.call_as(Target::Name("seq"), &Call::Seq(n), T).expect("no call lost");
+                let r: Reply = host
+                    .call_as(Target::Name("seq"), &Call::Seq(n), T)
+                    .expect("no call lost");
                 assert_eq!(r, Reply::Seq(n), "replies in order");
                 n += 1;
             }
@@ -75,7 +85,7 @@ fn messages_sent_through_a_swap_are_not_lost_duplicated_or_reordered() {
                     host.cast(Target::Name(&format!("w{i}")), bytes).unwrap();
                 }
                 n += 1;
-                if n % 50 == 0 {
+                if n.is_multiple_of(50) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -102,7 +112,9 @@ fn messages_sent_through_a_swap_are_not_lost_duplicated_or_reordered() {
         }
     );
     for i in 0..100 {
-        let s: Reply = host.call_as(Target::Name(&format!("w{i}")), &Call::Stats, T).unwrap();
+        let s: Reply = host
+            .call_as(Target::Name(&format!("w{i}")), &Call::Stats, T)
+            .unwrap();
         assert_eq!(
             s,
             Reply::Stats {
@@ -128,7 +140,10 @@ fn rolled_back(feature: &'static str, reason_has: &str) {
     let r = next_reload(&rx, RELOAD_WAIT).expect("a reload event");
     assert_eq!(r.outcome, ReloadOutcome::RolledBack, "{r:?}");
     let reason = r.reason.unwrap();
-    assert!(reason.contains(reason_has), "reason names the failure: {reason}");
+    assert!(
+        reason.contains(reason_has),
+        "reason names the failure: {reason}"
+    );
     assert!(reason.contains("code_change"), "{reason}");
 
     // The old version answers, with its old state; the host is fine.
@@ -207,11 +222,16 @@ fn a_deferred_reply_survives_a_swap() {
     // The call is answered 3 s later by a timer, from whatever version runs then.
     let waiting = {
         let host = host.clone();
-        std::thread::spawn(move || host.call_as::<_, Reply>(Target::Name("a"), &Call::Later(3000), T))
+        std::thread::spawn(move || {
+            host.call_as::<_, Reply>(Target::Name("a"), &Call::Later(3000), T)
+        })
     };
     std::thread::sleep(Duration::from_millis(100));
     dir.install(&v2);
     let r = next_reload(&rx, RELOAD_WAIT).expect("a reload event");
     assert_eq!(r.outcome, ReloadOutcome::Ok);
-    assert_eq!(waiting.join().unwrap().unwrap(), Reply::Count("2".into(), 2));
+    assert_eq!(
+        waiting.join().unwrap().unwrap(),
+        Reply::Count("2".into(), 2)
+    );
 }

@@ -19,9 +19,12 @@ type Result<T> = std::result::Result<T, Error>;
 
 /// Deepest nesting of tuples, lists, maps and tagged enums accepted when decoding.
 ///
-/// Real messages are a handful of levels deep; 512 leaves ample room while keeping the
-/// recursion far from the stack limit even on a small scheduler thread stack.
-pub const MAX_DEPTH: u32 = 512;
+/// Real messages are a handful of levels deep. The limit keeps hostile input from
+/// overflowing the stack: measured at the limit, a debug build needs about 4 KiB of
+/// stack per level on the heaviest path (`#[serde(untagged)]` buffering), so 128 levels
+/// fit in 512 KiB — well inside a default 2 MiB thread stack — and a release build needs
+/// a quarter of that. (serde_json uses the same limit.)
+pub const MAX_DEPTH: u32 = 128;
 
 /// A reader over one encoded input. Cheap to copy (a slice, a position and a depth), which
 /// lets look-ahead parse on a copy and throw it away.
@@ -73,6 +76,7 @@ impl fmt::Display for Int {
 
 impl<'de> Deserializer<'de> {
     /// A reader over a full encoding: checks the version byte and refuses compressed terms.
+    #[inline]
     pub(crate) fn from_versioned(input: &'de [u8]) -> Result<Self> {
         match input.first() {
             None => Err(Error::at("empty input, expected version byte 131", 0)),
@@ -108,6 +112,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// Fails unless the whole input was consumed: a message is exactly one term.
+    #[inline]
     pub(crate) fn end(&self) -> Result<()> {
         if self.pos == self.input.len() {
             Ok(())
@@ -234,7 +239,10 @@ impl<'de> Deserializer<'de> {
     #[cold]
     pub(crate) fn unexpected(&self, expected: fmt::Arguments<'_>) -> Error {
         Error::at(
-            format!("expected {expected}, found {}", describe(self.input, self.pos)),
+            format!(
+                "expected {expected}, found {}",
+                describe(self.input, self.pos)
+            ),
             self.pos,
         )
     }
@@ -293,7 +301,21 @@ impl<'de> Deserializer<'de> {
 
     /// Reads an integer in any encoding, failing (naming `what` wanted it) on other terms
     /// and on bignums wider than 128 bits.
+    #[inline]
     pub(crate) fn read_int(&mut self, what: &str) -> Result<Int> {
+        match self.input.get(self.pos..self.pos + 2) {
+            Some(&[SMALL_INTEGER_EXT, b]) => {
+                self.pos += 2;
+                Ok(Int {
+                    negative: false,
+                    magnitude: b as u128,
+                })
+            }
+            _ => self.read_int_slow(what),
+        }
+    }
+
+    fn read_int_slow(&mut self, what: &str) -> Result<Int> {
         let start = self.pos;
         let tag = self.peek()?;
         let int = match tag {
@@ -322,10 +344,7 @@ impl<'de> Deserializer<'de> {
                 let (negative, digits) = self.big_body(n)?;
                 if digits.len() > 16 {
                     return Err(Error::at(
-                        format!(
-                            "integer of {} bytes is too large for {what}",
-                            digits.len()
-                        ),
+                        format!("integer of {} bytes is too large for {what}", digits.len()),
                         start,
                     ));
                 }
@@ -443,6 +462,55 @@ impl<'de> Deserializer<'de> {
     /// Skips one term of any kind, validating its structure (used for ignored fields and
     /// to measure a term).
     pub(crate) fn skip(&mut self) -> Result<()> {
+        match self.peek()? {
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+                let n = if self.read_u8()? == SMALL_TUPLE_EXT {
+                    self.read_u8()? as usize
+                } else {
+                    self.read_len32()?
+                };
+                self.skip_n(n, false)
+            }
+            LIST_EXT => {
+                self.pos += 1;
+                let n = self.read_len32()?;
+                self.skip_n(n, true)
+            }
+            MAP_EXT => {
+                self.pos += 1;
+                let n = self.read_len32()?;
+                self.enter()?;
+                for _ in 0..n {
+                    self.skip()?;
+                    self.skip()?;
+                }
+                self.leave();
+                Ok(())
+            }
+            EXPORT_EXT => {
+                self.pos += 1;
+                self.skip_n(3, false)
+            }
+            _ => self.skip_leaf(),
+        }
+    }
+
+    /// Skips `n` nested terms (and a list tail).
+    fn skip_n(&mut self, n: usize, tail: bool) -> Result<()> {
+        self.enter()?;
+        for _ in 0..n {
+            self.skip()?;
+        }
+        if tail {
+            self.skip()?;
+        }
+        self.leave();
+        Ok(())
+    }
+
+    /// Skips a term that contains no other terms.
+    #[inline(never)]
+    fn skip_leaf(&mut self) -> Result<()> {
         let start = self.pos;
         let tag = self.read_u8()?;
         match tag {
@@ -469,31 +537,10 @@ impl<'de> Deserializer<'de> {
                 let n = self.read_len32()?;
                 self.big_body(n)?;
             }
-            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
-                let n = if tag == SMALL_TUPLE_EXT {
-                    self.read_u8()? as usize
-                } else {
-                    self.read_len32()?
-                };
-                self.enter()?;
-                for _ in 0..n {
-                    self.skip()?;
-                }
-                self.leave();
-            }
             NIL_EXT => {}
             STRING_EXT => {
                 let n = self.read_u16()? as usize;
                 self.take(n)?;
-            }
-            LIST_EXT => {
-                let n = self.read_len32()?;
-                self.enter()?;
-                for _ in 0..n {
-                    self.skip()?;
-                }
-                self.skip()?;
-                self.leave();
             }
             BINARY_EXT => {
                 let n = self.read_len32()?;
@@ -503,15 +550,6 @@ impl<'de> Deserializer<'de> {
                 let n = self.read_len32()?;
                 self.bits_byte(n)?;
                 self.take(n)?;
-            }
-            MAP_EXT => {
-                let n = self.read_len32()?;
-                self.enter()?;
-                for _ in 0..n {
-                    self.skip()?;
-                    self.skip()?;
-                }
-                self.leave();
             }
             PID_EXT | NEW_PID_EXT | PORT_EXT | NEW_PORT_EXT | V4_PORT_EXT | REFERENCE_EXT => {
                 self.read_atom(format_args!("a node name atom"))?;
@@ -535,13 +573,6 @@ impl<'de> Deserializer<'de> {
                     return Err(Error::at(format!("NEW_FUN_EXT size {size} < 4"), start));
                 }
                 self.take(size - 4)?;
-            }
-            EXPORT_EXT => {
-                self.enter()?;
-                self.skip()?;
-                self.skip()?;
-                self.skip()?;
-                self.leave();
             }
             _ => {
                 self.pos = start;
@@ -573,11 +604,9 @@ impl<'de> Deserializer<'de> {
     pub(crate) fn unsupported(&self, tag: u8) -> Error {
         let msg = match tag {
             COMPRESSED => "compressed terms (tag 80) are not supported".to_owned(),
-            ATOM_CACHE_REF => {
-                "atom cache references (tag 82) only occur inside the distribution \
+            ATOM_CACHE_REF => "atom cache references (tag 82) only occur inside the distribution \
                  protocol and are not supported"
-                    .to_owned()
-            }
+                .to_owned(),
             LOCAL_EXT => "LOCAL_EXT (tag 121) terms are node-local and not supported".to_owned(),
             FUN_EXT => "the old FUN_EXT (tag 117) is not supported".to_owned(),
             VERSION => "unexpected version byte 131 inside a term".to_owned(),
@@ -684,7 +713,11 @@ impl<'de> Deserializer<'de> {
     }
 
     /// Reads a map and hands its pairs to `visitor`.
-    fn visit_map<V: Visitor<'de>>(&mut self, visitor: V, what: fmt::Arguments<'_>) -> Result<V::Value> {
+    fn visit_map<V: Visitor<'de>>(
+        &mut self,
+        visitor: V,
+        what: fmt::Arguments<'_>,
+    ) -> Result<V::Value> {
         if self.peek()? != MAP_EXT {
             return Err(self.unexpected(what));
         }
@@ -723,7 +756,10 @@ impl<'de> Deserializer<'de> {
                 } else if let Some(v) = i.to_i128() {
                     visitor.visit_i128(v)
                 } else {
-                    Err(Error::at(format!("integer {i} does not fit in i128"), start))
+                    Err(Error::at(
+                        format!("integer {i} does not fit in i128"),
+                        start,
+                    ))
                 }
             }
             NEW_FLOAT_EXT | FLOAT_EXT => visitor.visit_f64(self.read_float("a value")?),
@@ -764,15 +800,13 @@ impl<'de> Deserializer<'de> {
             NIL_EXT | LIST_EXT | STRING_EXT => self.visit_list(visitor, "a value"),
             MAP_EXT => self.visit_map(visitor, format_args!("a map")),
             PID_EXT | NEW_PID_EXT | PORT_EXT | NEW_PORT_EXT | V4_PORT_EXT | REFERENCE_EXT
-            | NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT | NEW_FUN_EXT | EXPORT_EXT => {
-                Err(Error::at(
-                    format!(
-                        "a {} has no serde equivalent (decode into Term)",
-                        kind_name(tag)
-                    ),
-                    self.pos,
-                ))
-            }
+            | NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT | NEW_FUN_EXT | EXPORT_EXT => Err(Error::at(
+                format!(
+                    "a {} has no serde equivalent (decode into Term)",
+                    kind_name(tag)
+                ),
+                self.pos,
+            )),
             t => Err(self.unsupported(t)),
         }
     }
@@ -812,17 +846,15 @@ pub(crate) fn describe(input: &[u8], pos: usize) -> String {
         depth: 0,
     };
     let detail = match tag {
-        ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
-            match r.atom_body(tag) {
-                Ok(a) => {
-                    let text = a.text();
-                    let shown: String = text.chars().take(64).collect();
-                    let dots = if text.chars().count() > 64 { "..." } else { "" };
-                    format!("atom `{shown}{dots}`")
-                }
-                Err(_) => "truncated atom".to_owned(),
+        ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => match r.atom_body(tag) {
+            Ok(a) => {
+                let text = a.text();
+                let shown: String = text.chars().take(64).collect();
+                let dots = if text.chars().count() > 64 { "..." } else { "" };
+                format!("atom `{shown}{dots}`")
             }
-        }
+            Err(e) => format!("malformed atom: {}", e.message()),
+        },
         SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => {
             r.pos = pos;
             match r.read_int("") {
@@ -1098,8 +1130,10 @@ impl<'de> de::VariantAccess<'de> for Enum<'_, 'de> {
             return Err(self.shape_error("a tuple {tag, #{field => Value}}"));
         }
         let name = self.name;
-        self.de
-            .visit_map(visitor, format_args!("a map of fields for a variant of enum `{name}`"))
+        self.de.visit_map(
+            visitor,
+            format_args!("a map of fields for a variant of enum `{name}`"),
+        )
     }
 }
 
@@ -1138,11 +1172,7 @@ impl<'de> de::VariantAccess<'de> for RawTerm<'_, 'de> {
         Err(Error::msg("internal: raw term is a newtype variant"))
     }
 
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value> {
+    fn struct_variant<V: Visitor<'de>>(self, _: &'static [&'static str], _: V) -> Result<V::Value> {
         Err(Error::msg("internal: raw term is a newtype variant"))
     }
 }
@@ -1208,7 +1238,9 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let start = self.pos;
         let f = self.read_float("f32")?;
-        visitor.visit_f32(f as f32).map_err(|e: Error| e.or_at(start))
+        visitor
+            .visit_f32(f as f32)
+            .map_err(|e: Error| e.or_at(start))
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -1225,9 +1257,9 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         let c = match tag {
             SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => {
                 let n = self.read_int("char")?;
-                n.to::<u32>().and_then(char::from_u32).ok_or_else(|| {
-                    Error::at(format!("{n} is not a Unicode code point"), start)
-                })?
+                n.to::<u32>()
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| Error::at(format!("{n} is not a Unicode code point"), start))?
             }
             BINARY_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
                 let s: String = self.text_value()?;
@@ -1293,9 +1325,9 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 visitor.visit_borrowed_str("")
             }
             _ => {
-                return Err(self.unexpected(format_args!(
-                    "a binary, atom or char list for a string"
-                )))
+                return Err(
+                    self.unexpected(format_args!("a binary, atom or char list for a string"))
+                )
             }
         };
         r.map_err(|e: Error| e.or_at(start))
@@ -1483,9 +1515,9 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             }
             t if tags::is_atom(t) => None,
             _ => {
-                return Err(self.unexpected(format_args!(
-                    "an atom or a tagged tuple for enum `{name}`"
-                )))
+                return Err(
+                    self.unexpected(format_args!("an atom or a tagged tuple for enum `{name}`"))
+                )
             }
         };
         if arity == Some(0) {

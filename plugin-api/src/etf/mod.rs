@@ -59,6 +59,9 @@
 //! lists (including `STRING_EXT`) → sequences, maps → maps. Pids, ports, references and
 //! funs have no serde equivalent there; decode them into [`Term`].
 //!
+//! `#[serde(flatten)]` makes serde write the struct as a generic map with string keys, so
+//! its keys come out as binaries rather than atoms; decoding accepts both.
+//!
 //! Types with a human-readable and a compact serde form (IP addresses, UUIDs, ...) use
 //! the compact one (`is_human_readable` is false), which is also the Erlang way:
 //! `{127,0,0,1}`, a 16-byte binary.

@@ -389,7 +389,80 @@ fn char_list(items: &[Term]) -> Option<impl ExactSizeIterator<Item = u8> + '_> {
 
 impl Deserializer<'_> {
     /// Decodes one term of any kind (the `Term` decoder; the typed path never builds one).
+    ///
+    /// The recursive kinds get their own small functions so that each nesting level
+    /// costs little stack even in debug builds.
     pub(crate) fn parse_term(&mut self) -> Result<Term> {
+        match self.peek()? {
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => self.parse_tuple(),
+            LIST_EXT => self.parse_list(),
+            MAP_EXT => self.parse_map(),
+            _ => self.parse_leaf(),
+        }
+    }
+
+    fn parse_tuple(&mut self) -> Result<Term> {
+        let n = if self.read_u8()? == SMALL_TUPLE_EXT {
+            self.read_u8()? as usize
+        } else {
+            self.read_len32()?
+        };
+        self.enter()?;
+        let mut items = Vec::with_capacity(self.cautious(n));
+        for _ in 0..n {
+            items.push(self.parse_term()?);
+        }
+        self.leave();
+        Ok(Term::Tuple(items))
+    }
+
+    fn parse_list(&mut self) -> Result<Term> {
+        self.pos += 1;
+        let n = self.read_len32()?;
+        self.enter()?;
+        let mut items = Vec::with_capacity(self.cautious(n));
+        for _ in 0..n {
+            items.push(self.parse_term()?);
+        }
+        let tail = self.parse_term()?;
+        self.leave();
+        Ok(match tail {
+            Term::List(rest) => {
+                items.extend(rest);
+                Term::List(items)
+            }
+            Term::ImproperList { elements, tail } => {
+                items.extend(elements);
+                Term::ImproperList {
+                    elements: items,
+                    tail,
+                }
+            }
+            tail if items.is_empty() => tail,
+            tail => Term::ImproperList {
+                elements: items,
+                tail: Box::new(tail),
+            },
+        })
+    }
+
+    fn parse_map(&mut self) -> Result<Term> {
+        self.pos += 1;
+        let n = self.read_len32()?;
+        self.enter()?;
+        let mut pairs = Vec::with_capacity(self.cautious(n) / 2);
+        for _ in 0..n {
+            let k = self.parse_term()?;
+            let v = self.parse_term()?;
+            pairs.push((k, v));
+        }
+        self.leave();
+        Ok(Term::Map(pairs))
+    }
+
+    /// The non-recursive kinds.
+    #[inline(never)]
+    fn parse_leaf(&mut self) -> Result<Term> {
         let start = self.pos;
         let tag = self.read_u8()?;
         Ok(match tag {
@@ -416,53 +489,11 @@ impl Deserializer<'_> {
             ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
                 Term::Atom(self.atom_body(tag)?.text().into_owned())
             }
-            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
-                let n = if tag == SMALL_TUPLE_EXT {
-                    self.read_u8()? as usize
-                } else {
-                    self.read_len32()?
-                };
-                self.enter()?;
-                let mut items = Vec::with_capacity(self.cautious(n));
-                for _ in 0..n {
-                    items.push(self.parse_term()?);
-                }
-                self.leave();
-                Term::Tuple(items)
-            }
             NIL_EXT => Term::List(Vec::new()),
             STRING_EXT => {
                 let n = self.read_u16()? as usize;
                 let bytes = self.take(n)?;
                 Term::List(bytes.iter().map(|&b| Term::Integer(b as i64)).collect())
-            }
-            LIST_EXT => {
-                let n = self.read_len32()?;
-                self.enter()?;
-                let mut items = Vec::with_capacity(self.cautious(n));
-                for _ in 0..n {
-                    items.push(self.parse_term()?);
-                }
-                let tail = self.parse_term()?;
-                self.leave();
-                match tail {
-                    Term::List(rest) => {
-                        items.extend(rest);
-                        Term::List(items)
-                    }
-                    Term::ImproperList { elements, tail } => {
-                        items.extend(elements);
-                        Term::ImproperList {
-                            elements: items,
-                            tail,
-                        }
-                    }
-                    tail if items.is_empty() => tail,
-                    tail => Term::ImproperList {
-                        elements: items,
-                        tail: Box::new(tail),
-                    },
-                }
             }
             BINARY_EXT => {
                 let n = self.read_len32()?;
@@ -477,18 +508,6 @@ impl Deserializer<'_> {
                 } else {
                     Term::BitBinary { bytes, bits }
                 }
-            }
-            MAP_EXT => {
-                let n = self.read_len32()?;
-                self.enter()?;
-                let mut pairs = Vec::with_capacity(self.cautious(n) / 2);
-                for _ in 0..n {
-                    let k = self.parse_term()?;
-                    let v = self.parse_term()?;
-                    pairs.push((k, v));
-                }
-                self.leave();
-                Term::Map(pairs)
             }
             PID_EXT | NEW_PID_EXT => {
                 let node = self.node()?;
@@ -652,9 +671,9 @@ fn printable_latin1(c: u32) -> bool {
 
 fn is_printable_char_list(items: &[Term]) -> bool {
     !items.is_empty()
-        && items.iter().all(|t| {
-            matches!(t, Term::Integer(i) if u32::try_from(*i).is_ok_and(printable_latin1))
-        })
+        && items
+            .iter()
+            .all(|t| matches!(t, Term::Integer(i) if u32::try_from(*i).is_ok_and(printable_latin1)))
 }
 
 /// Floats as Erlang prints them: always with a fraction (`1.0`, `1.0e21`).
@@ -674,8 +693,7 @@ fn write_float(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
 fn write_binary_display(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
     if let Ok(s) = std::str::from_utf8(b) {
         let printable = !s.is_empty()
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| !c.is_control() || printable_latin1(c as u32));
         if printable {
             f.write_str("<<\"")?;

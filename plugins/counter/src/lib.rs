@@ -58,7 +58,12 @@ impl Behaviour for Counter {
         Ok(State { count: args.start })
     }
 
-    fn handle_call(msg: Call, _from: ReplyTo, state: &mut State, _ctx: &mut Ctx<'_>) -> CallResult<i64> {
+    fn handle_call(
+        msg: Call,
+        _from: ReplyTo,
+        state: &mut State,
+        _ctx: &mut Ctx<'_>,
+    ) -> CallResult<i64> {
         match msg {
             Call::Get => CallResult::Reply(state.count),
         }

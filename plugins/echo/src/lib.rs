@@ -29,7 +29,12 @@ impl Behaviour for Echo {
         Ok(State::default())
     }
 
-    fn handle_call(msg: Term, _from: ReplyTo, state: &mut State, _ctx: &mut Ctx<'_>) -> CallResult<Term> {
+    fn handle_call(
+        msg: Term,
+        _from: ReplyTo,
+        state: &mut State,
+        _ctx: &mut Ctx<'_>,
+    ) -> CallResult<Term> {
         state.echoed += 1;
         CallResult::Reply(msg)
     }

@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use plugin_api::{export_behaviours, Behaviour, BoxError, CallResult, Ctx, Next, NoMessage, ReplyTo, ReqId};
+use plugin_api::{
+    export_behaviours, Behaviour, BoxError, CallResult, Ctx, Next, NoMessage, ReplyTo, ReqId,
+};
 use serde::{Deserialize, Serialize};
 
 /// The payment service.
@@ -70,7 +72,12 @@ impl Behaviour for Payment {
         })
     }
 
-    fn handle_call(msg: Request, from: ReplyTo, state: &mut PaymentState, ctx: &mut Ctx<'_>) -> CallResult<PaymentReply> {
+    fn handle_call(
+        msg: Request,
+        from: ReplyTo,
+        state: &mut PaymentState,
+        ctx: &mut Ctx<'_>,
+    ) -> CallResult<PaymentReply> {
         let Request::Process(amount) = msg;
         if amount == 0 {
             return CallResult::Reply(PaymentReply::Error("amount must be positive".into()));
@@ -92,7 +99,9 @@ impl Behaviour for Payment {
             let r = receipt(state);
             // The caller may have given up already; the host then drops the reply.
             if ctx.reply(held.from, &PaymentReply::Ok(r)).is_err() {
-                ctx.warn(format_args!("payment of {amount} reviewed, but the caller stopped waiting"));
+                ctx.warn(format_args!(
+                    "payment of {amount} reviewed, but the caller stopped waiting"
+                ));
             }
         }
         Next::Continue
@@ -164,7 +173,11 @@ impl Behaviour for PaymentApi {
             ApiInfo::Next => {
                 state.round += 1;
                 // Every third payment is large enough to be reviewed, and times out.
-                let amount = if state.round % 3 == 0 { 5000 } else { 10 * state.round };
+                let amount = if state.round.is_multiple_of(3) {
+                    5000
+                } else {
+                    10 * state.round
+                };
                 let timeout = Duration::from_millis(state.timeout_ms);
                 match ctx.request("payment", &Request::Process(amount), timeout) {
                     Ok(req) => ctx.info(format_args!("request {}: pay {amount}", req.0)),
@@ -179,7 +192,10 @@ impl Behaviour for PaymentApi {
             }
             ApiInfo::Timeout(req) => {
                 state.timed_out += 1;
-                ctx.warn(format_args!("request {}: timed out after {} ms", req.0, state.timeout_ms));
+                ctx.warn(format_args!(
+                    "request {}: timed out after {} ms",
+                    req.0, state.timeout_ms
+                ));
             }
         }
         Next::Continue
