@@ -44,6 +44,8 @@ pub struct Variant {
     pub api_version: Option<&'static str>,
     /// Build with `--release` (benchmarks).
     pub release: bool,
+    /// Build with `panic = "abort"` (the host must refuse it).
+    pub panic_abort: bool,
 }
 
 impl Variant {
@@ -53,6 +55,7 @@ impl Variant {
             feature,
             api_version: None,
             release: false,
+            panic_abort: false,
         }
     }
 }
@@ -70,10 +73,13 @@ pub fn build(variant: &Variant) -> PathBuf {
     }
     let root = workspace_root();
     let e2e = e2e_dir();
-    let suffix = match variant.api_version {
+    let mut suffix = match variant.api_version {
         Some(v) => format!("{}_api{}", variant.feature, v.replace('.', "_")),
         None => variant.feature.to_string(),
     };
+    if variant.panic_abort {
+        suffix.push_str("_abort");
+    }
     let krate = format!("tp_{suffix}");
     let dir = e2e.join("crates").join(&krate);
     std::fs::create_dir_all(&dir).unwrap();
@@ -101,7 +107,12 @@ plugin-api = {{ path = "{api}" }}
 serde = {{ version = "1", features = ["derive"] }}
 
 [workspace]
-"#,
+{profile}"#,
+        profile = if variant.panic_abort {
+            "\n[profile.dev]\npanic = \"abort\"\n[profile.release]\npanic = \"abort\"\n"
+        } else {
+            ""
+        },
         src = root.join("tests/fixtures/tp.rs").display(),
         feature = variant.feature,
         api = api_path.display(),

@@ -60,9 +60,8 @@ fn refused_while_v1_runs(install_bad: impl FnOnce(&PluginDir)) -> String {
 #[test]
 fn a_library_built_against_an_incompatible_plugin_api_is_refused() {
     let bad = build(&Variant {
-        feature: "v2",
         api_version: Some("0.2.0"),
-        release: false,
+        ..Variant::of("v2")
     });
     let reason = refused_while_v1_runs(|d| d.install(&bad));
     assert!(reason.contains("incompatible plugin-api"), "{reason}");
@@ -70,6 +69,16 @@ fn a_library_built_against_an_incompatible_plugin_api_is_refused() {
         reason.contains("0.2.0") && reason.contains("0.1.0"),
         "names both versions: {reason}"
     );
+}
+
+#[test]
+fn a_library_built_with_panic_abort_is_refused() {
+    let bad = build(&Variant {
+        panic_abort: true,
+        ..Variant::of("v2")
+    });
+    let reason = refused_while_v1_runs(|d| d.install(&bad));
+    assert!(reason.contains("panic = \"abort\""), "{reason}");
 }
 
 #[test]

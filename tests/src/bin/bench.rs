@@ -36,9 +36,8 @@ const T: Duration = Duration::from_secs(60);
 
 fn rel(feature: &'static str) -> Variant {
     Variant {
-        feature,
-        api_version: None,
         release: true,
+        ..Variant::of(feature)
     }
 }
 
@@ -82,6 +81,8 @@ struct Row {
 
 fn main() {
     let runs = 7;
+    // BENCH_ONLY=messages stops after the messaging rows (for profiling).
+    let only_messages = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "messages");
     eprintln!("building the release test plugin...");
     let (v1, v2, v3) = (build(&rel("v1")), build(&rel("v2")), build(&rel("v3")));
     let mut rows = Vec::new();
@@ -176,6 +177,10 @@ fn main() {
         ok: true,
     });
     drop(host);
+    if only_messages {
+        print_rows(runs, rows);
+        return;
+    }
 
     // --- spawning and memory ------------------------------------------------------------
     let spawn_n = 100_000u64;
@@ -269,6 +274,10 @@ fn main() {
     });
     drop(host);
 
+    print_rows(runs, rows);
+}
+
+fn print_rows(runs: usize, rows: Vec<Row>) {
     println!("| measure | budget | median ({runs} runs) | within |");
     println!("|---|---|---|---|");
     for r in rows {
