@@ -77,7 +77,12 @@ impl Actor {
     /// Claims the right to enqueue this actor; true if the caller must put it on a run
     /// queue (it was idle), false if it is already queued or running.
     pub fn try_claim(&self) -> bool {
-        !self.queued.swap(true, Ordering::SeqCst)
+        // A load first: under load the actor is usually queued already, and a load of a
+        // shared line is much cheaper than a read-modify-write of it. Seeing `true` here is
+        // as good as the swap seeing it: the runner stores `false` *before* it re-checks
+        // the mailbox (invariant 4), so if our load precedes that store, the runner's
+        // re-check sees the message we pushed before loading.
+        !self.queued.load(Ordering::SeqCst) && !self.queued.swap(true, Ordering::SeqCst)
     }
 
     /// Called by the runner when it stops running the actor. Returns true if the actor

@@ -12,7 +12,7 @@ use abi_stable::std_types::{RSlice, RStr};
 use plugin_api::abi::{Dest, FromRaw, HostApi, MsgKind, RawCtx, SendCode};
 
 use crate::loader::BehaviourVersion;
-use crate::mailbox::Envelope;
+use crate::mailbox::{Envelope, MsgBytes};
 use crate::runtime::{HostInner, Target};
 
 /// What the host knows about the callback in progress.
@@ -86,10 +86,10 @@ extern "C" fn send(
         } else {
             kind
         };
-        match c
-            .host
-            .send(target(&to), Envelope::message(kind, msg.to_vec()))
-        {
+        match c.host.send(
+            target(&to),
+            Envelope::message(kind, MsgBytes::from_slice(&msg)),
+        ) {
             Ok(()) => SendCode::Ok,
             Err(_) => SendCode::NoProc,
         }
@@ -98,7 +98,7 @@ extern "C" fn send(
 
 extern "C" fn reply(data: *const c_void, from: FromRaw, msg: RSlice<'_, u8>) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
-        if c.host.reply(from.tag, Ok(msg.to_vec())) {
+        if c.host.reply(from.tag, Ok(msg.as_slice())) {
             SendCode::Ok
         } else {
             SendCode::BadArg
@@ -117,7 +117,7 @@ extern "C" fn request(
         match c.host.request(
             c.actor,
             target(&to),
-            msg.to_vec(),
+            MsgBytes::from_slice(&msg),
             Duration::from_millis(timeout_ms),
         ) {
             Some(tag) => {

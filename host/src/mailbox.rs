@@ -8,6 +8,12 @@ use std::collections::VecDeque;
 
 use parking_lot::Mutex;
 use plugin_api::abi::{FromRaw, MsgKind};
+use smallvec::SmallVec;
+
+/// A message's ETF bytes. Most messages are a few atoms and integers: up to 40 bytes are
+/// stored inline, so sending them allocates nothing (and freeing them on another core
+/// costs nothing either).
+pub type MsgBytes = SmallVec<[u8; 40]>;
 
 /// One queued message.
 #[derive(Debug)]
@@ -17,25 +23,25 @@ pub struct Envelope {
     /// For a call: who waits for the reply. Zeroed otherwise.
     pub from: FromRaw,
     /// The message as ETF (version byte first).
-    pub bytes: Vec<u8>,
+    pub bytes: MsgBytes,
 }
 
 impl Envelope {
     /// A cast or info message.
-    pub fn message(kind: MsgKind, bytes: Vec<u8>) -> Self {
+    pub fn message(kind: MsgKind, bytes: impl Into<MsgBytes>) -> Self {
         Envelope {
             kind,
             from: FromRaw { caller: 0, tag: 0 },
-            bytes,
+            bytes: bytes.into(),
         }
     }
 
     /// A call awaiting a reply routed by `from`.
-    pub fn call(from: FromRaw, bytes: Vec<u8>) -> Self {
+    pub fn call(from: FromRaw, bytes: impl Into<MsgBytes>) -> Self {
         Envelope {
             kind: MsgKind::Call,
             from,
-            bytes,
+            bytes: bytes.into(),
         }
     }
 }

@@ -78,6 +78,17 @@ impl Registry {
         self.by_id.read().get(&id).cloned()
     }
 
+    /// Runs `f` on the actor with this id, under the read lock (no reference-count
+    /// traffic on the hot send path).
+    pub fn with_id<R>(&self, id: u64, f: impl FnOnce(&Arc<Actor>) -> R) -> Option<R> {
+        self.by_id.read().get(&id).map(f)
+    }
+
+    /// Runs `f` on the actor registered under `name`, under the read lock.
+    pub fn with_name<R>(&self, name: &str, f: impl FnOnce(&Arc<Actor>) -> R) -> Option<R> {
+        self.by_name.read().get(name).map(f)
+    }
+
     /// The id registered under `name`.
     pub fn whereis(&self, name: &str) -> Option<u64> {
         self.by_name.read().get(name).map(|a| a.id)

@@ -24,7 +24,7 @@ use crate::actor::{Actor, Core};
 use crate::events::{self, HostEvent, ReloadOutcome, ReloadReport};
 use crate::ffi::RunCtx;
 use crate::loader::{self, BehaviourVersion, LoadedLibrary};
-use crate::mailbox::Envelope;
+use crate::mailbox::{Envelope, MsgBytes};
 use crate::registry::{RegisterError, Registry};
 use crate::scheduler::{RunQueue, Scheduler, BATCH};
 use crate::term;
@@ -516,11 +516,11 @@ impl HostInner {
     }
 
     pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {
-        let actor = self
-            .resolve(to)
-            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
-        self.deliver(&actor, env);
-        Ok(())
+        let delivered = match to {
+            Target::Id(id) => self.registry.with_id(id, |a| self.deliver(a, env)),
+            Target::Name(n) => self.registry.with_name(n, |a| self.deliver(a, env)),
+        };
+        delivered.ok_or_else(|| CallError::NoProc(to.to_string()))
     }
 
     fn next_tag(&self) -> u64 {
@@ -559,10 +559,9 @@ impl HostInner {
         &self,
         from: u64,
         to: Target<'_>,
-        bytes: Vec<u8>,
+        bytes: MsgBytes,
         timeout: Duration,
     ) -> Option<u64> {
-        let actor = self.resolve(to)?;
         let tag = self.next_tag();
         // Insert the waiter before the timer can fire or the callee can reply.
         let mut pending = self.pending.lock();
@@ -571,17 +570,24 @@ impl HostInner {
             .schedule(timeout, TimerAction::RequestTimeout { tag });
         pending.insert(tag, Waiter::Actor { id: from, timer });
         drop(pending);
-        self.deliver(&actor, Envelope::call(FromRaw { caller: from, tag }, bytes));
+        if self
+            .send(to, Envelope::call(FromRaw { caller: from, tag }, bytes))
+            .is_err()
+        {
+            self.pending.lock().remove(&tag);
+            self.timers().cancel(timer);
+            return None;
+        }
         Some(tag)
     }
 
     /// Routes a reply to whoever waits for `tag`; false if nobody does any more.
-    pub(crate) fn reply(&self, tag: u64, result: Result<Vec<u8>, CallError>) -> bool {
+    pub(crate) fn reply(&self, tag: u64, result: Result<&[u8], CallError>) -> bool {
         let Some(waiter) = self.pending.lock().remove(&tag) else {
             return false;
         };
         match waiter {
-            Waiter::External(tx) => tx.send(result).is_ok(),
+            Waiter::External(tx) => tx.send(result.map(<[u8]>::to_vec)).is_ok(),
             Waiter::Actor { id, timer } => {
                 self.timers().cancel(timer);
                 let Some(actor) = self.registry.get(id) else {

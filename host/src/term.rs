@@ -3,6 +3,8 @@
 //! Replies to asynchronous requests reach the requester as `{reply, ReqId, Reply}` and
 //! timeouts as `{timeout, ReqId}`; the reply bytes are spliced in without re-encoding.
 
+use crate::mailbox::MsgBytes;
+
 const VERSION: u8 = 131;
 const SMALL_TUPLE: u8 = 104;
 const SMALL_ATOM_UTF8: u8 = 119;
@@ -10,14 +12,14 @@ const SMALL_INTEGER: u8 = 97;
 const INTEGER: u8 = 98;
 const SMALL_BIG: u8 = 110;
 
-fn atom(buf: &mut Vec<u8>, name: &str) {
+fn atom(buf: &mut MsgBytes, name: &str) {
     debug_assert!(name.len() < 256);
     buf.push(SMALL_ATOM_UTF8);
     buf.push(name.len() as u8);
     buf.extend_from_slice(name.as_bytes());
 }
 
-fn unsigned(buf: &mut Vec<u8>, n: u64) {
+fn unsigned(buf: &mut MsgBytes, n: u64) {
     if n < 256 {
         buf.extend_from_slice(&[SMALL_INTEGER, n as u8]);
     } else if n <= i32::MAX as u64 {
@@ -33,9 +35,9 @@ fn unsigned(buf: &mut Vec<u8>, n: u64) {
 
 /// `{Tag, Id, Payload}` where `payload` is a complete ETF term (version byte included),
 /// or `{Tag, Id}` without one.
-pub fn tagged(tag: &str, id: u64, payload: Option<&[u8]>) -> Vec<u8> {
+pub fn tagged(tag: &str, id: u64, payload: Option<&[u8]>) -> MsgBytes {
     let body = payload.map(|p| p.get(1..).unwrap_or(&[])).unwrap_or(&[]);
-    let mut buf = Vec::with_capacity(16 + tag.len() + body.len());
+    let mut buf = MsgBytes::with_capacity(16 + tag.len() + body.len());
     buf.push(VERSION);
     buf.extend_from_slice(&[SMALL_TUPLE, if payload.is_some() { 3 } else { 2 }]);
     atom(&mut buf, tag);
