@@ -14,6 +14,7 @@ use plugin_api::abi::{Dest, FromRaw, HostApi, MsgKind, RawCtx, SendCode};
 use crate::loader::BehaviourVersion;
 use crate::mailbox::{Envelope, MsgBytes};
 use crate::runtime::{HostInner, Target};
+use crate::timer::TimerTarget;
 
 /// What the host knows about the callback in progress.
 pub(crate) struct RunCtx<'a> {
@@ -137,22 +138,20 @@ extern "C" fn send_after(
     timer: &mut u64,
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
-        let id = match target(&to) {
-            Target::Id(id) => id,
-            Target::Name(n) => match c.host.registry.whereis(n) {
-                Some(id) => id,
-                None => return SendCode::NoProc,
-            },
+        // A name is looked up when the timer fires, as in Erlang.
+        let to = match target(&to) {
+            Target::Id(id) => TimerTarget::Id(id),
+            Target::Name(n) => TimerTarget::Name(n.to_string()),
         };
         *timer = c
             .host
-            .send_after(id, msg.to_vec(), Duration::from_millis(delay_ms));
+            .send_after(c.actor, to, msg.to_vec(), Duration::from_millis(delay_ms));
         SendCode::Ok
     })
 }
 
 extern "C" fn cancel_timer(data: *const c_void, timer: u64) -> bool {
-    with_ctx(data, false, |c| c.host.cancel_timer(timer))
+    with_ctx(data, false, |c| c.host.cancel_timer(c.actor, timer))
 }
 
 extern "C" fn whereis(data: *const c_void, name: RStr<'_>) -> u64 {

@@ -28,7 +28,7 @@ use crate::mailbox::{Envelope, MsgBytes};
 use crate::registry::{RegisterError, Registry};
 use crate::scheduler::{RunQueue, Scheduler, BATCH};
 use crate::term;
-use crate::timer::{TimerAction, TimerService, Timers};
+use crate::timer::{TimerAction, TimerService, TimerTarget, Timers};
 use crate::watcher::{self, WatchConfig, WatchEvent, Watcher};
 
 /// Default timeout of a call, as in OTP.
@@ -179,11 +179,27 @@ impl Default for HostOptions {
 }
 
 /// Who waits for a reply.
+///
+/// Each records the callee, so when an actor dies every caller still waiting on it is
+/// answered at once with its exit reason (OTP's monitor on the callee), and the requester,
+/// so a dead requester's entries and timers are dropped instead of lingering.
 enum Waiter {
     /// A blocking caller outside the actor system.
-    External(Sender<Result<Vec<u8>, CallError>>),
+    External {
+        tx: Sender<Result<Vec<u8>, CallError>>,
+        callee: u64,
+    },
     /// An actor that sent a request; its timeout timer is cancelled on reply.
-    Actor { id: u64, timer: u64 },
+    Actor { id: u64, timer: u64, callee: u64 },
+}
+
+impl Waiter {
+    fn involves(&self, actor: u64) -> bool {
+        match self {
+            Waiter::External { callee, .. } => *callee == actor,
+            Waiter::Actor { id, callee, .. } => *id == actor || *callee == actor,
+        }
+    }
 }
 
 /// The loaded state of one library file.
@@ -516,11 +532,16 @@ impl HostInner {
     }
 
     pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {
-        let delivered = match to {
-            Target::Id(id) => self.registry.with_id(id, |a| self.deliver(a, env)),
-            Target::Name(n) => self.registry.with_name(n, |a| self.deliver(a, env)),
-        };
-        delivered.ok_or_else(|| CallError::NoProc(to.to_string()))
+        self.with_target(to, |a| self.deliver(a, env))
+            .ok_or_else(|| CallError::NoProc(to.to_string()))
+    }
+
+    /// Runs `f` on the target actor under the registry's read lock.
+    fn with_target<R>(&self, to: Target<'_>, f: impl FnOnce(&Arc<Actor>) -> R) -> Option<R> {
+        match to {
+            Target::Id(id) => self.registry.with_id(id, f),
+            Target::Name(n) => self.registry.with_name(n, f),
+        }
     }
 
     fn next_tag(&self) -> u64 {
@@ -533,22 +554,29 @@ impl HostInner {
         bytes: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let actor = self
-            .resolve(to)
-            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
         let tag = self.next_tag();
         let (tx, rx) = channel::bounded(1);
-        self.pending.lock().insert(tag, Waiter::External(tx));
-        self.deliver(&actor, Envelope::call(FromRaw { caller: 0, tag }, bytes));
+        // Register and deliver under the registry's read lock: an actor that is still
+        // registered has not drained its mailbox yet, so if it dies now, `stop_actor`
+        // (which unregisters first) will find this call and answer it.
+        self.with_target(to, |actor| {
+            let waiter = Waiter::External {
+                tx,
+                callee: actor.id,
+            };
+            self.pending.lock().insert(tag, waiter);
+            self.deliver(actor, Envelope::call(FromRaw { caller: 0, tag }, bytes));
+        })
+        .ok_or_else(|| CallError::NoProc(to.to_string()))?;
         match rx.recv_timeout(timeout) {
             Ok(r) => r,
             Err(_) => {
                 // Whoever removes the waiter decides: if we do, a later reply finds nothing
-                // and is dropped; if the replier did, its answer is already in the channel.
+                // and is dropped; if a replier did, it sends right after removing it.
                 if self.pending.lock().remove(&tag).is_some() {
                     Err(CallError::Timeout)
                 } else {
-                    rx.try_recv().unwrap_or(Err(CallError::Timeout))
+                    rx.recv().unwrap_or(Err(CallError::Timeout))
                 }
             }
         }
@@ -563,21 +591,23 @@ impl HostInner {
         timeout: Duration,
     ) -> Option<u64> {
         let tag = self.next_tag();
-        // Insert the waiter before the timer can fire or the callee can reply.
-        let mut pending = self.pending.lock();
-        let timer = self
-            .timers()
-            .schedule(timeout, TimerAction::RequestTimeout { tag });
-        pending.insert(tag, Waiter::Actor { id: from, timer });
-        drop(pending);
-        if self
-            .send(to, Envelope::call(FromRaw { caller: from, tag }, bytes))
-            .is_err()
-        {
-            self.pending.lock().remove(&tag);
-            self.timers().cancel(timer);
-            return None;
-        }
+        self.with_target(to, |actor| {
+            // The waiter is in place before the timer can fire (firing takes `pending`).
+            let mut pending = self.pending.lock();
+            let timer = self
+                .timers()
+                .schedule(timeout, TimerAction::RequestTimeout { tag });
+            pending.insert(
+                tag,
+                Waiter::Actor {
+                    id: from,
+                    timer,
+                    callee: actor.id,
+                },
+            );
+            drop(pending);
+            self.deliver(actor, Envelope::call(FromRaw { caller: from, tag }, bytes));
+        })?;
         Some(tag)
     }
 
@@ -587,8 +617,8 @@ impl HostInner {
             return false;
         };
         match waiter {
-            Waiter::External(tx) => tx.send(result.map(<[u8]>::to_vec)).is_ok(),
-            Waiter::Actor { id, timer } => {
+            Waiter::External { tx, .. } => tx.send(result.map(<[u8]>::to_vec)).is_ok(),
+            Waiter::Actor { id, timer, .. } => {
                 self.timers().cancel(timer);
                 let Some(actor) = self.registry.get(id) else {
                     return false;
@@ -605,22 +635,34 @@ impl HostInner {
         }
     }
 
-    pub(crate) fn send_after(&self, to: u64, bytes: Vec<u8>, delay: Duration) -> u64 {
+    pub(crate) fn send_after(
+        &self,
+        owner: u64,
+        to: TimerTarget,
+        bytes: Vec<u8>,
+        delay: Duration,
+    ) -> u64 {
         self.timers()
-            .schedule(delay, TimerAction::Send { to, bytes })
+            .schedule(delay, TimerAction::Send { owner, to, bytes })
     }
 
-    pub(crate) fn cancel_timer(&self, id: u64) -> bool {
-        self.timers().cancel(id)
+    /// Cancels one of `owner`'s `send_after` timers (never anything else).
+    pub(crate) fn cancel_timer(&self, owner: u64, id: u64) -> bool {
+        self.timers().cancel_if(
+            id,
+            |a| matches!(a, TimerAction::Send { owner: o, .. } if *o == owner),
+        )
     }
 
     fn fire_timer(&self, action: TimerAction) {
         match action {
-            TimerAction::Send { to, bytes } => {
-                // A timer to a dead actor is dropped, as in Erlang.
-                if let Some(actor) = self.registry.get(to) {
-                    self.deliver(&actor, Envelope::message(MsgKind::Info, bytes));
-                }
+            TimerAction::Send { to, bytes, .. } => {
+                // A timer to a dead actor (or a name nobody holds) is dropped, as in Erlang.
+                let to = match &to {
+                    TimerTarget::Id(id) => Target::Id(*id),
+                    TimerTarget::Name(n) => Target::Name(n),
+                };
+                let _ = self.send(to, Envelope::message(MsgKind::Info, bytes));
             }
             TimerAction::RequestTimeout { tag } => {
                 let waiter = self.pending.lock().remove(&tag);
@@ -655,8 +697,11 @@ impl HostInner {
             version.clone(),
             StatePtr::NULL,
         ));
-        // Lock the core before the actor is visible: messages sent to it during init queue
-        // up and run after init (invariant 1 in `actor`).
+        // Hold the run claim while `init` runs: messages sent to the actor meanwhile
+        // (even by itself) only queue, and no worker blocks on its core; they run after
+        // `init`, when the claim is released below.
+        let claimed = actor.try_claim();
+        debug_assert!(claimed, "a new actor is idle");
         let mut core = actor.core.lock();
         self.registry
             .insert(actor.clone())
@@ -688,7 +733,7 @@ impl HostInner {
         drop(core);
         drop(table);
         tracing::debug!(event = "actor_started", actor = id, name = name.unwrap_or(""), behaviour, version = %version.version);
-        if !actor.mailbox.is_empty() && actor.try_claim() {
+        if actor.release() {
             self.run_queue().push(actor);
         }
         Ok(id)
@@ -751,6 +796,12 @@ impl HostInner {
                     }
                 }
                 OutcomeCode::Stop => {
+                    if env.kind == MsgKind::Call {
+                        // Stopped without replying: the caller gets the exit reason now
+                        // (a no-op if the callee did reply).
+                        let reason = etf::display(&detail);
+                        self.reply(env.from.tag, Err(CallError::Exit(reason)));
+                    }
                     actor.mailbox.put_back(&mut batch);
                     self.stop_actor(actor, &mut core, &detail, None);
                     stopped = true;
@@ -804,6 +855,7 @@ impl HostInner {
         self.registry.remove(actor.id);
         let reason_text = etf::display(reason);
         self.fail_mailbox(actor, &reason_text);
+        self.fail_waiters(actor.id, &reason_text);
         let ev = match crash {
             Some((panic, message)) => HostEvent::Crash {
                 actor: actor.id,
@@ -828,6 +880,32 @@ impl HostInner {
         }
     }
 
+    /// Settles every pending call that involves a dead actor: callers waiting on it get its
+    /// exit reason now (requesting actors get `{timeout, Ref}`), and its own outstanding
+    /// requests are dropped with their timers. Runs after the actor is unregistered, so no
+    /// new waiter on it can appear (calls register under the registry lock).
+    fn fail_waiters(&self, dead: u64, reason: &str) {
+        let settled: Vec<(u64, Waiter)> = self
+            .pending
+            .lock()
+            .extract_if(|_, w| w.involves(dead))
+            .collect();
+        for (tag, waiter) in settled {
+            match waiter {
+                Waiter::External { tx, .. } => {
+                    let _ = tx.send(Err(CallError::Exit(reason.to_string())));
+                }
+                Waiter::Actor { id, timer, .. } => {
+                    self.timers().cancel(timer);
+                    if id != dead {
+                        let msg = term::tagged("timeout", tag, None);
+                        let _ = self.send(Target::Id(id), Envelope::message(MsgKind::Info, msg));
+                    }
+                }
+            }
+        }
+    }
+
     /// Answers every call still queued for a dead actor with its exit reason.
     fn fail_mailbox(&self, actor: &Actor, reason: &str) {
         for env in actor.mailbox.drain() {
@@ -840,6 +918,9 @@ impl HostInner {
     /// Loads the library at `path`: a first load registers its behaviours, a later one
     /// swaps every actor of them to the new version. Logs and publishes the outcome.
     pub(crate) fn load_path(&self, path: &Path) -> HostEvent {
+        // One library, one key: `lib.so`, `./lib.so` and a symlink to it are the same file.
+        let canonical = std::fs::canonicalize(path);
+        let path = canonical.as_deref().unwrap_or(path);
         let _serial = self.reload_lock.lock();
         let previous = self.libraries.lock().get(path).map(|r| r.current.clone());
         let started = Instant::now();

@@ -82,14 +82,8 @@ impl RunQueue {
         // `idle` and its last look at the queue: either that look sees this push, or we see
         // the worker idle (and no spinner left) and wake it.
         fence(Ordering::SeqCst);
-        if self.shared.spinning.load(Ordering::SeqCst) == 0
-            && self.shared.idle_count.load(Ordering::SeqCst) > 0
-        {
-            let who = self.shared.idle.lock().pop();
-            if let Some(i) = who {
-                self.shared.idle_count.fetch_sub(1, Ordering::SeqCst);
-                self.shared.unparkers[i].unpark();
-            }
+        if self.shared.spinning.load(Ordering::SeqCst) == 0 {
+            unpark_one(&self.shared);
         }
     }
 
@@ -220,6 +214,9 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
         }
         shared.spinning.fetch_sub(1, Ordering::SeqCst);
         if let Some(actor) = found {
+            // Pushers skipped waking anyone while we spun; if more work is waiting, pass
+            // the wake-up on (tokio's "notify a peer when you stop searching").
+            wake_peer(shared);
             run_one(actor);
             continue;
         }
@@ -227,11 +224,31 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
         // Last look before sleeping (see RunQueue::push).
         if let Some(actor) = take(shared) {
             unregister(i, shared);
+            wake_peer(shared);
             run_one(actor);
             continue;
         }
         parker.park_timeout(Duration::from_millis(100));
         unregister(i, shared);
+    }
+}
+
+/// Wakes one parked worker if work is waiting in the shared queue.
+fn wake_peer(shared: &Shared) {
+    if !shared.queue.is_empty() {
+        unpark_one(shared);
+    }
+}
+
+/// Wakes one idle worker, if there is one.
+fn unpark_one(shared: &Shared) {
+    if shared.idle_count.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    let who = shared.idle.lock().pop();
+    if let Some(w) = who {
+        shared.idle_count.fetch_sub(1, Ordering::SeqCst);
+        shared.unparkers[w].unpark();
     }
 }
 

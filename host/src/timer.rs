@@ -77,10 +77,24 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 /// What happens when a timer fires.
 #[derive(Debug)]
 pub enum TimerAction {
-    /// Deliver an info message to an actor.
-    Send { to: u64, bytes: Vec<u8> },
+    /// Deliver an info message to an actor, resolving a name at delivery (as Erlang's
+    /// `send_after` does). `owner` is the actor that set the timer: only it may cancel it.
+    Send {
+        owner: u64,
+        to: TimerTarget,
+        bytes: Vec<u8>,
+    },
     /// A request's deadline: if it is still pending, the requester gets `{timeout, Ref}`.
     RequestTimeout { tag: u64 },
+}
+
+/// Who a timer's message is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimerTarget {
+    /// An actor id (dies with the actor).
+    Id(u64),
+    /// A registered name, looked up when the timer fires.
+    Name(String),
 }
 
 /// Nanoseconds per tick: the wheel's resolution is 1 ms.
@@ -216,14 +230,17 @@ impl Wheel {
         ((u64::from(gen) << 32) | (u64::from(i) + 1), tick)
     }
 
-    /// Removes a pending timer by id; its action if it was still pending.
-    fn cancel(&mut self, id: u64) -> Option<TimerAction> {
+    /// Removes a pending timer by id if `allow` accepts its action; the action if removed.
+    fn cancel(&mut self, id: u64, allow: impl FnOnce(&TimerAction) -> bool) -> Option<TimerAction> {
         let i = (id as u32).wrapping_sub(1);
         if i >= self.used {
             return None;
         }
         let e = self.entry(i);
         if e.gen != (id >> 32) as u32 || e.bucket == FREE {
+            return None;
+        }
+        if !e.action.as_ref().is_some_and(allow) {
             return None;
         }
         self.unlink(i);
@@ -400,7 +417,14 @@ impl Timers {
     /// fired, is being fired, was already cancelled, or `id` was never a timer). A reply
     /// cancels its request's timeout this way, so it is O(1) and frees the entry at once.
     pub fn cancel(&self, id: u64) -> bool {
-        let action = self.shared.wheel.lock().cancel(id);
+        self.cancel_if(id, |_| true)
+    }
+
+    /// Cancels a timer only if `allow` accepts its action: a plugin may cancel its own
+    /// `send_after` timers, never another actor's nor the host's request timeouts, whose
+    /// ids it could otherwise guess.
+    pub fn cancel_if(&self, id: u64, allow: impl FnOnce(&TimerAction) -> bool) -> bool {
+        let action = self.shared.wheel.lock().cancel(id, allow);
         // Dropped here, after the lock is released.
         action.is_some()
     }
@@ -515,7 +539,7 @@ mod tests {
     fn tag_of(a: &TimerAction) -> u64 {
         match a {
             TimerAction::RequestTimeout { tag } => *tag,
-            TimerAction::Send { to, .. } => *to,
+            TimerAction::Send { owner, .. } => *owner,
         }
     }
 
@@ -846,8 +870,8 @@ mod tests {
                                 by_tick.remove(&(tick, id));
                                 tag
                             });
-                            assert_eq!(w.cancel(id).map(|a| tag_of(&a)), expected);
-                            assert!(w.cancel(id).is_none());
+                            assert_eq!(w.cancel(id, |_| true).map(|a| tag_of(&a)), expected);
+                            assert!(w.cancel(id, |_| true).is_none());
                             cancelled += usize::from(expected.is_some());
                         }
                     }

@@ -20,6 +20,7 @@ pub enum Call {
     Stats,
     Panic,
     Stop,
+    StopSilently,
     Later(u64),
 }
 

@@ -95,3 +95,55 @@ fn a_call_times_out_and_the_late_reply_is_dropped() {
     // The next call gets its own reply, not the late one.
     assert_eq!(get(&host, "a"), Reply::Count("1".into(), 0));
 }
+
+#[test]
+fn a_callee_stopping_without_a_reply_answers_the_caller_with_its_reason() {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, _rx) = start(&dir);
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    let t = std::time::Instant::now();
+    let e = host
+        .call_as::<_, Reply>(Target::Name("a"), &Call::StopSilently, T)
+        .unwrap_err();
+    assert!(
+        matches!(&e, CallError::Exit(r) if r.contains("stopped silently")),
+        "{e:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered at once, not at the timeout"
+    );
+}
+
+#[test]
+fn a_deferred_call_gets_the_exit_reason_when_the_callee_crashes() {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, _rx) = start(&dir);
+    let host = std::sync::Arc::new(host);
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    let waiting = {
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let r = host.call_as::<_, Reply>(Target::Name("a"), &Call::Later(4000), T);
+            (r, t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    host.send(
+        Target::Name("a"),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
+    let (r, took) = waiting.join().unwrap();
+    assert!(
+        matches!(&r, Err(CallError::Exit(reason)) if reason.contains("handle_info")),
+        "{r:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "answered when the callee died, not at the timeout: {took:?}"
+    );
+}

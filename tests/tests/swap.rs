@@ -235,3 +235,24 @@ fn a_deferred_reply_survives_a_swap() {
         Reply::Count("2".into(), 2)
     );
 }
+
+#[test]
+fn a_manual_reload_through_another_spelling_of_the_path_swaps() {
+    let (v1, v2) = (build(&Variant::of("v1")), build(&Variant::of("v2")));
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let host = host::Host::start(host::HostOptions {
+        threads: 2,
+        plugin_dirs: vec![dir.path()],
+        watch: None,
+    })
+    .unwrap();
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    dir.install(&v2);
+    let odd = dir.path().join(".").join("libtp.so");
+    match host.reload(&odd) {
+        host::HostEvent::Reload(r) => assert_eq!(r.outcome, ReloadOutcome::Ok, "{r:?}"),
+        other => panic!("expected a reload, got {other:?}"),
+    }
+    assert_eq!(get(&host, "a"), Reply::Count("2".into(), 0));
+}
