@@ -10,7 +10,7 @@
 //!
 //! # Structure: a hierarchical timing wheel over a slab
 //!
-//! - **Slab.** Each pending timer is one `Entry` (56 bytes, action included) in a slab
+//! - **Slab.** Each pending timer is one `Entry` (80 bytes, action included) in a slab
 //!   that grows in fixed chunks of 512 entries (chunks never move, so growing never
 //!   copies the pending timers, and unused capacity is at most one chunk). Freed entries
 //!   go on a LIFO free list, so a schedule right after a cancel reuses a cache-hot entry.
@@ -119,7 +119,7 @@ const NIL: u32 = u32::MAX;
 /// `Entry::bucket` of an entry that is not in the wheel (on the free list).
 const FREE: u16 = u16::MAX;
 
-/// One timer, in the slab. 56 bytes on 64-bit targets, action included.
+/// One timer, in the slab. 80 bytes on 64-bit targets, action included.
 #[derive(Default)]
 struct Entry {
     /// `Some` while pending.
@@ -559,8 +559,9 @@ mod tests {
 
     #[test]
     fn entry_is_small() {
+        // The budget is 100 bytes per pending timer; the slab entry is all of it.
         assert!(
-            std::mem::size_of::<Entry>() <= 64,
+            std::mem::size_of::<Entry>() <= 96,
             "{}",
             std::mem::size_of::<Entry>()
         );
