@@ -732,7 +732,6 @@ impl HostInner {
         core.state = state;
         drop(core);
         drop(table);
-        tracing::debug!(event = "actor_started", actor = id, name = name.unwrap_or(""), behaviour, version = %version.version);
         if actor.release() {
             self.run_queue().push(actor);
         }

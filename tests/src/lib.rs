@@ -46,6 +46,8 @@ pub struct Variant {
     pub release: bool,
     /// Build with `panic = "abort"` (the host must refuse it).
     pub panic_abort: bool,
+    /// Export two behaviours (`tp` and `tp2`) from one library.
+    pub pair: bool,
 }
 
 impl Variant {
@@ -56,6 +58,7 @@ impl Variant {
             api_version: None,
             release: false,
             panic_abort: false,
+            pair: false,
         }
     }
 }
@@ -80,6 +83,9 @@ pub fn build(variant: &Variant) -> PathBuf {
     if variant.panic_abort {
         suffix.push_str("_abort");
     }
+    if variant.pair {
+        suffix.push_str("_pair");
+    }
     let krate = format!("tp_{suffix}");
     let dir = e2e.join("crates").join(&krate);
     std::fs::create_dir_all(&dir).unwrap();
@@ -99,8 +105,9 @@ path = "{src}"
 crate-type = ["cdylib"]
 
 [features]
-default = ["{feature}"]
+default = ["{feature}"{pair}]
 {feature} = []
+pair = []
 
 [dependencies]
 plugin-api = {{ path = "{api}" }}
@@ -115,6 +122,7 @@ serde = {{ version = "1", features = ["derive"] }}
         },
         src = root.join("tests/fixtures/tp.rs").display(),
         feature = variant.feature,
+        pair = if variant.pair { ", \"pair\"" } else { "" },
         api = api_path.display(),
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);

@@ -256,3 +256,33 @@ fn a_manual_reload_through_another_spelling_of_the_path_swaps() {
     }
     assert_eq!(get(&host, "a"), Reply::Count("2".into(), 0));
 }
+
+#[test]
+fn behaviours_of_one_library_swap_together() {
+    let pair = |feature| Variant {
+        pair: true,
+        ..Variant::of(feature)
+    };
+    let (v1, v2) = (build(&pair("v1")), build(&pair("v2")));
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let (host, rx) = start(&dir);
+    host.spawn_with("tp", Some("one"), &()).unwrap();
+    host.spawn_with("tp2", Some("two"), &()).unwrap();
+    host.spawn_with("tp2", Some("three"), &()).unwrap();
+    cast(&host, "two", &Cast::Incr(2));
+
+    dir.install(&v2);
+    let r = next_reload(&rx, RELOAD_WAIT).expect("one reload event for the library");
+    assert_eq!(r.outcome, ReloadOutcome::Ok, "{r:?}");
+    let mut seen: Vec<(String, usize)> = r
+        .behaviours
+        .iter()
+        .map(|b| (b.behaviour.clone(), b.actors))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, vec![("tp".into(), 1), ("tp2".into(), 2)]);
+    assert_eq!(get(&host, "one"), Reply::Count("2".into(), 0));
+    assert_eq!(get(&host, "two"), Reply::Count("2".into(), 2));
+    assert_eq!(host.version_of("tp2").as_deref(), Some("2"));
+}
