@@ -11,6 +11,8 @@
 //! - [`events`], [`logging`], [`config`]: what the host reports and how it is set up;
 //! - `ffi`: the functions plugins call back into.
 
+#![warn(missing_docs)]
+
 pub mod actor;
 pub mod config;
 pub mod events;

@@ -31,6 +31,8 @@ pub type ContentHash = [u8; 32];
 
 /// Why a library was refused. Every message names the file and what was wrong with it.
 #[derive(Debug)]
+// Every variant carries the refused file's `path`; `detail`/`source` say what was wrong.
+#[allow(missing_docs)]
 pub enum LoadError {
     /// The file could not be read.
     Io {

@@ -12,6 +12,7 @@ use crate::actor::Actor;
 
 /// Why a registration failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // fields: the name, and the id of the actor holding it
 pub enum RegisterError {
     /// The name belongs to another live actor.
     AlreadyStarted { name: String, id: u64 },

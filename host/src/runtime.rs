@@ -95,6 +95,8 @@ impl std::error::Error for CallError {}
 
 /// Why a spawn failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Variant fields are named for what they hold (behaviour, detail, known names).
+#[allow(missing_docs)]
 pub enum SpawnError {
     /// No loaded library exports that behaviour.
     UnknownBehaviour { name: String, known: Vec<String> },
@@ -620,17 +622,14 @@ impl HostInner {
             Waiter::External { tx, .. } => tx.send(result.map(<[u8]>::to_vec)).is_ok(),
             Waiter::Actor { id, timer, .. } => {
                 self.timers().cancel(timer);
-                let Some(actor) = self.registry.get(id) else {
-                    return false;
-                };
                 let msg = match &result {
                     Ok(bytes) => term::tagged("reply", tag, Some(bytes)),
                     // The callee died or refused: the requester sees a timeout-shaped
                     // message now rather than waiting for the deadline.
                     Err(_) => term::tagged("timeout", tag, None),
                 };
-                self.deliver(&actor, Envelope::message(MsgKind::Info, msg));
-                true
+                self.send(Target::Id(id), Envelope::message(MsgKind::Info, msg))
+                    .is_ok()
             }
         }
     }

@@ -76,6 +76,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 /// What happens when a timer fires.
 #[derive(Debug)]
+#[allow(missing_docs)] // fields are described on each variant
 pub enum TimerAction {
     /// Deliver an info message to an actor, resolving a name at delivery (as Erlang's
     /// `send_after` does). `owner` is the actor that set the timer: only it may cancel it.

@@ -18,6 +18,8 @@
 //! - [`abi`]: the `#[repr(C)]` types both sides of the boundary share (authors never use
 //!   them directly).
 
+#![warn(missing_docs)]
+
 pub mod abi;
 pub mod behaviour;
 pub mod ctx;
