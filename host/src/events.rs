@@ -166,35 +166,31 @@ pub fn log(ev: &HostEvent) {
         }
         HostEvent::Reload(r) => {
             let library = r.library.display().to_string();
+            let reason = r.reason.as_deref().unwrap_or("");
+            // One field list for both levels (tracing needs the level at compile time).
+            macro_rules! reload_event {
+                ($level:ident, $b:expr, $($msg:tt)+) => {
+                    tracing::$level!(
+                        event = "reload",
+                        behaviour = $b.behaviour.as_str(),
+                        from = $b.from.as_str(),
+                        to = $b.to.as_str(),
+                        actors = $b.actors,
+                        pause_us = r.pause_us,
+                        outcome = r.outcome.as_str(),
+                        reason,
+                        library = library.as_str(),
+                        $($msg)+
+                    )
+                };
+            }
             for b in &r.behaviours {
-                let reason = r.reason.as_deref().unwrap_or("");
                 if r.outcome == ReloadOutcome::Ok {
-                    tracing::info!(
-                        event = "reload",
-                        behaviour = b.behaviour.as_str(),
-                        from = b.from.as_str(),
-                        to = b.to.as_str(),
-                        actors = b.actors,
-                        pause_us = r.pause_us,
-                        outcome = r.outcome.as_str(),
-                        reason,
-                        library = library.as_str(),
-                        "reloaded {} {} -> {}",
-                        b.behaviour,
-                        b.from,
-                        b.to
-                    );
+                    reload_event!(info, b, "reloaded {} {} -> {}", b.behaviour, b.from, b.to);
                 } else {
-                    tracing::warn!(
-                        event = "reload",
-                        behaviour = b.behaviour.as_str(),
-                        from = b.from.as_str(),
-                        to = b.to.as_str(),
-                        actors = b.actors,
-                        pause_us = r.pause_us,
-                        outcome = r.outcome.as_str(),
-                        reason,
-                        library = library.as_str(),
+                    reload_event!(
+                        warn,
+                        b,
                         "reload of {} {}: {}",
                         b.behaviour,
                         r.outcome.as_str(),
