@@ -59,6 +59,17 @@ fn the_binary_logs_a_reload_event_when_a_plugin_is_rebuilt() {
             let _ = tx.send(line);
         }
     });
+    // The plugin's own log line (from `init`, so before `actor_started`) reaches the host's subscriber, tagged with who wrote it.
+    let plugin_line = wait_line(&rx, Duration::from_secs(5), |l| l.contains("tp 1 started"))
+        .expect("plugin log line");
+    for field in [
+        r#""behaviour":"tp""#,
+        r#""version":"1""#,
+        r#""actor":"#,
+        r#""target":"plugin""#,
+    ] {
+        assert!(plugin_line.contains(field), "{field} in {plugin_line}");
+    }
     let started = wait_line(&rx, Duration::from_secs(20), |l| {
         l.contains(r#""event":"actor_started""#)
     });
@@ -69,8 +80,23 @@ fn the_binary_logs_a_reload_event_when_a_plugin_is_rebuilt() {
         l.contains(r#""event":"reload""#)
     })
     .expect("reload logged");
+
+    // A broken build: rolled back, and the log line says why.
+    dir.install(&build(&Variant::of("v2_panic")));
+    let rolled = wait_line(&rx, Duration::from_secs(30), |l| {
+        l.contains(r#""event":"reload""#)
+    })
+    .expect("second reload logged");
     let _ = child.kill();
     let _ = child.wait();
+    for field in [
+        r#""outcome":"rolled_back""#,
+        r#""from":"2""#,
+        "code_change exploded",
+        r#""level":"WARN""#,
+    ] {
+        assert!(rolled.contains(field), "{field} in {rolled}");
+    }
     for field in [
         r#""behaviour":"tp""#,
         r#""from":"1""#,
