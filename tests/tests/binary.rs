@@ -59,8 +59,9 @@ fn the_binary_logs_a_reload_event_when_a_plugin_is_rebuilt() {
             let _ = tx.send(line);
         }
     });
-    // The plugin's own log line (from `init`, so before `actor_started`) reaches the host's subscriber, tagged with who wrote it.
-    let plugin_line = wait_line(&rx, Duration::from_secs(5), |l| l.contains("tp 1 started"))
+    // The plugin's own log line (from `init`, so before `actor_started`) reaches the host's
+    // subscriber, tagged with who wrote it.
+    let plugin_line = wait_line(&rx, Duration::from_secs(20), |l| l.contains("tp 1 started"))
         .expect("plugin log line");
     for field in [
         r#""behaviour":"tp""#,
