@@ -22,6 +22,10 @@ pub enum Call {
     Stop,
     StopSilently,
     Later(u64),
+    Blast(String, u64),
+    PingPong(String, u64),
+    TimerTo(String, u64),
+    Cancel(u64),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -34,6 +38,8 @@ pub enum Reply {
         disorder: u64,
     },
     Stopping,
+    Timer(u64),
+    Cancelled(bool),
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -45,6 +51,7 @@ pub enum Cast {
 #[derive(Serialize, Deserialize, Debug)]
 pub enum Info {
     Panic,
+    Bump,
 }
 
 /// A host watching `dir`, and its event stream.

@@ -147,3 +147,55 @@ fn a_deferred_call_gets_the_exit_reason_when_the_callee_crashes() {
         "answered when the callee died, not at the timeout: {took:?}"
     );
 }
+
+#[test]
+fn a_timer_to_a_name_finds_whoever_holds_it_when_it_fires() {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, _rx) = start(&dir);
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    // Nobody is called `late` yet: the name is looked up when the timer fires.
+    let r: Reply = host
+        .call_as(Target::Name("a"), &Call::TimerTo("late".into(), 300), T)
+        .unwrap();
+    assert!(matches!(r, Reply::Timer(_)), "{r:?}");
+    host.spawn_with("tp", Some("late"), &()).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(get(&host, "late"), Reply::Count("1".into(), 1));
+}
+
+#[test]
+fn an_actor_cancels_only_its_own_timers() {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, _rx) = start(&dir);
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    host.spawn_with("tp", Some("b"), &()).unwrap();
+    let Reply::Timer(t) = host
+        .call_as(Target::Name("a"), &Call::TimerTo("b".into(), 60_000), T)
+        .unwrap()
+    else {
+        panic!("timer ref")
+    };
+    let by_b: Reply = host
+        .call_as(Target::Name("b"), &Call::Cancel(t), T)
+        .unwrap();
+    assert_eq!(by_b, Reply::Cancelled(false), "b cannot cancel a's timer");
+    // Nor anything else by guessing refs around it (request timeouts live there too).
+    for guess in t.saturating_sub(3)..t + 3 {
+        if guess != t {
+            let r: Reply = host
+                .call_as(Target::Name("b"), &Call::Cancel(guess), T)
+                .unwrap();
+            assert_eq!(r, Reply::Cancelled(false));
+        }
+    }
+    let by_a: Reply = host
+        .call_as(Target::Name("a"), &Call::Cancel(t), T)
+        .unwrap();
+    assert_eq!(by_a, Reply::Cancelled(true));
+    let again: Reply = host
+        .call_as(Target::Name("a"), &Call::Cancel(t), T)
+        .unwrap();
+    assert_eq!(again, Reply::Cancelled(false));
+}
