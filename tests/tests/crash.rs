@@ -156,12 +156,19 @@ fn a_timer_to_a_name_finds_whoever_holds_it_when_it_fires() {
     host.spawn_with("tp", Some("a"), &()).unwrap();
     // Nobody is called `late` yet: the name is looked up when the timer fires.
     let r: Reply = host
-        .call_as(Target::Name("a"), &Call::TimerTo("late".into(), 300), T)
+        .call_as(Target::Name("a"), &Call::TimerTo("late".into(), 1000), T)
         .unwrap();
     assert!(matches!(r, Reply::Timer(_)), "{r:?}");
     host.spawn_with("tp", Some("late"), &()).unwrap();
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(get(&host, "late"), Reply::Count("1".into(), 1));
+    assert_eq!(get(&host, "late"), Reply::Count("1".into(), 0), "not yet");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get(&host, "late") != Reply::Count("1".into(), 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timer reached `late`"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
