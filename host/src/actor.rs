@@ -11,7 +11,8 @@
 //! 4. Whoever makes `queued` go IDLE re-checks the mailbox afterwards (see
 //!    [`Actor::release`]), so a message pushed concurrently is never stranded.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -28,6 +29,19 @@ pub struct Core {
     pub state: StatePtr,
     /// False once the actor stopped; its state has been freed.
     pub alive: bool,
+}
+
+/// A system message: handled before any user message, also by an actor that is busy
+/// with a long mailbox (OTP's signals).
+#[derive(Debug)]
+pub enum Signal {
+    /// An exit signal from a linked actor that died, or from `Ctx::exit`.
+    Exit {
+        /// Who sent it.
+        from: u64,
+        /// The reason, as ETF.
+        reason: Vec<u8>,
+    },
 }
 
 /// One actor.
@@ -48,6 +62,15 @@ pub struct Actor {
     pub core: Mutex<Core>,
     /// Messages handled so far.
     pub handled: AtomicU64,
+    /// Pending system messages, and how many (checked without the lock on every message).
+    signals: parking_lot::Mutex<VecDeque<Signal>>,
+    signal_count: AtomicUsize,
+    /// Linked actors (both sides hold the link).
+    pub links: parking_lot::Mutex<Vec<u64>>,
+    /// Whether exit signals arrive as `{'EXIT', From, Reason}` messages.
+    pub trap_exit: AtomicBool,
+    /// Monitors on this actor: (reference, watcher).
+    pub monitored_by: parking_lot::Mutex<Vec<(u64, u64)>>,
 }
 
 impl Actor {
@@ -71,6 +94,11 @@ impl Actor {
                 alive: true,
             }),
             handled: AtomicU64::new(0),
+            signals: parking_lot::Mutex::new(VecDeque::new()),
+            signal_count: AtomicUsize::new(0),
+            links: parking_lot::Mutex::new(Vec::new()),
+            trap_exit: AtomicBool::new(false),
+            monitored_by: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -90,10 +118,30 @@ impl Actor {
     /// caller now owns the claim (invariant 4).
     pub fn release(&self) -> bool {
         self.queued.store(false, Ordering::SeqCst);
-        if self.suspended.load(Ordering::SeqCst) || self.mailbox.is_empty() {
+        if self.suspended.load(Ordering::SeqCst) || (self.mailbox.is_empty() && !self.has_signals())
+        {
             return false;
         }
         self.try_claim()
+    }
+
+    /// Queues a system message (the caller then makes sure the actor runs).
+    pub fn push_signal(&self, sig: Signal) {
+        let mut q = self.signals.lock();
+        q.push_back(sig);
+        self.signal_count.store(q.len(), Ordering::SeqCst);
+    }
+
+    /// Whether a system message waits.
+    pub fn has_signals(&self) -> bool {
+        self.signal_count.load(Ordering::SeqCst) > 0
+    }
+
+    /// Takes every waiting system message, oldest first.
+    pub fn take_signals(&self) -> VecDeque<Signal> {
+        let mut q = self.signals.lock();
+        self.signal_count.store(0, Ordering::SeqCst);
+        std::mem::take(&mut *q)
     }
 
     /// Whether a runner should stop before the next message.

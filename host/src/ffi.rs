@@ -51,6 +51,12 @@ pub(crate) static HOST_API: HostApi = HostApi {
     cancel_timer,
     whereis,
     log,
+    link,
+    unlink,
+    monitor,
+    demonitor,
+    trap_exit,
+    exit,
 };
 
 /// Runs `f` with the context behind `data`, never unwinding.
@@ -171,5 +177,45 @@ extern "C" fn log(data: *const c_void, level: u8, msg: RStr<'_>) {
             4 => tracing::debug!(target: "plugin", actor, behaviour, version, "{msg}"),
             _ => tracing::trace!(target: "plugin", actor, behaviour, version, "{msg}"),
         }
+    })
+}
+
+fn code(r: Result<(), crate::runtime::CallError>) -> SendCode {
+    match r {
+        Ok(()) => SendCode::Ok,
+        Err(_) => SendCode::NoProc,
+    }
+}
+
+extern "C" fn link(data: *const c_void, to: Dest<'_>) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        code(c.host.link(c.actor, target(&to)))
+    })
+}
+
+extern "C" fn unlink(data: *const c_void, to: Dest<'_>) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        code(c.host.unlink(c.actor, target(&to)))
+    })
+}
+
+extern "C" fn monitor(data: *const c_void, to: Dest<'_>, mref: &mut u64) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        *mref = c.host.monitor(c.actor, target(&to));
+        SendCode::Ok
+    })
+}
+
+extern "C" fn demonitor(data: *const c_void, mref: u64) -> bool {
+    with_ctx(data, false, |c| c.host.demonitor(mref))
+}
+
+extern "C" fn trap_exit(data: *const c_void, on: bool) -> bool {
+    with_ctx(data, false, |c| c.host.set_trap_exit(c.actor, on))
+}
+
+extern "C" fn exit(data: *const c_void, to: Dest<'_>, reason: RSlice<'_, u8>) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        code(c.host.exit_signal(c.actor, target(&to), reason.to_vec()))
     })
 }

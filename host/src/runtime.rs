@@ -20,7 +20,7 @@ use plugin_api::abi::{FromRaw, MsgKind, OutcomeCode, StatePtr};
 use plugin_api::{etf, Reason};
 use rustc_hash::FxHashMap;
 
-use crate::actor::{Actor, Core};
+use crate::actor::{Actor, Core, Signal};
 use crate::events::{self, HostEvent, ReloadOutcome, ReloadReport};
 use crate::ffi::RunCtx;
 use crate::loader::{self, BehaviourVersion, LoadedLibrary};
@@ -217,6 +217,8 @@ pub(crate) struct HostInner {
     run_queue: OnceLock<RunQueue>,
     timers: OnceLock<Timers>,
     pending: Mutex<FxHashMap<u64, Waiter>>,
+    /// Active monitors: reference -> monitored actor.
+    monitors: Mutex<FxHashMap<u64, u64>>,
     next_id: AtomicU64,
     next_tag: AtomicU64,
     /// Current version of each behaviour. Held for reading across a spawn and for writing
@@ -267,6 +269,7 @@ impl Host {
             run_queue: OnceLock::new(),
             timers: OnceLock::new(),
             pending: Mutex::new(FxHashMap::default()),
+            monitors: Mutex::new(FxHashMap::default()),
             next_id: AtomicU64::new(1),
             next_tag: AtomicU64::new(1),
             behaviours: RwLock::new(HashMap::new()),
@@ -546,6 +549,127 @@ impl HostInner {
         }
     }
 
+    /// Puts a system message on an actor and makes sure it runs.
+    fn deliver_signal(&self, actor: &Arc<Actor>, sig: Signal) {
+        actor.push_signal(sig);
+        if actor.try_claim() {
+            self.run_queue().push(actor.clone());
+        }
+    }
+
+    /// `link/1` from actor `from`.
+    pub(crate) fn link(&self, from: u64, to: Target<'_>) -> Result<(), CallError> {
+        // Under the registry lock: a target found here has not run `stop_actor`'s
+        // unregister yet, so it will see this link when it dies.
+        self.with_target(to, |t| {
+            if t.id == from {
+                return;
+            }
+            let mut theirs = t.links.lock();
+            if !theirs.contains(&from) {
+                theirs.push(from);
+            }
+            drop(theirs);
+            self.registry.with_id(from, |me| {
+                let mut mine = me.links.lock();
+                if !mine.contains(&t.id) {
+                    mine.push(t.id);
+                }
+            });
+        })
+        .ok_or_else(|| CallError::NoProc(to.to_string()))
+    }
+
+    /// `unlink/1` from actor `from`.
+    pub(crate) fn unlink(&self, from: u64, to: Target<'_>) -> Result<(), CallError> {
+        let other = self
+            .with_target(to, |t| {
+                t.links.lock().retain(|&l| l != from);
+                t.id
+            })
+            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
+        self.registry
+            .with_id(from, |me| me.links.lock().retain(|&l| l != other));
+        Ok(())
+    }
+
+    /// `monitor(process, To)` from actor `watcher`; a missing target is reported at once
+    /// with `noproc`.
+    pub(crate) fn monitor(&self, watcher: u64, to: Target<'_>) -> u64 {
+        let mref = self.next_tag();
+        let found = self.with_target(to, |t| {
+            t.monitored_by.lock().push((mref, watcher));
+            self.monitors.lock().insert(mref, t.id);
+        });
+        if found.is_none() {
+            let noproc = etf::to_vec(&Reason::NoProc).unwrap_or_default();
+            let who = match to {
+                Target::Id(id) => id,
+                Target::Name(_) => 0,
+            };
+            let _ = self.send(
+                Target::Id(watcher),
+                Envelope::message(MsgKind::Info, term::down(mref, who, &noproc)),
+            );
+        }
+        mref
+    }
+
+    /// `demonitor/1`: true if the monitor was active (no `DOWN` will be sent).
+    pub(crate) fn demonitor(&self, mref: u64) -> bool {
+        let Some(target) = self.monitors.lock().remove(&mref) else {
+            return false;
+        };
+        self.registry.with_id(target, |t| {
+            t.monitored_by.lock().retain(|&(r, _)| r != mref)
+        });
+        true
+    }
+
+    /// `process_flag(trap_exit, On)`; returns the previous value.
+    pub(crate) fn set_trap_exit(&self, actor: u64, on: bool) -> bool {
+        self.registry
+            .with_id(actor, |a| a.trap_exit.swap(on, Ordering::SeqCst))
+            .unwrap_or(false)
+    }
+
+    /// `exit/2`: an exit signal from `from` to `to`.
+    pub(crate) fn exit_signal(
+        &self,
+        from: u64,
+        to: Target<'_>,
+        reason: Vec<u8>,
+    ) -> Result<(), CallError> {
+        self.with_target(to, |t| {
+            self.deliver_signal(t, Signal::Exit { from, reason })
+        })
+        .ok_or_else(|| CallError::NoProc(to.to_string()))
+    }
+
+    /// Handles an actor's system messages (its core is locked). Returns true if one of
+    /// them stopped it. OTP's rules: `kill` cannot be trapped and ends the actor with
+    /// `killed`; a trapping actor receives `{'EXIT', From, Reason}` as a message; otherwise
+    /// `normal` is ignored and any other reason ends the actor with that reason.
+    fn handle_signals(&self, actor: &Arc<Actor>, core: &mut Core) -> bool {
+        for sig in actor.take_signals() {
+            let Signal::Exit { from, reason } = sig;
+            let r = Reason::from_etf(&reason);
+            if r == Reason::Kill {
+                let killed = etf::to_vec(&Reason::Killed).unwrap_or_default();
+                self.stop_actor(actor, core, &killed, None);
+                return true;
+            }
+            if actor.trap_exit.load(Ordering::SeqCst) {
+                let msg = term::tagged("EXIT", from, Some(&reason));
+                actor.mailbox.push(Envelope::message(MsgKind::Info, msg));
+            } else if r != Reason::Normal {
+                self.stop_actor(actor, core, &reason, None);
+                return true;
+            }
+        }
+        false
+    }
+
     fn next_tag(&self) -> u64 {
         self.next_tag.fetch_add(1, Ordering::Relaxed)
     }
@@ -751,6 +875,9 @@ impl HostInner {
         let version = core.version.clone();
         let ctx = RunCtx::new(self, actor.id, &version);
         let raw = ctx.raw();
+        if actor.has_signals() && !actor.is_suspended() && self.handle_signals(actor, &mut core) {
+            return false;
+        }
         let mut batch = BATCH_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         actor.mailbox.take_batch(BATCH, &mut batch);
         let mut handled = 0u64;
@@ -760,6 +887,17 @@ impl HostInner {
             if actor.is_suspended() {
                 batch.push_front(env);
                 break;
+            }
+            // System messages go ahead of the next user message.
+            if actor.has_signals() {
+                batch.push_front(env);
+                actor.mailbox.put_back(&mut batch);
+                if self.handle_signals(actor, &mut core) {
+                    stopped = true;
+                    break;
+                }
+                actor.mailbox.take_batch(BATCH, &mut batch);
+                continue;
             }
             let out = (version.desc.handle)(
                 core.state,
@@ -854,6 +992,7 @@ impl HostInner {
         let reason_text = etf::display(reason);
         self.fail_mailbox(actor, &reason_text);
         self.fail_waiters(actor.id, &reason_text);
+        self.notify_links_and_monitors(actor, reason);
         let ev = match crash {
             Some((panic, message)) => HostEvent::Crash {
                 actor: actor.id,
@@ -900,6 +1039,32 @@ impl HostInner {
                         let _ = self.send(Target::Id(id), Envelope::message(MsgKind::Info, msg));
                     }
                 }
+            }
+        }
+    }
+
+    /// Sends the dead actor's exit signal to every linked actor and a `DOWN` message to
+    /// every monitor (after it was unregistered, so nobody can add more).
+    fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8]) {
+        let links = std::mem::take(&mut *actor.links.lock());
+        for l in links {
+            self.registry.with_id(l, |la| {
+                la.links.lock().retain(|&x| x != actor.id);
+                self.deliver_signal(
+                    la,
+                    Signal::Exit {
+                        from: actor.id,
+                        reason: reason.to_vec(),
+                    },
+                );
+            });
+        }
+        let monitors = std::mem::take(&mut *actor.monitored_by.lock());
+        for (mref, watcher) in monitors {
+            // A concurrent demonitor that won the race means no DOWN.
+            if self.monitors.lock().remove(&mref).is_some() {
+                let msg = term::down(mref, actor.id, reason);
+                let _ = self.send(Target::Id(watcher), Envelope::message(MsgKind::Info, msg));
             }
         }
     }

@@ -46,6 +46,20 @@ pub fn tagged(tag: &str, id: u64, payload: Option<&[u8]>) -> MsgBytes {
     buf
 }
 
+/// `{'DOWN', Ref, process, Pid, Reason}` where `reason` is a complete ETF term.
+pub fn down(mref: u64, pid: u64, reason: &[u8]) -> MsgBytes {
+    let body = reason.get(1..).unwrap_or(&[]);
+    let mut buf = MsgBytes::with_capacity(40 + body.len());
+    buf.push(VERSION);
+    buf.extend_from_slice(&[SMALL_TUPLE, 5]);
+    atom(&mut buf, "DOWN");
+    unsigned(&mut buf, mref);
+    atom(&mut buf, "process");
+    unsigned(&mut buf, pid);
+    buf.extend_from_slice(body);
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

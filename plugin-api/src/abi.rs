@@ -29,7 +29,7 @@ use abi_stable::{package_version_strings, StableAbi};
 /// `abi_stable` already checks type layouts and the `plugin-api` crate version; this
 /// number is bumped when the *meaning* of a field changes without its layout changing,
 /// which no layout check can see.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// An actor's state, as an opaque pointer owned by the behaviour version that created it.
 ///
@@ -181,6 +181,20 @@ pub struct HostApi {
     pub whereis: extern "C" fn(data: *const c_void, name: RStr<'_>) -> u64,
     /// Emit a log line through the host's subscriber (level: 1 error .. 5 trace).
     pub log: extern "C" fn(data: *const c_void, level: u8, msg: RStr<'_>),
+    /// Link the running actor and `to`, both ways (`link/1`).
+    pub link: extern "C" fn(data: *const c_void, to: Dest<'_>) -> SendCode,
+    /// Remove a link, both ways (`unlink/1`).
+    pub unlink: extern "C" fn(data: *const c_void, to: Dest<'_>) -> SendCode,
+    /// Monitor `to` (`monitor(process, To)`); writes the reference. A dead target gets a
+    /// `DOWN` with `noproc` at once.
+    pub monitor: extern "C" fn(data: *const c_void, to: Dest<'_>, mref: &mut u64) -> SendCode,
+    /// Remove a monitor; true if it was active.
+    pub demonitor: extern "C" fn(data: *const c_void, mref: u64) -> bool,
+    /// Set whether exit signals arrive as `{'EXIT', From, Reason}` messages; returns the
+    /// previous setting (`process_flag(trap_exit, On)`).
+    pub trap_exit: extern "C" fn(data: *const c_void, on: bool) -> bool,
+    /// Send an exit signal with an ETF reason to `to` (`exit/2`).
+    pub exit: extern "C" fn(data: *const c_void, to: Dest<'_>, reason: RSlice<'_, u8>) -> SendCode,
 }
 
 /// What a callback receives: the host's function table and its context pointer.

@@ -37,20 +37,56 @@ pub enum CallResult<R> {
     Stop(Reason, Option<R>),
 }
 
-/// Why an actor stops. Encoded as an Erlang term: `normal`, `shutdown`,
-/// `{shutdown_with, Detail}`, `{error, Text}` or `{other, Text}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Why an actor stopped, or the reason carried by an exit signal. Encoded as the Erlang
+/// term OTP uses: `normal`, `shutdown`, `{shutdown, Detail}`, `kill`, `killed`, `noproc`,
+/// `{error, <<"Text">>}`; any other term decodes as [`Reason::Other`] with its printout.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// The actor finished its work; not an error.
+    /// The actor finished its work; not an error (does not kill linked actors).
     Normal,
     /// Asked to shut down by its owner; not an error.
     Shutdown,
-    /// A shutdown with a detail, like OTP's `{shutdown, Term}`; not an error.
+    /// A shutdown with a detail, OTP's `{shutdown, Term}`; not an error.
     ShutdownWith(String),
-    /// An error; the text says what went wrong.
+    /// The untrappable `kill` sent with `Ctx::exit`; the victim dies with `killed`.
+    Kill,
+    /// What an actor killed by `kill` exits with.
+    Killed,
+    /// The target did not exist (a monitor on a dead actor, a call to nobody).
+    NoProc,
+    /// An error; the text says what went wrong (a panic arrives as `panic: ...`).
     Error(String),
-    /// A reason the host built that does not fit the cases above, printed as a term.
+    /// Any other term, as Erlang would print it.
     Other(String),
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let atom = |s: S, a: &str| etf::Atom(a.to_string()).serialize(s);
+        let pair = |s: S, tag: &str, text: &str| {
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(&etf::Atom(tag.to_string()))?;
+            t.serialize_element(text)?;
+            t.end()
+        };
+        match self {
+            Reason::Normal => atom(s, "normal"),
+            Reason::Shutdown => atom(s, "shutdown"),
+            Reason::ShutdownWith(d) => pair(s, "shutdown", d),
+            Reason::Kill => atom(s, "kill"),
+            Reason::Killed => atom(s, "killed"),
+            Reason::NoProc => atom(s, "noproc"),
+            Reason::Error(t) => pair(s, "error", t),
+            Reason::Other(t) => pair(s, "other", t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Reason::from_term(&etf::Term::deserialize(d)?))
+    }
 }
 
 impl Reason {
@@ -62,6 +98,41 @@ impl Reason {
     /// Decodes a reason sent by the host; a term of another shape becomes [`Reason::Other`].
     pub fn from_etf(bytes: &[u8]) -> Reason {
         etf::from_slice(bytes).unwrap_or_else(|_| Reason::Other(etf::display(bytes)))
+    }
+
+    /// Reads a reason from any term (never fails: unknown shapes become `Other`).
+    pub fn from_term(t: &etf::Term) -> Reason {
+        use etf::Term;
+        let text = |t: &Term| match t {
+            Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            other => other.to_string(),
+        };
+        match t {
+            Term::Atom(a) => match a.as_str() {
+                "normal" => Reason::Normal,
+                "shutdown" => Reason::Shutdown,
+                "kill" => Reason::Kill,
+                "killed" => Reason::Killed,
+                "noproc" => Reason::NoProc,
+                _ => Reason::Other(t.to_string()),
+            },
+            Term::Tuple(items) if items.len() == 2 => match &items[0] {
+                Term::Atom(tag) if tag == "shutdown" => Reason::ShutdownWith(text(&items[1])),
+                Term::Atom(tag) if tag == "error" => Reason::Error(text(&items[1])),
+                Term::Atom(tag) if tag == "other" => Reason::Other(text(&items[1])),
+                _ => Reason::Other(t.to_string()),
+            },
+            _ => Reason::Other(t.to_string()),
+        }
+    }
+
+    /// Whether this reason is abnormal: anything but `normal`, `shutdown` and
+    /// `{shutdown, _}` (OTP's rule for crash reports and for restarting transient children).
+    pub fn is_abnormal(&self) -> bool {
+        !matches!(
+            self,
+            Reason::Normal | Reason::Shutdown | Reason::ShutdownWith(_)
+        )
     }
 }
 

@@ -52,6 +52,10 @@ pub struct ReqId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TimerRef(pub u64);
 
+/// Identifies a monitor made with [`Ctx::monitor`], as in `{'DOWN', Ref, ...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MonitorRef(pub u64);
+
 /// Where to send: an actor id or a registered name.
 #[derive(Debug, Clone, Copy)]
 pub enum To<'n> {
@@ -271,6 +275,53 @@ impl<'a> Ctx<'a> {
     /// Cancels a timer; `true` if it had not fired yet.
     pub fn cancel_timer(&mut self, timer: TimerRef) -> bool {
         (self.raw.api.cancel_timer)(self.raw.data, timer.0)
+    }
+
+    /// Links this actor with `to`, both ways (`link/1`): when either dies abnormally, the
+    /// other dies with the same reason — unless it traps exits, in which case it receives
+    /// `{'EXIT', From, Reason}`. `NoProc` if `to` is not alive.
+    pub fn link<'n>(&mut self, to: impl Into<To<'n>>) -> Result<(), SendError> {
+        check((self.raw.api.link)(self.raw.data, to.into().raw()))
+    }
+
+    /// Removes a link, both ways (`unlink/1`).
+    pub fn unlink<'n>(&mut self, to: impl Into<To<'n>>) -> Result<(), SendError> {
+        check((self.raw.api.unlink)(self.raw.data, to.into().raw()))
+    }
+
+    /// Monitors `to` (`monitor(process, To)`): when it dies this actor receives
+    /// `{'DOWN', Ref, process, Pid, Reason}` — at once, with `noproc`, if it is not alive.
+    pub fn monitor<'n>(&mut self, to: impl Into<To<'n>>) -> MonitorRef {
+        let mut mref = 0u64;
+        let _ = (self.raw.api.monitor)(self.raw.data, to.into().raw(), &mut mref);
+        MonitorRef(mref)
+    }
+
+    /// Removes a monitor; `true` if it was still active (no `DOWN` will come).
+    pub fn demonitor(&mut self, mref: MonitorRef) -> bool {
+        (self.raw.api.demonitor)(self.raw.data, mref.0)
+    }
+
+    /// Sets whether exit signals from linked actors arrive as `{'EXIT', From, Reason}`
+    /// messages instead of killing this actor; returns the previous setting. `kill` cannot
+    /// be trapped.
+    pub fn trap_exit(&mut self, on: bool) -> bool {
+        (self.raw.api.trap_exit)(self.raw.data, on)
+    }
+
+    /// Sends an exit signal to `to` (`exit/2`): `Reason::Kill` kills it unconditionally
+    /// (it exits with `killed`), `Reason::Normal` is ignored unless it traps exits, any
+    /// other reason kills it unless it traps exits.
+    pub fn exit<'n>(
+        &mut self,
+        to: impl Into<To<'n>>,
+        reason: &crate::Reason,
+    ) -> Result<(), SendError> {
+        let raw = self.raw;
+        let to = to.into().raw();
+        check(with_encoded(reason, |bytes| {
+            (raw.api.exit)(raw.data, to, bytes)
+        })?)
     }
 
     /// Logs through the host's subscriber, with this actor, behaviour and version attached.

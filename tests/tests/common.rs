@@ -26,6 +26,13 @@ pub enum Call {
     PingPong(String, u64),
     TimerTo(String, u64),
     Cancel(u64),
+    Link(String),
+    Unlink(String),
+    TrapExit(bool),
+    Monitor(String),
+    Demonitor(u64),
+    ExitTo(String, plugin_api::Reason),
+    Inbox,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -40,6 +47,8 @@ pub enum Reply {
     Stopping,
     Timer(u64),
     Cancelled(bool),
+    Inbox(Vec<String>),
+    Done,
 }
 
 #[derive(Serialize, Deserialize, Debug)]

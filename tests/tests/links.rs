@@ -1,0 +1,233 @@
+//! Links, monitors and exit signals, with OTP's rules, through the real test plugin.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use e2e::{build, wait_for, PluginDir, Variant};
+use host::{Host, HostEvent, Target};
+use plugin_api::Reason;
+
+fn host() -> (PluginDir, Host, crossbeam_channel::Receiver<HostEvent>) {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, rx) = start(&dir);
+    (dir, host, rx)
+}
+
+fn call(host: &Host, who: &str, msg: Call) -> Reply {
+    host.call_as(Target::Name(who), &msg, T)
+        .unwrap_or_else(|e| panic!("{who}: {msg:?}: {e}"))
+}
+
+/// Waits until `who`'s inbox holds `n` entries, and returns them.
+fn inbox(host: &Host, who: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + T;
+    loop {
+        let Reply::Inbox(v) = call(host, who, Call::Inbox) else {
+            panic!("inbox")
+        };
+        if v.len() >= n {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{who}'s inbox: {v:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn gone(host: &Host, who: &str) -> bool {
+    let deadline = Instant::now() + T;
+    while host.whereis(who).is_some() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+fn crash(host: &Host, who: &str) {
+    host.send(
+        Target::Name(who),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_abnormal_exit_kills_a_linked_actor_that_does_not_trap_exits() {
+    let (_d, host, rx) = host();
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    host.spawn_with("tp", Some("b"), &()).unwrap();
+    assert_eq!(call(&host, "a", Call::Link("b".into())), Reply::Done);
+    crash(&host, "a");
+    assert!(gone(&host, "b"), "b died with a");
+    let ev = wait_for(
+        &rx,
+        T,
+        |e| matches!(e, HostEvent::Stopped { name: Some(n), .. } if n == "b"),
+    )
+    .expect("b stopped");
+    assert!(
+        matches!(ev, HostEvent::Stopped { ref reason, .. } if reason.contains("panic")),
+        "same reason: {ev:?}"
+    );
+}
+
+#[test]
+fn trap_exit_turns_a_linked_crash_into_a_message() {
+    let (_d, host, _rx) = host();
+    let a = host.spawn_with("tp", Some("a"), &()).unwrap();
+    host.spawn_with("tp", Some("b"), &()).unwrap();
+    assert_eq!(
+        call(&host, "b", Call::TrapExit(true)),
+        Reply::Cancelled(false),
+        "was off"
+    );
+    call(&host, "b", Call::Link("a".into()));
+    crash(&host, "a");
+    let got = inbox(&host, "b", 1);
+    assert!(
+        got[0].starts_with(&format!("EXIT {a} Error(\"panic:")),
+        "{got:?}"
+    );
+    assert!(host.whereis("b").is_some(), "b lives");
+}
+
+#[test]
+fn a_normal_exit_does_not_kill_linked_actors() {
+    let (_d, host, _rx) = host();
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    host.spawn_with("tp", Some("b"), &()).unwrap();
+    call(&host, "a", Call::Link("b".into()));
+    assert_eq!(call(&host, "a", Call::Stop), Reply::Stopping);
+    assert!(gone(&host, "a"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(&host, "b"), Reply::Count("1".into(), 0), "b is alive");
+}
+
+#[test]
+fn unlink_removes_the_link_both_ways() {
+    let (_d, host, _rx) = host();
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    host.spawn_with("tp", Some("b"), &()).unwrap();
+    call(&host, "a", Call::Link("b".into()));
+    call(&host, "b", Call::Unlink("a".into()));
+    crash(&host, "a");
+    assert!(gone(&host, "a"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(host.whereis("b").is_some());
+}
+
+#[test]
+fn kill_cannot_be_trapped_and_arrives_as_killed() {
+    let (_d, host, rx) = host();
+    host.spawn_with("tp", Some("killer"), &()).unwrap();
+    host.spawn_with("tp", Some("victim"), &()).unwrap();
+    let watcher = host.spawn_with("tp", Some("watcher"), &()).unwrap();
+    call(&host, "victim", Call::TrapExit(true));
+    call(&host, "watcher", Call::TrapExit(true));
+    call(&host, "watcher", Call::Link("victim".into()));
+    let _ = watcher;
+    assert_eq!(
+        call(&host, "killer", Call::ExitTo("victim".into(), Reason::Kill)),
+        Reply::Done
+    );
+    assert!(gone(&host, "victim"));
+    let ev = wait_for(&rx, T, |e| matches!(e, HostEvent::Stopped { .. })).expect("stopped");
+    assert!(
+        matches!(ev, HostEvent::Stopped { ref reason, .. } if reason == "killed"),
+        "{ev:?}"
+    );
+    // Linked actors see `killed`, not `kill`.
+    let got = inbox(&host, "watcher", 1);
+    assert!(got[0].ends_with("Killed"), "{got:?}");
+}
+
+#[test]
+fn an_exit_signal_kills_unless_trapped_and_normal_is_ignored() {
+    let (_d, host, _rx) = host();
+    for n in ["s", "plain", "trapper"] {
+        host.spawn_with("tp", Some(n), &()).unwrap();
+    }
+    call(&host, "trapper", Call::TrapExit(true));
+    call(&host, "s", Call::ExitTo("plain".into(), Reason::Normal));
+    call(
+        &host,
+        "s",
+        Call::ExitTo("trapper".into(), Reason::Error("go away".into())),
+    );
+    let got = inbox(&host, "trapper", 1);
+    assert!(got[0].contains("go away"), "{got:?}");
+    assert_eq!(
+        get(&host, "plain"),
+        Reply::Count("1".into(), 0),
+        "normal ignored"
+    );
+    call(&host, "s", Call::ExitTo("plain".into(), Reason::Shutdown));
+    assert!(gone(&host, "plain"));
+}
+
+#[test]
+fn a_monitor_delivers_down_with_the_reason() {
+    let (_d, host, _rx) = host();
+    let b = host.spawn_with("tp", Some("b"), &()).unwrap();
+    host.spawn_with("tp", Some("w"), &()).unwrap();
+    let Reply::Timer(mref) = call(&host, "w", Call::Monitor("b".into())) else {
+        panic!()
+    };
+    crash(&host, "b");
+    let got = inbox(&host, "w", 1);
+    assert!(
+        got[0].starts_with(&format!("DOWN {mref} {b} Error(\"panic:")),
+        "{got:?}"
+    );
+    assert!(host.whereis("w").is_some(), "a monitor is one-way");
+}
+
+#[test]
+fn a_monitor_on_a_missing_actor_says_noproc_at_once() {
+    let (_d, host, _rx) = host();
+    host.spawn_with("tp", Some("w"), &()).unwrap();
+    let Reply::Timer(mref) = call(&host, "w", Call::Monitor("nobody".into())) else {
+        panic!()
+    };
+    let got = inbox(&host, "w", 1);
+    assert_eq!(got[0], format!("DOWN {mref} 0 NoProc"));
+}
+
+#[test]
+fn demonitor_means_no_down() {
+    let (_d, host, _rx) = host();
+    host.spawn_with("tp", Some("b"), &()).unwrap();
+    host.spawn_with("tp", Some("w"), &()).unwrap();
+    let Reply::Timer(mref) = call(&host, "w", Call::Monitor("b".into())) else {
+        panic!()
+    };
+    assert_eq!(
+        call(&host, "w", Call::Demonitor(mref)),
+        Reply::Cancelled(true)
+    );
+    assert_eq!(
+        call(&host, "w", Call::Demonitor(mref)),
+        Reply::Cancelled(false)
+    );
+    crash(&host, "b");
+    assert!(gone(&host, "b"));
+    std::thread::sleep(Duration::from_millis(100));
+    let Reply::Inbox(v) = call(&host, "w", Call::Inbox) else {
+        panic!()
+    };
+    assert!(v.is_empty(), "{v:?}");
+}
+
+#[test]
+fn linking_to_a_missing_actor_is_noproc() {
+    let (_d, host, _rx) = host();
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    assert_eq!(
+        call(&host, "a", Call::Link("nobody".into())),
+        Reply::Cancelled(false)
+    );
+}
