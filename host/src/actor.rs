@@ -71,6 +71,9 @@ pub struct Actor {
     pub trap_exit: AtomicBool,
     /// Monitors on this actor: (reference, watcher).
     pub monitored_by: parking_lot::Mutex<Vec<(u64, u64)>>,
+    /// Timers addressed to this actor by id, cancelled when it dies (fired ones are pruned
+    /// as new ones arrive).
+    pub timers: parking_lot::Mutex<Vec<u64>>,
 }
 
 impl Actor {
@@ -99,6 +102,7 @@ impl Actor {
             links: parking_lot::Mutex::new(Vec::new()),
             trap_exit: AtomicBool::new(false),
             monitored_by: parking_lot::Mutex::new(Vec::new()),
+            timers: parking_lot::Mutex::new(Vec::new()),
         }
     }
 

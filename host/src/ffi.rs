@@ -57,6 +57,7 @@ pub(crate) static HOST_API: HostApi = HostApi {
     demonitor,
     trap_exit,
     exit,
+    send_interval,
 };
 
 /// Runs `f` with the context behind `data`, never unwinding.
@@ -217,5 +218,27 @@ extern "C" fn trap_exit(data: *const c_void, on: bool) -> bool {
 extern "C" fn exit(data: *const c_void, to: Dest<'_>, reason: RSlice<'_, u8>) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
         code(c.host.exit_signal(c.actor, target(&to), reason.to_vec()))
+    })
+}
+
+extern "C" fn send_interval(
+    data: *const c_void,
+    to: Dest<'_>,
+    msg: RSlice<'_, u8>,
+    every_ms: u64,
+    timer: &mut u64,
+) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        let to = match target(&to) {
+            Target::Id(id) => TimerTarget::Id(id),
+            Target::Name(n) => TimerTarget::Name(n.to_string()),
+        };
+        *timer = c.host.send_interval(
+            c.actor,
+            to,
+            msg.to_vec(),
+            Duration::from_millis(every_ms.max(1)),
+        );
+        SendCode::Ok
     })
 }

@@ -180,6 +180,18 @@ impl Default for HostOptions {
     }
 }
 
+/// Marks an interval timer's ref, so it never collides with a one-shot timer's id.
+const INTERVAL_BIT: u64 = 1 << 63;
+
+/// An interval timer: what to send, to whom, how often, and its current one-shot timer.
+struct Interval {
+    owner: u64,
+    to: TimerTarget,
+    bytes: Vec<u8>,
+    every: Duration,
+    current: u64,
+}
+
 /// Who waits for a reply.
 ///
 /// Each records the callee, so when an actor dies every caller still waiting on it is
@@ -219,6 +231,8 @@ pub(crate) struct HostInner {
     pending: Mutex<FxHashMap<u64, Waiter>>,
     /// Active monitors: reference -> monitored actor.
     monitors: Mutex<FxHashMap<u64, u64>>,
+    /// Interval timers by their ref (which has [`INTERVAL_BIT`] set).
+    intervals: Mutex<FxHashMap<u64, Interval>>,
     next_id: AtomicU64,
     next_tag: AtomicU64,
     /// Current version of each behaviour. Held for reading across a spawn and for writing
@@ -270,6 +284,7 @@ impl Host {
             timers: OnceLock::new(),
             pending: Mutex::new(FxHashMap::default()),
             monitors: Mutex::new(FxHashMap::default()),
+            intervals: Mutex::new(FxHashMap::default()),
             next_id: AtomicU64::new(1),
             next_tag: AtomicU64::new(1),
             behaviours: RwLock::new(HashMap::new()),
@@ -445,6 +460,11 @@ impl Host {
     /// Number of live actors.
     pub fn actor_count(&self) -> usize {
         self.inner.registry.len()
+    }
+
+    /// Number of pending timers (`send_after` timers and request timeouts).
+    pub fn pending_timers(&self) -> usize {
+        self.inner.timers().pending()
     }
 
     /// Loads (or reloads) the library at `path` now, as the watcher would, and reports
@@ -765,12 +785,89 @@ impl HostInner {
         bytes: Vec<u8>,
         delay: Duration,
     ) -> u64 {
-        self.timers()
-            .schedule(delay, TimerAction::Send { owner, to, bytes })
+        let target = match to {
+            TimerTarget::Id(id) => Some(id),
+            TimerTarget::Name(_) => None,
+        };
+        let id = self
+            .timers()
+            .schedule(delay, TimerAction::Send { owner, to, bytes });
+        // A timer addressed to an actor dies with it (a name outlives any one actor).
+        if let Some(t) = target {
+            let alive = self.registry.with_id(t, |a| {
+                let mut list = a.timers.lock();
+                if list.len() >= 16 {
+                    list.retain(|&x| self.timers().is_pending(x));
+                }
+                list.push(id);
+            });
+            if alive.is_none() {
+                self.timers().cancel(id);
+            }
+        }
+        id
     }
 
-    /// Cancels one of `owner`'s `send_after` timers (never anything else).
+    /// `timer:send_interval/3`: the ref stays the same across ticks.
+    pub(crate) fn send_interval(
+        &self,
+        owner: u64,
+        to: TimerTarget,
+        bytes: Vec<u8>,
+        every: Duration,
+    ) -> u64 {
+        let iref = self.next_tag() | INTERVAL_BIT;
+        let mut intervals = self.intervals.lock();
+        let current = self
+            .timers()
+            .schedule(every, TimerAction::Interval { iref });
+        intervals.insert(
+            iref,
+            Interval {
+                owner,
+                to,
+                bytes,
+                every,
+                current,
+            },
+        );
+        iref
+    }
+
+    /// One tick of an interval timer: deliver, and schedule the next unless its target
+    /// (by id) is gone.
+    fn tick_interval(&self, iref: u64) {
+        let mut intervals = self.intervals.lock();
+        let Some(iv) = intervals.get_mut(&iref) else {
+            return;
+        };
+        let to = match &iv.to {
+            TimerTarget::Id(id) => Target::Id(*id),
+            TimerTarget::Name(n) => Target::Name(n),
+        };
+        let sent = self.send(to, Envelope::message(MsgKind::Info, iv.bytes.clone()));
+        if sent.is_err() && matches!(iv.to, TimerTarget::Id(_)) {
+            intervals.remove(&iref);
+            return;
+        }
+        iv.current = self
+            .timers()
+            .schedule(iv.every, TimerAction::Interval { iref });
+    }
+
+    /// Cancels one of `owner`'s `send_after` or interval timers (never anything else).
     pub(crate) fn cancel_timer(&self, owner: u64, id: u64) -> bool {
+        if id & INTERVAL_BIT != 0 {
+            let mut intervals = self.intervals.lock();
+            return match intervals.get(&id) {
+                Some(iv) if iv.owner == owner => {
+                    self.timers().cancel(iv.current);
+                    intervals.remove(&id);
+                    true
+                }
+                _ => false,
+            };
+        }
         self.timers().cancel_if(
             id,
             |a| matches!(a, TimerAction::Send { owner: o, .. } if *o == owner),
@@ -787,6 +884,7 @@ impl HostInner {
                 };
                 let _ = self.send(to, Envelope::message(MsgKind::Info, bytes));
             }
+            TimerAction::Interval { iref } => self.tick_interval(iref),
             TimerAction::RequestTimeout { tag } => {
                 let waiter = self.pending.lock().remove(&tag);
                 if let Some(Waiter::Actor { id, .. }) = waiter {
@@ -1058,6 +1156,9 @@ impl HostInner {
                     },
                 );
             });
+        }
+        for t in std::mem::take(&mut *actor.timers.lock()) {
+            self.timers().cancel(t);
         }
         let monitors = std::mem::take(&mut *actor.monitored_by.lock());
         for (mref, watcher) in monitors {

@@ -87,6 +87,8 @@ pub enum TimerAction {
     },
     /// A request's deadline: if it is still pending, the requester gets `{timeout, Ref}`.
     RequestTimeout { tag: u64 },
+    /// The next tick of an interval timer (its message and period live in the runtime).
+    Interval { iref: u64 },
 }
 
 /// Who a timer's message is for.
@@ -229,6 +231,15 @@ impl Wheel {
         self.len += 1;
         let tick = self.place(i);
         ((u64::from(gen) << 32) | (u64::from(i) + 1), tick)
+    }
+
+    /// Whether `id` names a pending timer.
+    fn is_pending(&self, id: u64) -> bool {
+        let i = (id as u32).wrapping_sub(1);
+        i < self.used && {
+            let e = self.entry(i);
+            e.gen == (id >> 32) as u32 && e.bucket != FREE
+        }
     }
 
     /// Removes a pending timer by id if `allow` accepts its action; the action if removed.
@@ -430,6 +441,11 @@ impl Timers {
         action.is_some()
     }
 
+    /// Whether `id` is still pending (not fired, not cancelled).
+    pub fn is_pending(&self, id: u64) -> bool {
+        self.shared.wheel.lock().is_pending(id)
+    }
+
     /// Number of pending timers (scheduled, not yet fired or cancelled): for stats and
     /// tests.
     pub fn pending(&self) -> usize {
@@ -541,6 +557,7 @@ mod tests {
         match a {
             TimerAction::RequestTimeout { tag } => *tag,
             TimerAction::Send { owner, .. } => *owner,
+            TimerAction::Interval { iref } => *iref,
         }
     }
 

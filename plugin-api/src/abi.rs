@@ -195,6 +195,15 @@ pub struct HostApi {
     pub trap_exit: extern "C" fn(data: *const c_void, on: bool) -> bool,
     /// Send an exit signal with an ETF reason to `to` (`exit/2`).
     pub exit: extern "C" fn(data: *const c_void, to: Dest<'_>, reason: RSlice<'_, u8>) -> SendCode,
+    /// Deliver `msg` to `to` every `every_ms` until cancelled (`timer:send_interval/3`);
+    /// writes the timer ref, which `cancel_timer` accepts.
+    pub send_interval: extern "C" fn(
+        data: *const c_void,
+        to: Dest<'_>,
+        msg: RSlice<'_, u8>,
+        every_ms: u64,
+        timer: &mut u64,
+    ) -> SendCode,
 }
 
 /// What a callback receives: the host's function table and its context pointer.

@@ -272,7 +272,26 @@ impl<'a> Ctx<'a> {
         Ok(TimerRef(t))
     }
 
-    /// Cancels a timer; `true` if it had not fired yet.
+    /// Delivers `msg` to `to`'s `handle_info` every `every` until cancelled with
+    /// [`Ctx::cancel_timer`] (`timer:send_interval/3`). It stops by itself when an actor it
+    /// was addressed to by id dies.
+    pub fn send_interval<'n, M: Serialize + ?Sized>(
+        &mut self,
+        every: Duration,
+        to: impl Into<To<'n>>,
+        msg: &M,
+    ) -> Result<TimerRef, SendError> {
+        let raw = self.raw;
+        let to = to.into().raw();
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut t = 0u64;
+        check(with_encoded(msg, |bytes| {
+            (raw.api.send_interval)(raw.data, to, bytes, ms, &mut t)
+        })?)?;
+        Ok(TimerRef(t))
+    }
+
+    /// Cancels a timer (one-shot or interval); `true` if it was still active.
     pub fn cancel_timer(&mut self, timer: TimerRef) -> bool {
         (self.raw.api.cancel_timer)(self.raw.data, timer.0)
     }

@@ -26,6 +26,7 @@ pub enum Call {
     PingPong(String, u64),
     TimerTo(String, u64),
     Cancel(u64),
+    Interval(String, u64),
     Link(String),
     Unlink(String),
     TrapExit(bool),

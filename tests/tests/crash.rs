@@ -206,3 +206,69 @@ fn an_actor_cancels_only_its_own_timers() {
         .unwrap();
     assert_eq!(again, Reply::Cancelled(false));
 }
+
+#[test]
+fn a_timer_addressed_to_an_actor_dies_with_it() {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, rx) = start(&dir);
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    let before = host.pending_timers();
+    // `Later` sets a timer to itself and answers when it fires: give up waiting at once.
+    let e = host
+        .call_as::<_, Reply>(
+            Target::Name("a"),
+            &Call::Later(60_000),
+            Duration::from_millis(50),
+        )
+        .unwrap_err();
+    assert_eq!(e, CallError::Timeout);
+    assert_eq!(host.pending_timers(), before + 1);
+    host.send(
+        Target::Name("a"),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
+    wait_for(&rx, T, |e| matches!(e, HostEvent::Crash { .. })).expect("crash");
+    assert_eq!(
+        host.pending_timers(),
+        before,
+        "the timer went with its actor"
+    );
+}
+
+#[test]
+fn an_interval_timer_repeats_until_its_owner_cancels_it() {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, _rx) = start(&dir);
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    host.spawn_with("tp", Some("b"), &()).unwrap();
+    let Reply::Timer(t) = host
+        .call_as(Target::Name("a"), &Call::Interval("b".into(), 20), T)
+        .unwrap()
+    else {
+        panic!("timer ref")
+    };
+    let count = |host: &host::Host| match get(host, "b") {
+        Reply::Count(_, n) => n,
+        other => panic!("{other:?}"),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&host) < 3 {
+        assert!(std::time::Instant::now() < deadline, "ticks arrive");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let by_b: Reply = host
+        .call_as(Target::Name("b"), &Call::Cancel(t), T)
+        .unwrap();
+    assert_eq!(by_b, Reply::Cancelled(false), "only the owner cancels");
+    let by_a: Reply = host
+        .call_as(Target::Name("a"), &Call::Cancel(t), T)
+        .unwrap();
+    assert_eq!(by_a, Reply::Cancelled(true));
+    std::thread::sleep(Duration::from_millis(50));
+    let stopped_at = count(&host);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(count(&host), stopped_at, "no tick after the cancel");
+}
