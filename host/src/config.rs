@@ -91,9 +91,11 @@ pub struct Config {
     /// Watcher settings.
     #[serde(default)]
     pub watch: WatchSettings,
-    /// Actors to start, in order.
+    /// Actors to start, in order, unsupervised.
     #[serde(default)]
     pub actors: Vec<ActorSpec>,
+    /// A supervision tree to start after them.
+    pub supervisor: Option<crate::supervisor::SupervisorConfig>,
 }
 
 /// A configuration that could not be used.

@@ -74,6 +74,34 @@ pub enum LoadOutcome {
     Rejected,
 }
 
+/// What a supervisor did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupervisorEvent {
+    /// A child started (first start or restart).
+    ChildStarted,
+    /// A child exited on its own (crash, stop); `reason` says why.
+    ChildExited,
+    /// A child is about to be (re)started by the strategy.
+    Restarting,
+    /// The supervisor stopped a child (strategy or shutdown).
+    ChildTerminated,
+    /// Past the restart intensity: the supervisor stopped its children and exited.
+    GaveUp,
+}
+
+impl SupervisorEvent {
+    /// The stable event name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SupervisorEvent::ChildStarted => "child_started",
+            SupervisorEvent::ChildExited => "child_exited",
+            SupervisorEvent::Restarting => "child_restarting",
+            SupervisorEvent::ChildTerminated => "child_terminated",
+            SupervisorEvent::GaveUp => "supervisor_gave_up",
+        }
+    }
+}
+
 /// Everything the host reports.
 #[derive(Debug, Clone)]
 pub enum HostEvent {
@@ -108,6 +136,19 @@ pub enum HostEvent {
         panic: String,
         /// The message being handled, as an Erlang term.
         message: String,
+    },
+    /// A supervisor report.
+    Supervisor {
+        /// The supervisor's name.
+        supervisor: String,
+        /// What happened.
+        kind: SupervisorEvent,
+        /// The child's name.
+        child: String,
+        /// The child's actor (or supervisor) id; 0 when not yet started.
+        actor: u64,
+        /// Exit reason, as a term, where there is one.
+        reason: String,
     },
     /// An actor stopped by returning a stop.
     Stopped {
@@ -218,6 +259,41 @@ pub fn log(ev: &HostEvent) {
             message = message.as_str(),
             "actor crashed"
         ),
+        HostEvent::Supervisor {
+            supervisor,
+            kind,
+            child,
+            actor,
+            reason,
+        } => {
+            let (supervisor, child, reason) =
+                (supervisor.as_str(), child.as_str(), reason.as_str());
+            match kind {
+                SupervisorEvent::GaveUp => tracing::error!(
+                    event = kind.as_str(),
+                    supervisor,
+                    reason,
+                    "supervisor {supervisor} reached its restart intensity and gave up"
+                ),
+                SupervisorEvent::ChildExited => tracing::warn!(
+                    event = kind.as_str(),
+                    supervisor,
+                    child,
+                    actor = *actor,
+                    reason,
+                    "child {child} of {supervisor} exited: {reason}"
+                ),
+                _ => tracing::info!(
+                    event = kind.as_str(),
+                    supervisor,
+                    child,
+                    actor = *actor,
+                    reason,
+                    "{} {child} ({supervisor})",
+                    kind.as_str()
+                ),
+            }
+        }
         HostEvent::Stopped {
             actor,
             name,

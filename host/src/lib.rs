@@ -24,6 +24,7 @@ pub mod object;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
+pub mod supervisor;
 pub mod swap;
 mod term;
 pub mod timer;

@@ -84,11 +84,33 @@ fn main() -> ExitCode {
             }
         }
     }
-    match cli.run_for {
-        Some(secs) => std::thread::sleep(Duration::from_secs_f64(secs.max(0.0))),
-        None => loop {
-            std::thread::park();
-        },
+    if let Some(tree) = &cfg.supervisor {
+        let started = tree.to_spec().and_then(|spec| host.start_supervisor(spec));
+        if let Err(e) = started {
+            tracing::error!(event = "start_failed", supervisor = tree.name.as_str(), error = %e, "supervision tree did not start");
+            eprintln!("host: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    // Run until the time is up, or until a root supervisor gives up (like the node going
+    // down in OTP): then exit non-zero.
+    let deadline = cli
+        .run_for
+        .map(|s| std::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    loop {
+        if let Some(name) = host.root_failure() {
+            tracing::error!(
+                event = "host_stopping",
+                supervisor = name.as_str(),
+                "root supervisor gave up; stopping"
+            );
+            eprintln!("host: root supervisor `{name}` reached its restart intensity");
+            return ExitCode::from(3);
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     drop(host);
     ExitCode::SUCCESS

@@ -27,6 +27,7 @@ use crate::loader::{self, BehaviourVersion, LoadedLibrary};
 use crate::mailbox::{Envelope, MsgBytes};
 use crate::registry::{RegisterError, Registry};
 use crate::scheduler::{RunQueue, Scheduler, BATCH};
+use crate::supervisor::{SupEvent, Supervision, SupervisorSpec};
 use crate::term;
 use crate::timer::{TimerAction, TimerService, TimerTarget, Timers};
 use crate::watcher::{self, WatchConfig, WatchEvent, Watcher};
@@ -231,6 +232,12 @@ pub(crate) struct HostInner {
     pending: Mutex<FxHashMap<u64, Waiter>>,
     /// Active monitors: reference -> monitored actor.
     monitors: Mutex<FxHashMap<u64, u64>>,
+    /// Ids of live supervisors (children are linked to these).
+    supervisor_ids: RwLock<rustc_hash::FxHashSet<u64>>,
+    /// Where child exits go.
+    supervision_tx: OnceLock<Sender<SupEvent>>,
+    /// Set when a root supervisor gave up (the binary then exits non-zero).
+    root_failed: Mutex<Option<String>>,
     /// Interval timers by their ref (which has [`INTERVAL_BIT`] set).
     intervals: Mutex<FxHashMap<u64, Interval>>,
     next_id: AtomicU64,
@@ -251,6 +258,7 @@ pub struct Host {
     // Field order is drop order: stop the watcher and reloader first, then the scheduler.
     watcher: Option<Watcher>,
     reloader: Option<JoinHandle<()>>,
+    supervision: Option<Supervision>,
     scheduler: Option<Scheduler>,
     _timers: TimerService,
 }
@@ -285,6 +293,9 @@ impl Host {
             pending: Mutex::new(FxHashMap::default()),
             monitors: Mutex::new(FxHashMap::default()),
             intervals: Mutex::new(FxHashMap::default()),
+            supervisor_ids: RwLock::new(Default::default()),
+            supervision_tx: OnceLock::new(),
+            root_failed: Mutex::new(None),
             next_id: AtomicU64::new(1),
             next_tag: AtomicU64::new(1),
             behaviours: RwLock::new(HashMap::new()),
@@ -315,6 +326,8 @@ impl Host {
             Arc::new(move |actor: &Arc<Actor>| run_inner.run_actor(actor)),
         );
         let _ = inner.run_queue.set(scheduler.run_queue());
+        let (supervision, sup_tx) = Supervision::start(Arc::downgrade(&inner));
+        let _ = inner.supervision_tx.set(sup_tx);
 
         let found = watcher::scan(&opts.plugin_dirs, watcher::is_plugin_artifact)
             .map_err(|e| HostError::PluginDir(e.to_string()))?;
@@ -326,6 +339,7 @@ impl Host {
             inner,
             watcher: None,
             reloader: None,
+            supervision: Some(supervision),
             scheduler: Some(scheduler),
             _timers: timers,
         };
@@ -462,6 +476,17 @@ impl Host {
         self.inner.registry.len()
     }
 
+    /// Starts a supervision tree: its children start in order; an error names the child
+    /// that did not start (and the ones already started are stopped again).
+    pub fn start_supervisor(&self, spec: SupervisorSpec) -> Result<u64, String> {
+        self.supervision.as_ref().expect("running").start_tree(spec)
+    }
+
+    /// The name of a root supervisor that gave up, if one did.
+    pub fn root_failure(&self) -> Option<String> {
+        self.inner.root_failed.lock().clone()
+    }
+
     /// Number of pending timers (`send_after` timers and request timeouts).
     pub fn pending_timers(&self) -> usize {
         self.inner.timers().pending()
@@ -489,6 +514,7 @@ impl Drop for Host {
         if let Some(r) = self.reloader.take() {
             let _ = r.join();
         }
+        self.supervision.take();
         self.scheduler.take();
     }
 }
@@ -567,6 +593,23 @@ impl HostInner {
             Target::Id(id) => self.registry.with_id(id, f),
             Target::Name(n) => self.registry.with_name(n, f),
         }
+    }
+
+    /// A fresh actor (or supervisor) id.
+    pub(crate) fn next_actor_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register_supervisor(&self, id: u64) {
+        self.supervisor_ids.write().insert(id);
+    }
+
+    pub(crate) fn unregister_supervisor(&self, id: u64) {
+        self.supervisor_ids.write().remove(&id);
+    }
+
+    pub(crate) fn root_supervisor_failed(&self, name: &str) {
+        *self.root_failed.lock() = Some(name.to_string());
     }
 
     /// Puts a system message on an actor and makes sure it runs.
@@ -900,6 +943,17 @@ impl HostInner {
     }
 
     fn spawn(&self, behaviour: &str, name: Option<&str>, args: &[u8]) -> Result<u64, SpawnError> {
+        self.spawn_linked(behaviour, name, args, None)
+    }
+
+    /// Spawns, linked from birth to `supervisor` (so no exit can slip by unseen).
+    pub(crate) fn spawn_linked(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+        supervisor: Option<u64>,
+    ) -> Result<u64, SpawnError> {
         // Held until the actor is registered: a swap (write lock) either sees this actor
         // or happens before it and we start on the new version.
         let table = self.behaviours.read();
@@ -923,6 +977,9 @@ impl HostInner {
         // `init`, when the claim is released below.
         let claimed = actor.try_claim();
         debug_assert!(claimed, "a new actor is idle");
+        if let Some(s) = supervisor {
+            actor.links.lock().push(s);
+        }
         let mut core = actor.core.lock();
         self.registry
             .insert(actor.clone())
@@ -1146,6 +1203,16 @@ impl HostInner {
     fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8]) {
         let links = std::mem::take(&mut *actor.links.lock());
         for l in links {
+            if self.supervisor_ids.read().contains(&l) {
+                if let Some(tx) = self.supervision_tx.get() {
+                    let _ = tx.send(SupEvent::Exit {
+                        sup: l,
+                        child: actor.id,
+                        reason: reason.to_vec(),
+                    });
+                }
+                continue;
+            }
             self.registry.with_id(l, |la| {
                 la.links.lock().retain(|&x| x != actor.id);
                 self.deliver_signal(

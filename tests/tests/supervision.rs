@@ -1,0 +1,385 @@
+//! Supervision trees with OTP's rules: which children restart, in what order, and when a
+//! supervisor gives up.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use e2e::{build, next_reload, wait_for, PluginDir, Variant};
+use host::events::SupervisorEvent;
+use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
+use host::{Host, HostEvent, ReloadOutcome, Target};
+
+fn worker(name: &str, restart: Restart) -> ChildSpec {
+    ChildSpec::Worker(WorkerSpec {
+        behaviour: "tp".into(),
+        name: Some(name.into()),
+        args: plugin_api::etf::to_vec(&()).unwrap(),
+        restart,
+        shutdown: Shutdown::Timeout(Duration::from_millis(500)),
+    })
+}
+
+fn sup(name: &str, strategy: Strategy, intensity: u32, children: Vec<ChildSpec>) -> SupervisorSpec {
+    SupervisorSpec {
+        name: name.into(),
+        strategy,
+        intensity,
+        period: Duration::from_secs(5),
+        children,
+        restart: Restart::Permanent,
+    }
+}
+
+fn setup() -> (PluginDir, Host, crossbeam_channel::Receiver<HostEvent>) {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let (host, rx) = start(&dir);
+    (dir, host, rx)
+}
+
+fn crash(host: &Host, who: &str) {
+    host.send(
+        Target::Name(who),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Collects supervisor events of `kind` until `n` arrived; returns the child names.
+fn children(
+    rx: &crossbeam_channel::Receiver<HostEvent>,
+    kind: SupervisorEvent,
+    n: usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match wait_for(
+            rx,
+            T,
+            |e| matches!(e, HostEvent::Supervisor { kind: k, .. } if *k == kind),
+        ) {
+            Some(HostEvent::Supervisor { child, .. }) => out.push(child),
+            _ => panic!("waited for {n} {kind:?}, got {out:?}"),
+        }
+    }
+    out
+}
+
+fn id(host: &Host, name: &str) -> u64 {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(id) = host.whereis(name) {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "{name} is running");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `name` runs under a different id than `old`.
+fn restarted(host: &Host, name: &str, old: u64) -> u64 {
+    let deadline = Instant::now() + T;
+    loop {
+        match host.whereis(name) {
+            Some(id) if id != old => return id,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{name} restarted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn children_start_in_order() {
+    let (_d, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForOne,
+        1,
+        vec![
+            worker("a", Restart::Permanent),
+            worker("b", Restart::Permanent),
+            worker("c", Restart::Permanent),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        children(&rx, SupervisorEvent::ChildStarted, 3),
+        ["a", "b", "c"]
+    );
+}
+
+#[test]
+fn one_for_one_restarts_only_the_crashed_child_fresh_under_its_name() {
+    let (_d, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForOne,
+        3,
+        vec![
+            worker("a", Restart::Permanent),
+            worker("b", Restart::Permanent),
+        ],
+    ))
+    .unwrap();
+    let (a, b) = (id(&host, "a"), id(&host, "b"));
+    cast(&host, "a", &Cast::Incr(5));
+    assert_eq!(get(&host, "a"), Reply::Count("1".into(), 5));
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 2);
+    crash(&host, "a");
+    let a2 = restarted(&host, "a", a);
+    assert_ne!(a2, a);
+    assert_eq!(host.whereis("b"), Some(b), "b untouched");
+    assert_eq!(
+        get(&host, "a"),
+        Reply::Count("1".into(), 0),
+        "fresh init, old state gone"
+    );
+}
+
+#[test]
+fn one_for_all_restarts_every_child_stopping_in_reverse_and_starting_in_order() {
+    let (_d, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForAll,
+        3,
+        vec![
+            worker("a", Restart::Permanent),
+            worker("b", Restart::Permanent),
+            worker("c", Restart::Permanent),
+        ],
+    ))
+    .unwrap();
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 3);
+    let (a, c) = (id(&host, "a"), id(&host, "c"));
+    crash(&host, "b");
+    assert_eq!(
+        children(&rx, SupervisorEvent::ChildTerminated, 2),
+        ["c", "a"],
+        "others stop in reverse"
+    );
+    assert_eq!(
+        children(&rx, SupervisorEvent::ChildStarted, 3),
+        ["a", "b", "c"],
+        "all start in order"
+    );
+    assert_ne!(id(&host, "a"), a);
+    assert_ne!(id(&host, "c"), c);
+}
+
+#[test]
+fn rest_for_one_restarts_the_crashed_child_and_those_after_it() {
+    let (_d, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::RestForOne,
+        3,
+        vec![
+            worker("a", Restart::Permanent),
+            worker("b", Restart::Permanent),
+            worker("c", Restart::Permanent),
+        ],
+    ))
+    .unwrap();
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 3);
+    let a = id(&host, "a");
+    crash(&host, "b");
+    assert_eq!(children(&rx, SupervisorEvent::ChildTerminated, 1), ["c"]);
+    assert_eq!(children(&rx, SupervisorEvent::ChildStarted, 2), ["b", "c"]);
+    assert_eq!(host.whereis("a"), Some(a), "a untouched");
+}
+
+#[test]
+fn transient_restarts_only_after_an_abnormal_exit_and_temporary_never() {
+    let (_d, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForOne,
+        5,
+        vec![
+            worker("t", Restart::Transient),
+            worker("tmp", Restart::Temporary),
+        ],
+    ))
+    .unwrap();
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 2);
+    let t = id(&host, "t");
+    crash(&host, "t");
+    restarted(&host, "t", t);
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 1);
+    // A normal stop: not restarted.
+    let r: Reply = host.call_as(Target::Name("t"), &Call::Stop, T).unwrap();
+    assert_eq!(r, Reply::Stopping);
+    crash(&host, "tmp");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        host.whereis("t").is_none(),
+        "transient after a normal exit stays down"
+    );
+    assert!(host.whereis("tmp").is_none(), "temporary stays down");
+}
+
+#[test]
+fn past_the_intensity_a_supervisor_gives_up_and_its_parent_decides_once() {
+    let (_d, host, rx) = setup();
+    let inner = sup(
+        "inner",
+        Strategy::OneForOne,
+        1,
+        vec![worker("w", Restart::Permanent)],
+    );
+    host.start_supervisor(sup(
+        "outer",
+        Strategy::OneForOne,
+        5,
+        vec![
+            worker("sibling", Restart::Permanent),
+            ChildSpec::Supervisor(inner),
+        ],
+    ))
+    .unwrap();
+    let sibling = id(&host, "sibling");
+    let w = id(&host, "w");
+    crash(&host, "w");
+    let w2 = restarted(&host, "w", w);
+    crash(&host, "w"); // second restart within the period: past intensity 1
+    let ev = wait_for(&rx, T, |e| {
+        matches!(
+            e,
+            HostEvent::Supervisor {
+                kind: SupervisorEvent::GaveUp,
+                ..
+            }
+        )
+    })
+    .expect("gave up");
+    assert!(
+        matches!(ev, HostEvent::Supervisor { ref supervisor, .. } if supervisor == "inner"),
+        "{ev:?}"
+    );
+    // The outer supervisor restarts the inner one (and so `w`); the sibling is untouched.
+    restarted(&host, "w", w2);
+    assert_eq!(host.whereis("sibling"), Some(sibling));
+    assert!(host.root_failure().is_none(), "escalated one level only");
+}
+
+#[test]
+fn a_root_supervisor_giving_up_is_reported() {
+    let (_d, host, _rx) = setup();
+    host.start_supervisor(sup(
+        "root",
+        Strategy::OneForOne,
+        0,
+        vec![worker("w", Restart::Permanent)],
+    ))
+    .unwrap();
+    crash(&host, "w");
+    let deadline = Instant::now() + T;
+    while host.root_failure().is_none() {
+        assert!(Instant::now() < deadline, "root failure reported");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(host.root_failure().as_deref(), Some("root"));
+}
+
+#[test]
+fn a_child_that_traps_the_shutdown_is_killed_after_its_timeout() {
+    let (_d, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForAll,
+        3,
+        vec![
+            worker("stubborn", Restart::Permanent),
+            worker("b", Restart::Permanent),
+        ],
+    ))
+    .unwrap();
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 2);
+    let _: Reply = host
+        .call_as(Target::Name("stubborn"), &Call::TrapExit(true), T)
+        .unwrap();
+    let t = Instant::now();
+    crash(&host, "b");
+    let ev = wait_for(&rx, T, |e| {
+        matches!(
+            e,
+            HostEvent::Supervisor {
+                kind: SupervisorEvent::ChildTerminated,
+                ..
+            }
+        )
+    })
+    .expect("terminated");
+    assert!(
+        matches!(ev, HostEvent::Supervisor { ref reason, .. } if reason == "killed"),
+        "{ev:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "waited its shutdown time first"
+    );
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 2);
+}
+
+#[test]
+fn a_child_that_fails_to_start_stops_the_tree_start_with_its_name() {
+    let (_d, host, _rx) = setup();
+    let bad = ChildSpec::Worker(WorkerSpec {
+        behaviour: "nope".into(),
+        name: Some("ghost".into()),
+        args: plugin_api::etf::to_vec(&()).unwrap(),
+        restart: Restart::Permanent,
+        shutdown: Shutdown::BrutalKill,
+    });
+    let e = host
+        .start_supervisor(sup(
+            "s",
+            Strategy::OneForOne,
+            1,
+            vec![worker("a", Restart::Permanent), bad],
+        ))
+        .unwrap_err();
+    assert!(
+        e.contains("ghost") && e.contains("unknown behaviour `nope`"),
+        "{e}"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        host.whereis("a").is_none(),
+        "the children already started were stopped"
+    );
+}
+
+#[test]
+fn a_supervised_actor_stays_supervised_across_a_hot_swap() {
+    let (dir, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForOne,
+        3,
+        vec![worker("a", Restart::Permanent)],
+    ))
+    .unwrap();
+    let a = id(&host, "a");
+    cast(&host, "a", &Cast::Incr(4));
+    dir.install(&build(&Variant::of("v2")));
+    let r = next_reload(&rx, RELOAD_WAIT).expect("reload");
+    assert_eq!(r.outcome, ReloadOutcome::Ok);
+    assert_eq!(
+        get(&host, "a"),
+        Reply::Count("2".into(), 4),
+        "migrated, same actor"
+    );
+    assert_eq!(host.whereis("a"), Some(a));
+    crash(&host, "a");
+    restarted(&host, "a", a);
+    assert_eq!(
+        get(&host, "a"),
+        Reply::Count("2".into(), 0),
+        "restarted on the current version"
+    );
+}
