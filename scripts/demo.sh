@@ -28,7 +28,7 @@ wait_for() { # pattern, seconds
 }
 
 say "building the host and the example plugins"
-cargo build -q -p host -p counter -p echo -p ticker -p payment
+cargo build -q -p host -p counter -p echo -p ticker -p payment -p flaky
 
 say "starting the host on the built-in demo (log: $log)"
 NO_COLOR=1 target/debug/host >"$log" 2>&1 &

@@ -5,5 +5,5 @@
 # and watch the `reload` event.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -p host -p counter -p echo -p ticker -p payment
+cargo build -p host -p counter -p echo -p ticker -p payment -p flaky
 exec target/debug/host "$@"

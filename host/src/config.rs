@@ -180,7 +180,9 @@ mod tests {
     #[test]
     fn demo_config_parses() {
         let c = Config::demo();
-        assert!(!c.actors.is_empty());
+        let tree = c.supervisor.expect("the demo runs under a supervisor");
+        let spec = tree.to_spec().expect("a valid tree");
+        assert!(spec.children.len() >= 5);
     }
 
     #[test]
