@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use e2e::{build, next_reload, PluginDir, Variant};
+use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
 use host::watcher::WatchConfig;
 use host::{Host, HostOptions, ReloadOutcome, Target};
 use plugin_api::etf;
@@ -19,12 +20,20 @@ enum Call {
     Get,
     Blast(String, u64),
     PingPong(String, u64),
+    Monitors(String, u64),
+    Links(String, u64),
 }
 
 #[derive(Serialize, Deserialize, Debug)]
 enum Reply {
     Count(String, u64),
     Seq(u64),
+    Done,
+}
+
+#[derive(Serialize)]
+enum Info {
+    Panic,
 }
 
 #[derive(Serialize)]
@@ -175,6 +184,73 @@ fn main() {
         budget: "—",
         value: format!("{:.2} µs", median(ec) / 1000.0),
         ok: true,
+    });
+    // Link / monitor setup from inside a callback (each op is set up and torn down).
+    let ops = 100_000u64;
+    for (what, call) in [
+        (
+            "monitor + demonitor from a callback",
+            Call::Monitors("sink".into(), ops),
+        ),
+        (
+            "link + unlink from a callback",
+            Call::Links("sink".into(), ops),
+        ),
+    ] {
+        let samples: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let _: Reply = host.call_as(Target::Name("pinger"), &call, T).unwrap();
+                t.elapsed().as_nanos() as f64 / ops as f64
+            })
+            .collect();
+        let m = median(samples);
+        rows.push(Row {
+            what,
+            budget: "≤ 200 ns",
+            value: format!("{m:.0} ns"),
+            ok: m <= 200.0,
+        });
+    }
+
+    // Restart latency: a supervised child panics; how long until its fresh incarnation is
+    // registered and answers.
+    let tree = SupervisorSpec {
+        name: "bench".into(),
+        strategy: Strategy::OneForOne,
+        intensity: 1_000_000,
+        period: Duration::from_secs(1),
+        restart: Restart::Permanent,
+        children: vec![ChildSpec::Worker(WorkerSpec {
+            behaviour: "tp".into(),
+            name: Some("crashy".into()),
+            args: unit.clone(),
+            restart: Restart::Permanent,
+            shutdown: Shutdown::BrutalKill,
+        })],
+    };
+    host.start_supervisor(tree).unwrap();
+    let panic = etf::to_vec(&Info::Panic).unwrap();
+    let mut restart = Vec::new();
+    for _ in 0..200 {
+        let old = host.whereis("crashy").unwrap();
+        let t = Instant::now();
+        host.send(Target::Name("crashy"), panic.clone()).unwrap();
+        let new = loop {
+            match host.whereis("crashy") {
+                Some(id) if id != old => break id,
+                _ => std::hint::spin_loop(),
+            }
+        };
+        restart.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        let _ = new;
+    }
+    let m = median(restart);
+    rows.push(Row {
+        what: "restart: panic → fresh child registered (supervisor thread)",
+        budget: "≤ 20 µs",
+        value: format!("{m:.1} µs"),
+        ok: m <= 20.0,
     });
     drop(host);
     if only_messages {
