@@ -96,6 +96,14 @@ pub struct Config {
     pub actors: Vec<ActorSpec>,
     /// A supervision tree to start after them.
     pub supervisor: Option<crate::supervisor::SupervisorConfig>,
+    /// Stop the host (exit status 3) when a root supervisor gives up, like an Erlang node
+    /// going down. Set to false to keep the host and its other actors running.
+    #[serde(default = "yes")]
+    pub exit_on_root_failure: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A configuration that could not be used.

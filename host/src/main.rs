@@ -98,7 +98,7 @@ fn main() -> ExitCode {
         .run_for
         .map(|s| std::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     loop {
-        if let Some(name) = host.root_failure() {
+        if let Some(name) = host.root_failure().filter(|_| cfg.exit_on_root_failure) {
             tracing::error!(
                 event = "host_stopping",
                 supervisor = name.as_str(),

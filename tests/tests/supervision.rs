@@ -383,3 +383,35 @@ fn a_supervised_actor_stays_supervised_across_a_hot_swap() {
         "restarted on the current version"
     );
 }
+
+#[test]
+fn a_crash_in_the_middle_of_a_swap_leaves_the_tree_consistent() {
+    let (dir, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForOne,
+        5,
+        vec![
+            worker("a", Restart::Permanent),
+            worker("b", Restart::Permanent),
+        ],
+    ))
+    .unwrap();
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 2);
+    cast(&host, "a", &Cast::Incr(2));
+    // code_change panics half-way through the swap: rolled back.
+    dir.install(&build(&Variant::of("v2_panic")));
+    let r = next_reload(&rx, RELOAD_WAIT).expect("reload");
+    assert_eq!(r.outcome, ReloadOutcome::RolledBack);
+    assert_eq!(
+        get(&host, "a"),
+        Reply::Count("1".into(), 2),
+        "old version, old state"
+    );
+    // The tree still supervises both children, on the old version.
+    let b = id(&host, "b");
+    crash(&host, "b");
+    restarted(&host, "b", b);
+    assert_eq!(get(&host, "b"), Reply::Count("1".into(), 0));
+    assert_eq!(get(&host, "a"), Reply::Count("1".into(), 2));
+}
