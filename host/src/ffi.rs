@@ -57,6 +57,7 @@ pub(crate) static HOST_API: HostApi = HostApi {
     demonitor,
     trap_exit,
     exit,
+    start_child,
     send_interval,
 };
 
@@ -239,6 +240,18 @@ extern "C" fn send_interval(
             msg.to_vec(),
             Duration::from_millis(every_ms.max(1)),
         );
+        SendCode::Ok
+    })
+}
+
+extern "C" fn start_child(
+    data: *const c_void,
+    sup: RStr<'_>,
+    args: RSlice<'_, u8>,
+    req: &mut u64,
+) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        *req = c.host.start_child(c.actor, sup.as_str(), args.to_vec());
         SendCode::Ok
     })
 }

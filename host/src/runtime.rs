@@ -595,6 +595,27 @@ impl HostInner {
         }
     }
 
+    /// `ctx.start_child`: handed to the supervision thread (a callback never waits for
+    /// it); the outcome comes back to `requester` as `{reply, Tag, ...}`.
+    pub(crate) fn start_child(&self, requester: u64, sup: &str, args: Vec<u8>) -> u64 {
+        let tag = self.next_tag();
+        if let Some(tx) = self.supervision_tx.get() {
+            let _ = tx.send(SupEvent::StartChild {
+                sup: sup.to_string(),
+                args,
+                requester,
+                tag,
+            });
+        }
+        tag
+    }
+
+    /// Delivers `{reply, Tag, Payload}` to an actor (answers the host makes itself).
+    pub(crate) fn deliver_reply(&self, to: u64, tag: u64, payload: &[u8]) {
+        let msg = term::tagged("reply", tag, Some(payload));
+        let _ = self.send(Target::Id(to), Envelope::message(MsgKind::Info, msg));
+    }
+
     /// A fresh actor (or supervisor) id.
     pub(crate) fn next_actor_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

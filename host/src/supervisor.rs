@@ -12,7 +12,7 @@
 //! Implemented: `one_for_one`, `one_for_all`, `rest_for_one`; restart `permanent`,
 //! `transient`, `temporary`; intensity / period; nested supervisors (a supervisor that
 //! gives up exits with `shutdown` and its parent decides); shutdown `brutal_kill` or a
-//! timeout, then `kill`. Not yet: `simple_one_for_one` with `ctx.start_child`.
+//! timeout, then `kill`; `simple_one_for_one` with children added by `ctx.start_child`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Weak;
@@ -36,6 +36,9 @@ pub enum Strategy {
     OneForAll,
     /// Stop the children started after it (in reverse), then restart it and them.
     RestForOne,
+    /// One child spec used as a template: no child at start, children added at run time
+    /// with `ctx.start_child(sup, args)`, each restarted on its own.
+    SimpleOneForOne,
 }
 
 /// When a child is restarted.
@@ -139,6 +142,13 @@ pub(crate) enum SupEvent {
         spec: SupervisorSpec,
         reply: Sender<Result<u64, String>>,
     },
+    /// `ctx.start_child`: start a child of the `simple_one_for_one` supervisor named `sup`.
+    StartChild {
+        sup: String,
+        args: Vec<u8>,
+        requester: u64,
+        tag: u64,
+    },
     /// Stop the thread (the host is going down). Needed because the host keeps a sender
     /// itself, so the channel never disconnects on its own.
     Stop,
@@ -239,6 +249,20 @@ impl Tree {
                 SupEvent::Exit { sup, child, reason } => {
                     self.child_exited(&host, sup, child, &reason)
                 }
+                SupEvent::StartChild {
+                    sup,
+                    args,
+                    requester,
+                    tag,
+                } => {
+                    let reply = match self.start_dynamic(&host, &sup, args) {
+                        Ok(pid) => {
+                            etf::to_vec(&plugin_api::StartChildReply::Ok(plugin_api::Pid(pid)))
+                        }
+                        Err(e) => etf::to_vec(&plugin_api::StartChildReply::Error(e)),
+                    };
+                    host.deliver_reply(requester, tag, &reply.unwrap_or_default());
+                }
                 SupEvent::Stop => return,
             }
         }
@@ -266,6 +290,38 @@ impl Tree {
         });
     }
 
+    /// Adds a child to a `simple_one_for_one` supervisor: its template with these args.
+    fn start_dynamic(
+        &mut self,
+        host: &HostInner,
+        name: &str,
+        args: Vec<u8>,
+    ) -> Result<u64, String> {
+        let (&sup, s) = self
+            .sups
+            .iter()
+            .find(|(_, s)| s.spec.name == name)
+            .ok_or_else(|| format!("no supervisor named `{name}`"))?;
+        if s.spec.strategy != Strategy::SimpleOneForOne {
+            return Err(format!("`{name}` is not a simple_one_for_one supervisor"));
+        }
+        let Some(ChildSpec::Worker(template)) = s.spec.children.first() else {
+            return Err(format!("`{name}` has no worker template"));
+        };
+        let spec = ChildSpec::Worker(WorkerSpec {
+            args,
+            ..template.clone()
+        });
+        let s = self.sups.get_mut(&sup).expect("found above");
+        s.children.push(Child { spec, pid: None });
+        let i = s.children.len() - 1;
+        self.start_child(host, sup, i).inspect_err(|_| {
+            if let Some(s) = self.sups.get_mut(&sup) {
+                s.children.pop();
+            }
+        })
+    }
+
     /// Starts a supervisor and its children in order. On a child's failure the ones
     /// already started are stopped (in reverse) and the error names the child.
     fn start_sup(
@@ -274,16 +330,28 @@ impl Tree {
         spec: SupervisorSpec,
         parent: Option<u64>,
     ) -> Result<u64, String> {
+        if spec.strategy == Strategy::SimpleOneForOne
+            && !(spec.children.len() == 1 && matches!(spec.children[0], ChildSpec::Worker(_)))
+        {
+            return Err(format!(
+                "simple_one_for_one supervisor `{}` needs exactly one worker child (the template)",
+                spec.name
+            ));
+        }
         let id = host.next_actor_id();
         host.register_supervisor(id);
-        let children: Vec<Child> = spec
-            .children
-            .iter()
-            .map(|c| Child {
-                spec: c.clone(),
-                pid: None,
-            })
-            .collect();
+        // A simple_one_for_one starts empty: its one child spec is a template.
+        let children: Vec<Child> = if spec.strategy == Strategy::SimpleOneForOne {
+            Vec::new()
+        } else {
+            spec.children
+                .iter()
+                .map(|c| Child {
+                    spec: c.clone(),
+                    pid: None,
+                })
+                .collect()
+        };
         self.sups.insert(
             id,
             Sup {
@@ -450,6 +518,9 @@ impl Tree {
             Restart::Temporary => false,
         };
         if !restart {
+            if s.spec.strategy == Strategy::SimpleOneForOne {
+                s.children.remove(i); // dynamic children are forgotten once gone
+            }
             return;
         }
         let now = Instant::now();
@@ -468,7 +539,7 @@ impl Tree {
         }
         let n = s.children.len();
         let range = match s.spec.strategy {
-            Strategy::OneForOne => i..i + 1,
+            Strategy::OneForOne | Strategy::SimpleOneForOne => i..i + 1,
             Strategy::OneForAll => 0..n,
             Strategy::RestForOne => i..n,
         };

@@ -195,6 +195,14 @@ pub struct HostApi {
     pub trap_exit: extern "C" fn(data: *const c_void, on: bool) -> bool,
     /// Send an exit signal with an ETF reason to `to` (`exit/2`).
     pub exit: extern "C" fn(data: *const c_void, to: Dest<'_>, reason: RSlice<'_, u8>) -> SendCode,
+    /// Ask the supervisor named `sup` (a `simple_one_for_one`) to start a child with ETF
+    /// `args`; the answer arrives as `{reply, Req, {ok, Pid} | {error, Text}}`.
+    pub start_child: extern "C" fn(
+        data: *const c_void,
+        sup: RStr<'_>,
+        args: RSlice<'_, u8>,
+        req: &mut u64,
+    ) -> SendCode,
     /// Deliver `msg` to `to` every `every_ms` until cancelled (`timer:send_interval/3`);
     /// writes the timer ref, which `cancel_timer` accepts.
     pub send_interval: extern "C" fn(

@@ -56,6 +56,15 @@ pub struct TimerRef(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MonitorRef(pub u64);
 
+/// The outcome of [`Ctx::start_child`]: `{ok, Pid}` or `{error, Text}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartChildReply {
+    /// The child runs.
+    Ok(Pid),
+    /// Why it did not start.
+    Error(String),
+}
+
 /// Where to send: an actor id or a registered name.
 #[derive(Debug, Clone, Copy)]
 pub enum To<'n> {
@@ -341,6 +350,23 @@ impl<'a> Ctx<'a> {
         check(with_encoded(reason, |bytes| {
             (raw.api.exit)(raw.data, to, bytes)
         })?)
+    }
+
+    /// Asks the `simple_one_for_one` supervisor named `sup` to start a child with `args`
+    /// (`supervisor:start_child/2`, without blocking): the outcome arrives as the info
+    /// message `{reply, ReqId, {ok, Pid}}` or `{reply, ReqId, {error, Text}}` — decode it
+    /// as [`StartChildReply`].
+    pub fn start_child<A: Serialize + ?Sized>(
+        &mut self,
+        sup: &str,
+        args: &A,
+    ) -> Result<ReqId, SendError> {
+        let raw = self.raw;
+        let mut req = 0u64;
+        check(with_encoded(args, |bytes| {
+            (raw.api.start_child)(raw.data, RStr::from_str(sup), bytes, &mut req)
+        })?)?;
+        Ok(ReqId(req))
     }
 
     /// Logs through the host's subscriber, with this actor, behaviour and version attached.

@@ -28,7 +28,9 @@ pub mod etf;
 pub mod glue;
 
 pub use behaviour::{Behaviour, BoxError, CallResult, EtfRef, Next, NoMessage, Reason};
-pub use ctx::{Ctx, Level, MonitorRef, Pid, ReplyTo, ReqId, SendError, TimerRef, To};
+pub use ctx::{
+    Ctx, Level, MonitorRef, Pid, ReplyTo, ReqId, SendError, StartChildReply, TimerRef, To,
+};
 pub use serde::{Deserialize, Serialize};
 
 /// Re-exports the export macro needs; not part of the API.

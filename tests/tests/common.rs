@@ -34,6 +34,9 @@ pub enum Call {
     Demonitor(u64),
     ExitTo(String, plugin_api::Reason),
     Inbox,
+    Monitors(String, u64),
+    Links(String, u64),
+    StartChild(String),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -50,6 +53,8 @@ pub enum Reply {
     Cancelled(bool),
     Inbox(Vec<String>),
     Done,
+    Ok(u64),
+    Error(String),
 }
 
 #[derive(Serialize, Deserialize, Debug)]

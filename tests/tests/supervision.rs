@@ -415,3 +415,70 @@ fn a_crash_in_the_middle_of_a_swap_leaves_the_tree_consistent() {
     assert_eq!(get(&host, "b"), Reply::Count("1".into(), 0));
     assert_eq!(get(&host, "a"), Reply::Count("1".into(), 2));
 }
+
+#[test]
+fn simple_one_for_one_starts_children_on_request_and_restarts_each_alone() {
+    let (_d, host, rx) = setup();
+    let mut pool = sup(
+        "pool",
+        Strategy::SimpleOneForOne,
+        5,
+        vec![worker("ignored", Restart::Permanent)],
+    );
+    // Template children are unnamed (many of them run at once).
+    if let ChildSpec::Worker(w) = &mut pool.children[0] {
+        w.name = None;
+    }
+    host.start_supervisor(pool).unwrap();
+    host.spawn_with("tp", Some("boss"), &()).unwrap();
+    assert_eq!(
+        host.call_as::<_, Reply>(Target::Name("boss"), &Call::StartChild("pool".into()), T)
+            .unwrap(),
+        Reply::Done
+    );
+    assert_eq!(
+        host.call_as::<_, Reply>(Target::Name("boss"), &Call::StartChild("pool".into()), T)
+            .unwrap(),
+        Reply::Done
+    );
+    let _: Reply = host
+        .call_as(Target::Name("boss"), &Call::StartChild("nope".into()), T)
+        .unwrap();
+    let deadline = Instant::now() + T;
+    let inbox = loop {
+        let Reply::Inbox(v) = host.call_as(Target::Name("boss"), &Call::Inbox, T).unwrap() else {
+            panic!()
+        };
+        if v.len() >= 3 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let started: Vec<u64> = inbox
+        .iter()
+        .filter_map(|l| l.strip_prefix("started ")?.parse().ok())
+        .collect();
+    assert_eq!(started.len(), 2, "{inbox:?}");
+    assert!(
+        inbox
+            .iter()
+            .any(|l| l.contains("no supervisor named `nope`")),
+        "{inbox:?}"
+    );
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 2);
+    // Crash the first child: only it is restarted.
+    host.send(
+        Target::Id(started[0]),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
+    let again = children(&rx, SupervisorEvent::ChildStarted, 1);
+    assert_eq!(again.len(), 1);
+    let r: Reply = host.call_as(Target::Id(started[1]), &Call::Get, T).unwrap();
+    assert_eq!(
+        r,
+        Reply::Count("1".into(), 0),
+        "the other child is untouched"
+    );
+}
