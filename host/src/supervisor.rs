@@ -263,7 +263,10 @@ impl Tree {
                     };
                     host.deliver_reply(requester, tag, &reply.unwrap_or_default());
                 }
-                SupEvent::Stop => return,
+                SupEvent::Stop => {
+                    self.shutdown_all(&host);
+                    return;
+                }
             }
         }
     }
@@ -288,6 +291,21 @@ impl Tree {
             actor,
             reason: reason.to_string(),
         });
+    }
+
+    /// The host is stopping: every root tree stops, last started first, each child in
+    /// reverse order within its shutdown time (so `terminate` runs, as in OTP).
+    fn shutdown_all(&mut self, host: &HostInner) {
+        let mut roots: Vec<u64> = self
+            .sups
+            .iter()
+            .filter(|(_, s)| s.parent.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        roots.sort_unstable();
+        for id in roots.into_iter().rev() {
+            self.stop_sup(host, id);
+        }
     }
 
     /// Adds a child to a `simple_one_for_one` supervisor: its template with these args.
@@ -458,9 +476,6 @@ impl Tree {
 
     /// Waits for `pid`'s exit event, keeping every other event for later.
     fn wait_exit(&mut self, pid: u64, timeout: Option<Duration>) -> Option<String> {
-        if self.backlog.iter().any(|e| matches!(e, SupEvent::Stop)) {
-            return None; // the host is going down: do not wait
-        }
         if let Some(pos) = self
             .backlog
             .iter()
@@ -483,10 +498,6 @@ impl Tree {
             match ev {
                 SupEvent::Exit { child, reason, .. } if child == pid => {
                     return Some(etf::display(&reason))
-                }
-                SupEvent::Stop => {
-                    self.backlog.push_back(SupEvent::Stop);
-                    return None;
                 }
                 other => self.backlog.push_back(other),
             }

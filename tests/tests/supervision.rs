@@ -482,3 +482,37 @@ fn simple_one_for_one_starts_children_on_request_and_restarts_each_alone() {
         "the other child is untouched"
     );
 }
+
+#[test]
+fn stopping_the_host_stops_the_tree_in_reverse_order() {
+    let (_d, host, rx) = setup();
+    host.start_supervisor(sup(
+        "s",
+        Strategy::OneForOne,
+        1,
+        vec![
+            worker("a", Restart::Permanent),
+            worker("b", Restart::Permanent),
+            worker("c", Restart::Permanent),
+        ],
+    ))
+    .unwrap();
+    let _ = children(&rx, SupervisorEvent::ChildStarted, 3);
+    drop(host);
+    let stopped: Vec<String> = rx
+        .try_iter()
+        .filter_map(|e| match e {
+            HostEvent::Supervisor {
+                kind: SupervisorEvent::ChildTerminated,
+                child,
+                reason,
+                ..
+            } => {
+                assert_eq!(reason, "shutdown", "asked politely, and it went");
+                Some(child)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped, ["c", "b", "a"]);
+}
