@@ -58,6 +58,7 @@ pub(crate) static HOST_API: HostApi = HostApi {
     trap_exit,
     exit,
     start_child,
+    spawn_link,
     send_interval,
 };
 
@@ -252,6 +253,22 @@ extern "C" fn start_child(
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
         *req = c.host.start_child(c.actor, sup.as_str(), args.to_vec());
+        SendCode::Ok
+    })
+}
+
+extern "C" fn spawn_link(
+    data: *const c_void,
+    behaviour: RStr<'_>,
+    name: RStr<'_>,
+    args: RSlice<'_, u8>,
+    req: &mut u64,
+) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        let name = (!name.is_empty()).then(|| name.as_str().to_string());
+        *req = c
+            .host
+            .spawn_link_async(c.actor, behaviour.as_str(), name, args.to_vec());
         SendCode::Ok
     })
 }

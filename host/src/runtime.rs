@@ -610,6 +610,38 @@ impl HostInner {
         tag
     }
 
+    /// `ctx.spawn_link`: the spawn runs on the supervision thread (a spawn inside a
+    /// callback could wait on the behaviour table while a swap waits on this very actor).
+    pub(crate) fn spawn_link_async(
+        &self,
+        requester: u64,
+        behaviour: &str,
+        name: Option<String>,
+        args: Vec<u8>,
+    ) -> u64 {
+        let tag = self.next_tag();
+        if let Some(tx) = self.supervision_tx.get() {
+            let _ = tx.send(SupEvent::SpawnLink {
+                behaviour: behaviour.to_string(),
+                name,
+                args,
+                requester,
+                tag,
+            });
+        }
+        tag
+    }
+
+    /// Links `a` to `b` on `a`'s side only (the other side was set at `b`'s birth).
+    pub(crate) fn add_link(&self, a: u64, b: u64) {
+        self.registry.with_id(a, |actor| {
+            let mut links = actor.links.lock();
+            if !links.contains(&b) {
+                links.push(b);
+            }
+        });
+    }
+
     /// Delivers `{reply, Tag, Payload}` to an actor (answers the host makes itself).
     pub(crate) fn deliver_reply(&self, to: u64, tag: u64, payload: &[u8]) {
         let msg = term::tagged("reply", tag, Some(payload));

@@ -149,6 +149,14 @@ pub(crate) enum SupEvent {
         requester: u64,
         tag: u64,
     },
+    /// `ctx.spawn_link`: start an actor linked to `requester`.
+    SpawnLink {
+        behaviour: String,
+        name: Option<String>,
+        args: Vec<u8>,
+        requester: u64,
+        tag: u64,
+    },
     /// Stop the thread (the host is going down). Needed because the host keeps a sender
     /// itself, so the channel never disconnects on its own.
     Stop,
@@ -260,6 +268,27 @@ impl Tree {
                             etf::to_vec(&plugin_api::StartChildReply::Ok(plugin_api::Pid(pid)))
                         }
                         Err(e) => etf::to_vec(&plugin_api::StartChildReply::Error(e)),
+                    };
+                    host.deliver_reply(requester, tag, &reply.unwrap_or_default());
+                }
+                SupEvent::SpawnLink {
+                    behaviour,
+                    name,
+                    args,
+                    requester,
+                    tag,
+                } => {
+                    let reply = match host.spawn_linked(
+                        &behaviour,
+                        name.as_deref(),
+                        &args,
+                        Some(requester),
+                    ) {
+                        Ok(pid) => {
+                            host.add_link(requester, pid);
+                            etf::to_vec(&plugin_api::StartChildReply::Ok(plugin_api::Pid(pid)))
+                        }
+                        Err(e) => etf::to_vec(&plugin_api::StartChildReply::Error(e.to_string())),
                     };
                     host.deliver_reply(requester, tag, &reply.unwrap_or_default());
                 }

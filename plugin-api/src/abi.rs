@@ -203,6 +203,15 @@ pub struct HostApi {
         args: RSlice<'_, u8>,
         req: &mut u64,
     ) -> SendCode,
+    /// Start an actor of `behaviour` (registered as `name` unless empty) linked to the
+    /// caller; the answer arrives as `{reply, Req, {ok, Pid} | {error, Text}}`.
+    pub spawn_link: extern "C" fn(
+        data: *const c_void,
+        behaviour: RStr<'_>,
+        name: RStr<'_>,
+        args: RSlice<'_, u8>,
+        req: &mut u64,
+    ) -> SendCode,
     /// Deliver `msg` to `to` every `every_ms` until cancelled (`timer:send_interval/3`);
     /// writes the timer ref, which `cancel_timer` accepts.
     pub send_interval: extern "C" fn(

@@ -369,6 +369,24 @@ impl<'a> Ctx<'a> {
         Ok(ReqId(req))
     }
 
+    /// Starts an actor of `behaviour`, linked to this one (`spawn_link`), without
+    /// blocking: the outcome arrives as `{reply, ReqId, {ok, Pid}}` or
+    /// `{reply, ReqId, {error, Text}}` — decode it as [`StartChildReply`].
+    pub fn spawn_link<A: Serialize + ?Sized>(
+        &mut self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &A,
+    ) -> Result<ReqId, SendError> {
+        let raw = self.raw;
+        let mut req = 0u64;
+        let name = RStr::from_str(name.unwrap_or(""));
+        check(with_encoded(args, |bytes| {
+            (raw.api.spawn_link)(raw.data, RStr::from_str(behaviour), name, bytes, &mut req)
+        })?)?;
+        Ok(ReqId(req))
+    }
+
     /// Logs through the host's subscriber, with this actor, behaviour and version attached.
     pub fn log(&self, level: Level, msg: impl fmt::Display) {
         thread_local! {

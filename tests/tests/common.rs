@@ -37,6 +37,7 @@ pub enum Call {
     Monitors(String, u64),
     Links(String, u64),
     StartChild(String),
+    SpawnLink(String),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]

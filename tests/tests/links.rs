@@ -231,3 +231,35 @@ fn linking_to_a_missing_actor_is_noproc() {
         Reply::Cancelled(false)
     );
 }
+
+#[test]
+fn spawn_link_starts_a_linked_actor_and_its_crash_takes_the_parent_down() {
+    let (_d, host, _rx) = host();
+    host.spawn_with("tp", Some("parent"), &()).unwrap();
+    assert_eq!(
+        call(&host, "parent", Call::SpawnLink("tp".into())),
+        Reply::Done
+    );
+    assert_eq!(
+        call(&host, "parent", Call::SpawnLink("nope".into())),
+        Reply::Done
+    );
+    let got = inbox(&host, "parent", 2);
+    let child: u64 = got
+        .iter()
+        .find_map(|l| l.strip_prefix("started ")?.parse().ok())
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert!(
+        got.iter().any(|l| l.contains("unknown behaviour `nope`")),
+        "{got:?}"
+    );
+    host.send(
+        Target::Id(child),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        gone(&host, "parent"),
+        "linked: the parent died with its child"
+    );
+}
