@@ -173,7 +173,9 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
     let mut streak = 0u32;
     let run_one = |actor: Arc<Actor>| {
         if run(&actor) {
-            q.push_shared(actor);
+            // More mail: keep it on this core (next-run slot) rather than bouncing it to
+            // the other worker each batch; the streak limit keeps this fair.
+            q.push(actor);
         }
     };
     while !shared.shutdown.load(Ordering::Relaxed) {
