@@ -80,6 +80,14 @@ fn target<'a>(to: &Dest<'a>) -> Target<'a> {
     }
 }
 
+/// A timer's destination: a name is looked up when the timer fires, as in Erlang.
+fn timer_target(to: &Dest<'_>) -> TimerTarget {
+    match target(to) {
+        Target::Id(id) => TimerTarget::Id(id),
+        Target::Name(n) => TimerTarget::Name(n.to_string()),
+    }
+}
+
 extern "C" fn self_id(data: *const c_void) -> u64 {
     with_ctx(data, 0, |c| c.actor)
 }
@@ -147,11 +155,7 @@ extern "C" fn send_after(
     timer: &mut u64,
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
-        // A name is looked up when the timer fires, as in Erlang.
-        let to = match target(&to) {
-            Target::Id(id) => TimerTarget::Id(id),
-            Target::Name(n) => TimerTarget::Name(n.to_string()),
-        };
+        let to = timer_target(&to);
         *timer = c
             .host
             .send_after(c.actor, to, msg.to_vec(), Duration::from_millis(delay_ms));
@@ -231,10 +235,7 @@ extern "C" fn send_interval(
     timer: &mut u64,
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
-        let to = match target(&to) {
-            Target::Id(id) => TimerTarget::Id(id),
-            Target::Name(n) => TimerTarget::Name(n.to_string()),
-        };
+        let to = timer_target(&to);
         *timer = c.host.send_interval(
             c.actor,
             to,

@@ -102,14 +102,17 @@ fn main() {
         use std::sync::{Arc, Mutex};
         let n = 100_000u64;
         let origin = Instant::now();
-        let deadlines: Arc<Vec<Mutex<Option<Instant>>>> = Arc::new((0..n).map(|_| Mutex::new(None)).collect());
+        let deadlines: Arc<Vec<Mutex<Option<Instant>>>> =
+            Arc::new((0..n).map(|_| Mutex::new(None)).collect());
         let lateness: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::with_capacity(n as usize)));
         let (d2, l2) = (deadlines.clone(), lateness.clone());
         let service = TimerService::start(move |action| {
             if let TimerAction::RequestTimeout { tag } = action {
                 let now = Instant::now();
                 if let Some(due) = d2[tag as usize].lock().unwrap().take() {
-                    l2.lock().unwrap().push(now.saturating_duration_since(due).as_secs_f64() * 1000.0);
+                    l2.lock()
+                        .unwrap()
+                        .push(now.saturating_duration_since(due).as_secs_f64() * 1000.0);
                 }
             }
         });
@@ -122,7 +125,9 @@ fn main() {
             timers.schedule(delay, TimerAction::RequestTimeout { tag: i });
         }
         let per_timer = rss_bytes().saturating_sub(before) as f64 / n as f64;
-        while lateness.lock().unwrap().len() < n as usize && origin.elapsed() < Duration::from_secs(30) {
+        while lateness.lock().unwrap().len() < n as usize
+            && origin.elapsed() < Duration::from_secs(30)
+        {
             std::thread::sleep(Duration::from_millis(50));
         }
         drop(service);
