@@ -91,3 +91,20 @@ pub fn cast(host: &Host, who: &str, msg: &Cast) {
     host.cast(Target::Name(who), plugin_api::etf::to_vec(msg).unwrap())
         .expect("cast")
 }
+
+/// A host watching a fresh plugin directory with version 1 of the test plugin installed.
+pub fn start_v1() -> (PluginDir, Host, crossbeam_channel::Receiver<HostEvent>) {
+    let dir = PluginDir::new();
+    dir.install(&e2e::build(&e2e::Variant::of("v1")));
+    let (host, rx) = start(&dir);
+    (dir, host, rx)
+}
+
+/// Makes an actor panic in `handle_info`.
+pub fn crash(host: &Host, who: &str) {
+    host.send(
+        Target::Name(who),
+        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
+    )
+    .unwrap();
+}

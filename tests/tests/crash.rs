@@ -6,14 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use e2e::{build, wait_for, PluginDir, Variant};
+use e2e::wait_for;
 use host::{CallError, HostEvent, Target};
 
 #[test]
 fn a_panicking_handler_crashes_only_its_actor() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, rx) = start(&dir);
+    let (_dir, host, rx) = start_v1();
     host.spawn_with("tp", Some("victim"), &()).unwrap();
     host.spawn_with("tp", Some("bystander"), &()).unwrap();
     cast(&host, "bystander", &Cast::Incr(1));
@@ -63,9 +61,7 @@ fn a_panicking_handler_crashes_only_its_actor() {
 
 #[test]
 fn a_stopping_actor_answers_then_terminates() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, rx) = start(&dir);
+    let (_dir, host, rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     let r: Reply = host.call_as(Target::Name("a"), &Call::Stop, T).unwrap();
     assert_eq!(r, Reply::Stopping);
@@ -79,9 +75,7 @@ fn a_stopping_actor_answers_then_terminates() {
 
 #[test]
 fn a_call_times_out_and_the_late_reply_is_dropped() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, _rx) = start(&dir);
+    let (_dir, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     let e = host
         .call_as::<_, Reply>(
@@ -98,9 +92,7 @@ fn a_call_times_out_and_the_late_reply_is_dropped() {
 
 #[test]
 fn a_callee_stopping_without_a_reply_answers_the_caller_with_its_reason() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, _rx) = start(&dir);
+    let (_dir, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     let t = std::time::Instant::now();
     let e = host
@@ -118,9 +110,7 @@ fn a_callee_stopping_without_a_reply_answers_the_caller_with_its_reason() {
 
 #[test]
 fn a_deferred_call_gets_the_exit_reason_when_the_callee_crashes() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, _rx) = start(&dir);
+    let (_dir, host, _rx) = start_v1();
     let host = std::sync::Arc::new(host);
     host.spawn_with("tp", Some("a"), &()).unwrap();
     let waiting = {
@@ -150,9 +140,7 @@ fn a_deferred_call_gets_the_exit_reason_when_the_callee_crashes() {
 
 #[test]
 fn a_timer_to_a_name_finds_whoever_holds_it_when_it_fires() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, _rx) = start(&dir);
+    let (_dir, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     // Nobody is called `late` yet: the name is looked up when the timer fires.
     let r: Reply = host
@@ -173,9 +161,7 @@ fn a_timer_to_a_name_finds_whoever_holds_it_when_it_fires() {
 
 #[test]
 fn an_actor_cancels_only_its_own_timers() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, _rx) = start(&dir);
+    let (_dir, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     host.spawn_with("tp", Some("b"), &()).unwrap();
     let Reply::Timer(t) = host
@@ -209,9 +195,7 @@ fn an_actor_cancels_only_its_own_timers() {
 
 #[test]
 fn a_timer_addressed_to_an_actor_dies_with_it() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, rx) = start(&dir);
+    let (_dir, host, rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     let before = host.pending_timers();
     // `Later` sets a timer to itself and answers when it fires: give up waiting at once.
@@ -239,9 +223,7 @@ fn a_timer_addressed_to_an_actor_dies_with_it() {
 
 #[test]
 fn an_interval_timer_repeats_until_its_owner_cancels_it() {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, _rx) = start(&dir);
+    let (_dir, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     host.spawn_with("tp", Some("b"), &()).unwrap();
     let Reply::Timer(t) = host

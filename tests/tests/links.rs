@@ -5,16 +5,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use e2e::{build, wait_for, PluginDir, Variant};
+use e2e::wait_for;
 use host::{Host, HostEvent, Target};
 use plugin_api::Reason;
-
-fn host() -> (PluginDir, Host, crossbeam_channel::Receiver<HostEvent>) {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, rx) = start(&dir);
-    (dir, host, rx)
-}
 
 fn call(host: &Host, who: &str, msg: Call) -> Reply {
     host.call_as(Target::Name(who), &msg, T)
@@ -47,17 +40,9 @@ fn gone(host: &Host, who: &str) -> bool {
     true
 }
 
-fn crash(host: &Host, who: &str) {
-    host.send(
-        Target::Name(who),
-        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
-    )
-    .unwrap();
-}
-
 #[test]
 fn an_abnormal_exit_kills_a_linked_actor_that_does_not_trap_exits() {
-    let (_d, host, rx) = host();
+    let (_d, host, rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     host.spawn_with("tp", Some("b"), &()).unwrap();
     assert_eq!(call(&host, "a", Call::Link("b".into())), Reply::Done);
@@ -77,7 +62,7 @@ fn an_abnormal_exit_kills_a_linked_actor_that_does_not_trap_exits() {
 
 #[test]
 fn trap_exit_turns_a_linked_crash_into_a_message() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     let a = host.spawn_with("tp", Some("a"), &()).unwrap();
     host.spawn_with("tp", Some("b"), &()).unwrap();
     assert_eq!(
@@ -97,7 +82,7 @@ fn trap_exit_turns_a_linked_crash_into_a_message() {
 
 #[test]
 fn a_normal_exit_does_not_kill_linked_actors() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     host.spawn_with("tp", Some("b"), &()).unwrap();
     call(&host, "a", Call::Link("b".into()));
@@ -109,7 +94,7 @@ fn a_normal_exit_does_not_kill_linked_actors() {
 
 #[test]
 fn unlink_removes_the_link_both_ways() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     host.spawn_with("tp", Some("b"), &()).unwrap();
     call(&host, "a", Call::Link("b".into()));
@@ -122,7 +107,7 @@ fn unlink_removes_the_link_both_ways() {
 
 #[test]
 fn kill_cannot_be_trapped_and_arrives_as_killed() {
-    let (_d, host, rx) = host();
+    let (_d, host, rx) = start_v1();
     host.spawn_with("tp", Some("killer"), &()).unwrap();
     host.spawn_with("tp", Some("victim"), &()).unwrap();
     let watcher = host.spawn_with("tp", Some("watcher"), &()).unwrap();
@@ -147,7 +132,7 @@ fn kill_cannot_be_trapped_and_arrives_as_killed() {
 
 #[test]
 fn an_exit_signal_kills_unless_trapped_and_normal_is_ignored() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     for n in ["s", "plain", "trapper"] {
         host.spawn_with("tp", Some(n), &()).unwrap();
     }
@@ -171,7 +156,7 @@ fn an_exit_signal_kills_unless_trapped_and_normal_is_ignored() {
 
 #[test]
 fn a_monitor_delivers_down_with_the_reason() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     let b = host.spawn_with("tp", Some("b"), &()).unwrap();
     host.spawn_with("tp", Some("w"), &()).unwrap();
     let Reply::Timer(mref) = call(&host, "w", Call::Monitor("b".into())) else {
@@ -188,7 +173,7 @@ fn a_monitor_delivers_down_with_the_reason() {
 
 #[test]
 fn a_monitor_on_a_missing_actor_says_noproc_at_once() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     host.spawn_with("tp", Some("w"), &()).unwrap();
     let Reply::Timer(mref) = call(&host, "w", Call::Monitor("nobody".into())) else {
         panic!()
@@ -199,7 +184,7 @@ fn a_monitor_on_a_missing_actor_says_noproc_at_once() {
 
 #[test]
 fn demonitor_means_no_down() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     host.spawn_with("tp", Some("b"), &()).unwrap();
     host.spawn_with("tp", Some("w"), &()).unwrap();
     let Reply::Timer(mref) = call(&host, "w", Call::Monitor("b".into())) else {
@@ -224,7 +209,7 @@ fn demonitor_means_no_down() {
 
 #[test]
 fn linking_to_a_missing_actor_is_noproc() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     host.spawn_with("tp", Some("a"), &()).unwrap();
     assert_eq!(
         call(&host, "a", Call::Link("nobody".into())),
@@ -234,7 +219,7 @@ fn linking_to_a_missing_actor_is_noproc() {
 
 #[test]
 fn spawn_link_starts_a_linked_actor_and_its_crash_takes_the_parent_down() {
-    let (_d, host, _rx) = host();
+    let (_d, host, _rx) = start_v1();
     host.spawn_with("tp", Some("parent"), &()).unwrap();
     assert_eq!(
         call(&host, "parent", Call::SpawnLink("tp".into())),

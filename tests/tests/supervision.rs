@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use e2e::{build, next_reload, wait_for, PluginDir, Variant};
+use e2e::{build, next_reload, wait_for, Variant};
 use host::events::SupervisorEvent;
 use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
 use host::{Host, HostEvent, ReloadOutcome, Target};
@@ -21,6 +21,14 @@ fn worker(name: &str, restart: Restart) -> ChildSpec {
     })
 }
 
+/// Three permanent workers `a`, `b`, `c`, in that order.
+fn abc() -> Vec<ChildSpec> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|n| worker(n, Restart::Permanent))
+        .collect()
+}
+
 fn sup(name: &str, strategy: Strategy, intensity: u32, children: Vec<ChildSpec>) -> SupervisorSpec {
     SupervisorSpec {
         name: name.into(),
@@ -30,21 +38,6 @@ fn sup(name: &str, strategy: Strategy, intensity: u32, children: Vec<ChildSpec>)
         children,
         restart: Restart::Permanent,
     }
-}
-
-fn setup() -> (PluginDir, Host, crossbeam_channel::Receiver<HostEvent>) {
-    let dir = PluginDir::new();
-    dir.install(&build(&Variant::of("v1")));
-    let (host, rx) = start(&dir);
-    (dir, host, rx)
-}
-
-fn crash(host: &Host, who: &str) {
-    host.send(
-        Target::Name(who),
-        plugin_api::etf::to_vec(&Info::Panic).unwrap(),
-    )
-    .unwrap();
 }
 
 /// Collects supervisor events of `kind` until `n` arrived; returns the child names.
@@ -93,18 +86,9 @@ fn restarted(host: &Host, name: &str, old: u64) -> u64 {
 
 #[test]
 fn children_start_in_order() {
-    let (_d, host, rx) = setup();
-    host.start_supervisor(sup(
-        "s",
-        Strategy::OneForOne,
-        1,
-        vec![
-            worker("a", Restart::Permanent),
-            worker("b", Restart::Permanent),
-            worker("c", Restart::Permanent),
-        ],
-    ))
-    .unwrap();
+    let (_d, host, rx) = start_v1();
+    host.start_supervisor(sup("s", Strategy::OneForOne, 1, abc()))
+        .unwrap();
     assert_eq!(
         children(&rx, SupervisorEvent::ChildStarted, 3),
         ["a", "b", "c"]
@@ -113,7 +97,7 @@ fn children_start_in_order() {
 
 #[test]
 fn one_for_one_restarts_only_the_crashed_child_fresh_under_its_name() {
-    let (_d, host, rx) = setup();
+    let (_d, host, rx) = start_v1();
     host.start_supervisor(sup(
         "s",
         Strategy::OneForOne,
@@ -141,18 +125,9 @@ fn one_for_one_restarts_only_the_crashed_child_fresh_under_its_name() {
 
 #[test]
 fn one_for_all_restarts_every_child_stopping_in_reverse_and_starting_in_order() {
-    let (_d, host, rx) = setup();
-    host.start_supervisor(sup(
-        "s",
-        Strategy::OneForAll,
-        3,
-        vec![
-            worker("a", Restart::Permanent),
-            worker("b", Restart::Permanent),
-            worker("c", Restart::Permanent),
-        ],
-    ))
-    .unwrap();
+    let (_d, host, rx) = start_v1();
+    host.start_supervisor(sup("s", Strategy::OneForAll, 3, abc()))
+        .unwrap();
     let _ = children(&rx, SupervisorEvent::ChildStarted, 3);
     let (a, c) = (id(&host, "a"), id(&host, "c"));
     crash(&host, "b");
@@ -172,18 +147,9 @@ fn one_for_all_restarts_every_child_stopping_in_reverse_and_starting_in_order() 
 
 #[test]
 fn rest_for_one_restarts_the_crashed_child_and_those_after_it() {
-    let (_d, host, rx) = setup();
-    host.start_supervisor(sup(
-        "s",
-        Strategy::RestForOne,
-        3,
-        vec![
-            worker("a", Restart::Permanent),
-            worker("b", Restart::Permanent),
-            worker("c", Restart::Permanent),
-        ],
-    ))
-    .unwrap();
+    let (_d, host, rx) = start_v1();
+    host.start_supervisor(sup("s", Strategy::RestForOne, 3, abc()))
+        .unwrap();
     let _ = children(&rx, SupervisorEvent::ChildStarted, 3);
     let a = id(&host, "a");
     crash(&host, "b");
@@ -194,7 +160,7 @@ fn rest_for_one_restarts_the_crashed_child_and_those_after_it() {
 
 #[test]
 fn transient_restarts_only_after_an_abnormal_exit_and_temporary_never() {
-    let (_d, host, rx) = setup();
+    let (_d, host, rx) = start_v1();
     host.start_supervisor(sup(
         "s",
         Strategy::OneForOne,
@@ -224,7 +190,7 @@ fn transient_restarts_only_after_an_abnormal_exit_and_temporary_never() {
 
 #[test]
 fn past_the_intensity_a_supervisor_gives_up_and_its_parent_decides_once() {
-    let (_d, host, rx) = setup();
+    let (_d, host, rx) = start_v1();
     let inner = sup(
         "inner",
         Strategy::OneForOne,
@@ -268,7 +234,7 @@ fn past_the_intensity_a_supervisor_gives_up_and_its_parent_decides_once() {
 
 #[test]
 fn a_root_supervisor_giving_up_is_reported() {
-    let (_d, host, _rx) = setup();
+    let (_d, host, _rx) = start_v1();
     host.start_supervisor(sup(
         "root",
         Strategy::OneForOne,
@@ -287,7 +253,7 @@ fn a_root_supervisor_giving_up_is_reported() {
 
 #[test]
 fn a_child_that_traps_the_shutdown_is_killed_after_its_timeout() {
-    let (_d, host, rx) = setup();
+    let (_d, host, rx) = start_v1();
     host.start_supervisor(sup(
         "s",
         Strategy::OneForAll,
@@ -327,7 +293,7 @@ fn a_child_that_traps_the_shutdown_is_killed_after_its_timeout() {
 
 #[test]
 fn a_child_that_fails_to_start_stops_the_tree_start_with_its_name() {
-    let (_d, host, _rx) = setup();
+    let (_d, host, _rx) = start_v1();
     let bad = ChildSpec::Worker(WorkerSpec {
         behaviour: "nope".into(),
         name: Some("ghost".into()),
@@ -356,7 +322,7 @@ fn a_child_that_fails_to_start_stops_the_tree_start_with_its_name() {
 
 #[test]
 fn a_supervised_actor_stays_supervised_across_a_hot_swap() {
-    let (dir, host, rx) = setup();
+    let (dir, host, rx) = start_v1();
     host.start_supervisor(sup(
         "s",
         Strategy::OneForOne,
@@ -386,7 +352,7 @@ fn a_supervised_actor_stays_supervised_across_a_hot_swap() {
 
 #[test]
 fn a_crash_in_the_middle_of_a_swap_leaves_the_tree_consistent() {
-    let (dir, host, rx) = setup();
+    let (dir, host, rx) = start_v1();
     host.start_supervisor(sup(
         "s",
         Strategy::OneForOne,
@@ -418,7 +384,7 @@ fn a_crash_in_the_middle_of_a_swap_leaves_the_tree_consistent() {
 
 #[test]
 fn simple_one_for_one_starts_children_on_request_and_restarts_each_alone() {
-    let (_d, host, rx) = setup();
+    let (_d, host, rx) = start_v1();
     let mut pool = sup(
         "pool",
         Strategy::SimpleOneForOne,
@@ -485,18 +451,9 @@ fn simple_one_for_one_starts_children_on_request_and_restarts_each_alone() {
 
 #[test]
 fn stopping_the_host_stops_the_tree_in_reverse_order() {
-    let (_d, host, rx) = setup();
-    host.start_supervisor(sup(
-        "s",
-        Strategy::OneForOne,
-        1,
-        vec![
-            worker("a", Restart::Permanent),
-            worker("b", Restart::Permanent),
-            worker("c", Restart::Permanent),
-        ],
-    ))
-    .unwrap();
+    let (_d, host, rx) = start_v1();
+    host.start_supervisor(sup("s", Strategy::OneForOne, 1, abc()))
+        .unwrap();
     let _ = children(&rx, SupervisorEvent::ChildStarted, 3);
     drop(host);
     let stopped: Vec<String> = rx
