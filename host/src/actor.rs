@@ -62,6 +62,9 @@ pub struct Actor {
     queued: AtomicBool,
     /// Set by a swap to hold the actor at a message boundary (invariant 3).
     pub suspended: AtomicBool,
+    /// Someone follows this actor's messages (`host ctl trace`). Read once per message
+    /// and once per callback, next to the flags the runner reads anyway.
+    pub traced: AtomicBool,
     /// State and version (invariant 1).
     pub core: Mutex<Core>,
     /// Messages handled so far.
@@ -95,6 +98,7 @@ impl Actor {
             mailbox: crossbeam::utils::CachePadded::new(Mailbox::default()),
             queued: AtomicBool::new(false),
             suspended: AtomicBool::new(false),
+            traced: AtomicBool::new(false),
             core: Mutex::new(Core {
                 version,
                 state,
@@ -150,6 +154,11 @@ impl Actor {
         let mut q = self.signals.lock();
         self.signal_count.store(0, Ordering::SeqCst);
         std::mem::take(&mut *q)
+    }
+
+    /// Whether the actor is on a run queue or running (for operators; racy by nature).
+    pub fn is_queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Whether a runner should stop before the next message.

@@ -10,6 +10,15 @@
 //! debounce_ms = 30
 //! settle_ms = 10
 //!
+//! [versions]
+//! unload = false                   # opt-in: close versions no actor runs any more
+//! retain = 1                       # old versions kept mapped for rollback
+//! max_retained = 64                # cap on old versions mapped per library
+//!
+//! [control]
+//! enabled = true                   # listen for `host ctl` / `host top`
+//! socket = "host.sock"             # default: $XDG_RUNTIME_DIR/actor-host/host.sock
+//!
 //! [[actors]]
 //! behaviour = "counter"
 //! name = "counter"
@@ -63,6 +72,69 @@ impl Default for WatchSettings {
     }
 }
 
+/// What happens to versions no actor runs any more (`[versions]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersionSettings {
+    /// Close retired versions once nothing made by them is alive (opt-in).
+    pub unload: bool,
+    /// Retired versions kept mapped per library for rollback.
+    pub retain: usize,
+    /// Most old versions one library may keep mapped; past it reloads are refused.
+    pub max_retained: usize,
+}
+
+impl Default for VersionSettings {
+    fn default() -> Self {
+        let d = crate::versions::VersionPolicy::default();
+        VersionSettings {
+            unload: d.unload,
+            retain: d.retain,
+            max_retained: d.max_retained,
+        }
+    }
+}
+
+impl VersionSettings {
+    /// The policy as the host takes it.
+    pub fn policy(&self) -> crate::versions::VersionPolicy {
+        crate::versions::VersionPolicy {
+            unload: self.unload,
+            retain: self.retain,
+            max_retained: self.max_retained,
+        }
+    }
+}
+
+/// The control socket (`[control]`), used by `host ctl` and `host top`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSettings {
+    /// Listen on the control socket.
+    pub enabled: bool,
+    /// Where (relative paths are relative to the config file); the default is
+    /// `$XDG_RUNTIME_DIR/actor-host/host.sock`, or `/tmp/actor-host-UID/host.sock`.
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            enabled: true,
+            socket: None,
+        }
+    }
+}
+
+impl ControlSettings {
+    /// The socket path, the default if none is configured.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(crate::control::server::default_socket_path)
+    }
+}
+
 /// An actor started at boot.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +163,12 @@ pub struct Config {
     /// Watcher settings.
     #[serde(default)]
     pub watch: WatchSettings,
+    /// Version lifetime settings.
+    #[serde(default)]
+    pub versions: VersionSettings,
+    /// Control socket settings.
+    #[serde(default)]
+    pub control: ControlSettings,
     /// Actors to start, in order, unsupervised.
     #[serde(default)]
     pub actors: Vec<ActorSpec>,
@@ -118,6 +196,31 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The most scheduler threads a configuration may ask for (0 still means one per core).
+///
+/// The scheduler allocates its per-thread state up front, so a value such as
+/// `threads = 9223372036854775807` — which TOML and `usize` both accept — crashed the host
+/// at start ("capacity overflow", or out of memory for merely huge values) instead of
+/// being refused here with the field named.
+pub const MAX_THREADS: usize = 1024;
+
+/// Encodes `init` arguments (none: the atom `ok`, which `()` decodes from) and checks
+/// that an actor can decode them. The error completes a sentence starting "args ...".
+///
+/// TOML nests deeper than the ETF decoder accepts ([`plugin_api::etf::MAX_DEPTH`]):
+/// dotted table headers and inline arrays each allow about 80 levels, together about
+/// 155. Such args used to be accepted here and fail only inside the actor's `init`.
+pub(crate) fn encode_args(args: Option<&toml::Value>) -> Result<Vec<u8>, String> {
+    let bytes = match args {
+        Some(v) => plugin_api::etf::to_vec(v),
+        None => plugin_api::etf::to_vec(&()),
+    }
+    .map_err(|e| format!("cannot be encoded: {e}"))?;
+    plugin_api::etf::Term::decode(&bytes)
+        .map_err(|e| format!("cannot be decoded by an actor: {e}"))?;
+    Ok(bytes)
+}
+
 impl Config {
     /// Parses a configuration; relative plugin directories are resolved against `base`.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
@@ -127,6 +230,18 @@ impl Config {
             if d.is_relative() {
                 *d = base.join(&*d);
             }
+        }
+        if let Some(s) = &mut cfg.control.socket {
+            if s.is_relative() {
+                *s = base.join(&*s);
+            }
+        }
+        if cfg.threads > MAX_THREADS {
+            return Err(ConfigError(format!(
+                "{origin}: threads = {} is more than the {MAX_THREADS} scheduler threads \
+                 allowed (0 means one per core)",
+                cfg.threads
+            )));
         }
         for (i, a) in cfg.actors.iter().enumerate() {
             if a.behaviour.is_empty() {
@@ -168,16 +283,8 @@ impl Config {
 impl ActorSpec {
     /// The init arguments as ETF.
     pub fn args_etf(&self) -> Result<Vec<u8>, ConfigError> {
-        let r = match &self.args {
-            Some(v) => plugin_api::etf::to_vec(v),
-            None => plugin_api::etf::to_vec(&()),
-        };
-        r.map_err(|e| {
-            ConfigError(format!(
-                "args of actor `{}` cannot be encoded: {e}",
-                self.behaviour
-            ))
-        })
+        encode_args(self.args.as_ref())
+            .map_err(|e| ConfigError(format!("args of actor `{}` {e}", self.behaviour)))
     }
 }
 

@@ -7,8 +7,13 @@
 //! | `reload` | info / warn | `behaviour`, `from`, `to`, `actors`, `pause_us`, `outcome` (`ok` / `rolled_back` / `rejected`), `reason`, `library` |
 //! | `crash` | error | `actor`, `name`, `behaviour`, `version`, `reason`, `panic`, `message` |
 //! | `actor_stopped` | info | `actor`, `name`, `behaviour`, `version`, `reason` |
+//! | `version_retired` / `version_unloaded` | info | `library`, `behaviours`, `hash` |
+//! | `version_pinned` | warn | `library`, `behaviours`, `hash`, `reason` |
+//! | `version_cap_reached` | warn | `library`, `behaviours`, `hash`, `retained`, `max` |
 
 use std::path::PathBuf;
+
+use crate::versions::{VersionFate, VersionReport};
 
 /// Outcome of a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +168,8 @@ pub enum HostEvent {
         /// Exit reason as an Erlang term.
         reason: String,
     },
+    /// A version was retired, unloaded or pinned, or a library reached its version cap.
+    Version(VersionReport),
 }
 
 /// Writes the event's log line(s).
@@ -309,5 +316,45 @@ pub fn log(ev: &HostEvent) {
             reason = reason.as_str(),
             "actor stopped"
         ),
+        HostEvent::Version(v) => {
+            let library = v.library.display().to_string();
+            let (library, behaviours, hash) =
+                (library.as_str(), v.behaviours.join(","), v.hash.as_str());
+            let event = v.fate.event_name();
+            match &v.fate {
+                VersionFate::Retired => tracing::info!(
+                    event,
+                    library,
+                    behaviours,
+                    hash,
+                    "version {behaviours} ({hash}) retired: no actor runs it"
+                ),
+                VersionFate::Unloaded => tracing::info!(
+                    event,
+                    library,
+                    behaviours,
+                    hash,
+                    "version {behaviours} ({hash}) unloaded"
+                ),
+                VersionFate::Pinned(reason) => tracing::warn!(
+                    event,
+                    library,
+                    behaviours,
+                    hash,
+                    reason = reason.as_str(),
+                    "version {behaviours} ({hash}) stays mapped: {reason}"
+                ),
+                VersionFate::CapReached { retained, max } => tracing::warn!(
+                    event,
+                    library,
+                    behaviours,
+                    hash,
+                    retained = *retained,
+                    max = *max,
+                    "{library} keeps {retained} old versions mapped, its cap; the next \
+                     version will be refused unless [versions] unload = true"
+                ),
+            }
+        }
     }
 }

@@ -21,14 +21,34 @@ pub(crate) struct RunCtx<'a> {
     pub(crate) host: &'a HostInner,
     pub(crate) actor: u64,
     pub(crate) version: &'a BehaviourVersion,
+    /// Whether this actor's outgoing messages are traced (read once per callback).
+    pub(crate) traced: bool,
 }
 
 impl<'a> RunCtx<'a> {
-    pub(crate) fn new(host: &'a HostInner, actor: u64, version: &'a BehaviourVersion) -> Self {
+    pub(crate) fn new(
+        host: &'a HostInner,
+        actor: u64,
+        version: &'a BehaviourVersion,
+        traced: bool,
+    ) -> Self {
         RunCtx {
             host,
             actor,
             version,
+            traced,
+        }
+    }
+
+    /// Reports an outgoing message of a traced actor.
+    fn trace_out(&self, what: &str, to: &Dest<'_>, msg: &[u8]) {
+        if self.traced {
+            let peer = if to.name.is_empty() {
+                format!("<0.{}.0>", to.id)
+            } else {
+                to.name.as_str().to_string()
+            };
+            self.host.trace(self.actor, "out", what, peer, msg);
         }
     }
 
@@ -104,6 +124,7 @@ extern "C" fn send(
         } else {
             kind
         };
+        c.trace_out(crate::observe::kind_name(kind), &to, &msg);
         match c.host.send(
             target(&to),
             Envelope::message(kind, MsgBytes::from_slice(&msg)),
@@ -116,6 +137,14 @@ extern "C" fn send(
 
 extern "C" fn reply(data: *const c_void, from: FromRaw, msg: RSlice<'_, u8>) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
+        if c.traced {
+            let peer = if from.caller == 0 {
+                "host".to_string()
+            } else {
+                format!("<0.{}.0>", from.caller)
+            };
+            c.host.trace(c.actor, "out", "reply", peer, &msg);
+        }
         if c.host.reply(from.tag, Ok(msg.as_slice())) {
             SendCode::Ok
         } else {
@@ -132,6 +161,7 @@ extern "C" fn request(
     req: &mut u64,
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
+        c.trace_out("call", &to, &msg);
         match c.host.request(
             c.actor,
             target(&to),
@@ -155,6 +185,7 @@ extern "C" fn send_after(
     timer: &mut u64,
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
+        c.trace_out("send_after", &to, &msg);
         let to = timer_target(&to);
         *timer = c
             .host

@@ -12,12 +12,14 @@
 //!    self-test, which panics inside the plugin and must come back caught.
 //! 5. Copy the behaviour descriptors into host-owned values.
 //!
-//! Versions are retired, never unloaded: the `RawLibrary` is kept in a `ManuallyDrop`.
-//! `dlclose` is often a no-op and is unsafe while anything still points into the library
-//! (thread-locals, abi_stable's global layout map); a few MB per reload is the price.
+//! A version stays mapped until [`unload`] closes it, which only the host's opt-in
+//! unload mode does (see `runtime`'s version lifetime). `dlclose` is often a no-op and is
+//! unsafe while anything still points into the library (thread-locals, threads the plugin
+//! started, abi_stable's global layout map), so [`unload`] takes the last reference to
+//! the library, refuses libraries abi_stable may still point into, and verifies with
+//! `dlopen(RTLD_NOLOAD)` that the mapping really went; if not, the version is pinned.
 
 use std::fmt;
-use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,7 +110,7 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// One loaded copy of a library. Never unloaded (see the module docs).
+/// One loaded copy of a library. Mapped until [`unload`] succeeds (see the module docs).
 pub struct LoadedLibrary {
     /// The artifact path it was loaded from (the watched file, not the private copy).
     pub source: PathBuf,
@@ -120,7 +122,22 @@ pub struct LoadedLibrary {
     pub loaded_at: SystemTime,
     /// Its behaviours.
     pub behaviours: Vec<Arc<BehaviourVersion>>,
-    _raw: ManuallyDrop<RawLibrary>,
+    /// `Err(why)` if closing this library could leave abi_stable pointing into it.
+    pub closable: Result<(), String>,
+    /// The mapping. Dropping it is `dlclose`; only [`unload`] may do that, and a library
+    /// refused after mapping is leaked (`mem::forget`), since its constructor may have run.
+    raw: Option<RawLibrary>,
+}
+
+impl Drop for LoadedLibrary {
+    fn drop(&mut self) {
+        // Dropping a version is never an unload: anything the host might still hold from
+        // it (a function pointer being called, a thread-local) would dangle. [`unload`]
+        // takes `raw` out first when it is safe to close.
+        if let Some(raw) = self.raw.take() {
+            std::mem::forget(raw);
+        }
+    }
 }
 
 impl LoadedLibrary {
@@ -142,8 +159,10 @@ pub fn short_hash(hash: &ContentHash) -> String {
 
 /// One behaviour of one loaded library: its identity and its callbacks.
 ///
-/// The function pointers point into the library; they stay valid because libraries are
-/// never unloaded, and every actor holds an `Arc` to the version running it.
+/// The function pointers point into the library. Every actor holds an `Arc` to the version
+/// running it, and [`unload`] only closes a library whose versions nobody else holds, so
+/// a pointer is never called after its library went. `desc`'s string fields point into
+/// the library too: use `name` and `version`, which are host-owned copies.
 pub struct BehaviourVersion {
     /// Behaviour name.
     pub name: Arc<str>,
@@ -190,21 +209,40 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
         path: p(),
         detail: open_detail(&e),
     })?;
-    // From here on the library is mapped; it stays mapped for the life of the process
-    // (ManuallyDrop below), also when a later check refuses it.
-    let raw = ManuallyDrop::new(raw);
+    // From here on the library is mapped. A library refused below stays mapped for the
+    // life of the process: its constructor may have run and left anything behind.
+    let mut raw = Leaked(Some(raw));
+    let raw_ref = raw.0.as_ref().expect("just set");
 
-    // SAFETY: `raw` stays loaded for the rest of the process (never dropped), so the
-    // `&'static LibHeader` abi_stable returns never dangles. The header's own checks
-    // (magic, abi_stable version) run inside this call before anything else is read.
+    // SAFETY: the library stays mapped while the `&'static LibHeader` abi_stable returns
+    // is used: either for ever (a refused library is leaked by `Leaked`) or until
+    // `unload`, which only runs once no behaviour of this library is held by anyone and
+    // never reads the header again. The header's own checks (magic, abi_stable version)
+    // run inside this call before anything else is read.
     let header =
-        unsafe { lib_header_from_raw_library(&raw) }.map_err(|e| LoadError::NotAPlugin {
+        unsafe { lib_header_from_raw_library(raw_ref) }.map_err(|e| LoadError::NotAPlugin {
             path: p(),
             detail: e.to_string(),
         })?;
     let module = header
         .init_root_module::<PluginModRef>()
         .map_err(|e| classify(path, e))?;
+    // abi_stable keeps, in a process-wide map, the layout of every prefix type it checked
+    // — the longer of the host's and the plugin's. Built against exactly the host's
+    // plugin-api, the plugin's layouts are the host's, and the map points only into the
+    // host; otherwise the map may point into this library, and it must never be closed.
+    let closable = {
+        let theirs = header.version_strings();
+        let ours = <PluginModRef as abi_stable::library::RootModule>::VERSION_STRINGS;
+        if theirs.version == ours.version {
+            Ok(())
+        } else {
+            Err(format!(
+                "built against plugin-api {} (the host has {}): abi_stable may keep pointers into it",
+                theirs.version, ours.version
+            ))
+        }
+    };
 
     let abi = module.abi_version();
     if abi != ABI_VERSION {
@@ -267,8 +305,84 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
         hash,
         loaded_at: SystemTime::now(),
         behaviours,
-        _raw: raw,
+        closable,
+        raw: raw.0.take(),
     })
+}
+
+/// A mapped library that is leaked unless taken out: every early return of [`load`] after
+/// `dlopen` leaves the refused library mapped, as the module docs say.
+struct Leaked(Option<RawLibrary>);
+
+impl Drop for Leaked {
+    fn drop(&mut self) {
+        if let Some(raw) = self.0.take() {
+            std::mem::forget(raw);
+        }
+    }
+}
+
+/// What [`unload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unloaded {
+    /// Closed, gone from the process (checked with `dlopen(RTLD_NOLOAD)`), and its private
+    /// copy deleted.
+    Closed,
+    /// Closed, but the dynamic loader keeps it mapped (a thread-local destructor or a
+    /// thread the plugin started holds it), or it was never closable; the reason says which.
+    /// Its copy stays until [`still_mapped`] says it went.
+    Pinned(String),
+}
+
+/// Closes a retired version, if nothing made by it can be alive.
+///
+/// Takes the last reference: if anyone else holds the library or one of its behaviours
+/// (an actor runs it, a swap is using it), nothing happens and the library is handed back.
+/// State, messages and timers need no separate check: a state lives only in an actor,
+/// which holds its behaviour; messages and timers are host-owned bytes. Threads and
+/// thread-locals of the plugin are what `dlopen(RTLD_NOLOAD)` catches afterwards.
+pub fn unload(lib: Arc<LoadedLibrary>) -> Result<Unloaded, Arc<LoadedLibrary>> {
+    let mut lib = Arc::try_unwrap(lib)?;
+    // We own the only `LoadedLibrary`, so no new reference to a behaviour can appear;
+    // counts can only fall. Anyone else holding one means its code may still run.
+    if lib
+        .behaviours
+        .iter()
+        .any(|b| Arc::strong_count(b) != 1 || Arc::weak_count(b) != 0)
+    {
+        return Err(Arc::new(lib));
+    }
+    if let Err(why) = &lib.closable {
+        return Ok(Unloaded::Pinned(why.clone()));
+    }
+    lib.behaviours.clear();
+    let Some(raw) = lib.raw.take() else {
+        return Ok(Unloaded::Pinned("it was never closable".into()));
+    };
+    // `dlclose`: from here no pointer into the library may be used (none is: see above).
+    drop(raw);
+    if still_mapped(&lib.copy) {
+        return Ok(Unloaded::Pinned(
+            "the dynamic loader keeps it mapped after dlclose (a thread-local destructor \
+             or a thread started by the plugin still holds it)"
+                .into(),
+        ));
+    }
+    let _ = std::fs::remove_file(&lib.copy);
+    Ok(Unloaded::Closed)
+}
+
+/// Whether the library at `copy` (a private copy, so the path names one version) is
+/// still mapped in this process. `RTLD_NOLOAD` never loads: it returns a handle only if
+/// the library is already resident, and that handle's reference is released at once.
+pub fn still_mapped(copy: &Path) -> bool {
+    // SAFETY: with RTLD_NOLOAD, dlopen runs no initialiser and maps nothing; it only
+    // looks the path up among loaded objects. The handle it may return is dropped (one
+    // dlclose) right away, balancing the reference dlopen added.
+    let handle = unsafe {
+        libloading::os::unix::Library::open(Some(copy), libc::RTLD_NOLOAD | libc::RTLD_LAZY)
+    };
+    handle.is_ok()
 }
 
 fn open_detail(e: &LibraryError) -> String {
@@ -276,6 +390,84 @@ fn open_detail(e: &LibraryError) -> String {
         LibraryError::OpenError { err, .. } => err.to_string(),
         other => other.to_string(),
     }
+}
+
+/// Boils abi_stable's layout report (a dump of every type on the way to the mismatch)
+/// down to one readable line: the innermost type that differs, where it sits, and what
+/// differs in it. Falls back to the report's first lines if its shape is unexpected.
+pub fn summarize_layout_error(full: &str) -> String {
+    let lines: Vec<&str> = full.lines().collect();
+    // The last "N error(s)inside:" block with N > 0 leads to the mismatching type.
+    let start = lines.iter().rposition(|l| {
+        l.split_once(" error(s)inside:")
+            .and_then(|(n, _)| n.trim().parse::<u32>().ok())
+            .is_some_and(|n| n > 0)
+    });
+    let value = |l: &str, key: &str| l.trim().strip_prefix(key).map(|v| v.trim().to_string());
+    let summary = start.and_then(|start| {
+        let mut path = Vec::new();
+        let mut ty = None;
+        let mut i = start + 1;
+        while i < lines.len() {
+            let l = lines[i];
+            if l.starts_with("Layout of expected type:") {
+                ty = lines[i + 1..].iter().find_map(|l| value(l, "type:"));
+                break;
+            }
+            if l.starts_with("    field_name:") {
+                path.extend(value(l, "field_name:"));
+            }
+            i += 1;
+        }
+        let ty = ty?;
+        let mut errors = Vec::new();
+        let mut j = i;
+        while j < lines.len() && errors.len() < 3 {
+            if let Some(what) = lines[j].strip_prefix("Error:") {
+                let field = |from: usize, label: &str| -> String {
+                    let at = lines[from..].iter().position(|l| l.starts_with(label));
+                    at.map(|k| {
+                        let body = &lines[from + k + 1..];
+                        let name = body.iter().take(4).find_map(|l| value(l, "field_name:"));
+                        let t = body.iter().take(4).find_map(|l| value(l, "type:"));
+                        match (name, t) {
+                            (Some(n), Some(t)) => format!("`{n}: {t}`"),
+                            (None, Some(t)) => format!("`{t}`"),
+                            _ => body.first().map_or(String::new(), |l| l.trim().to_string()),
+                        }
+                    })
+                    .unwrap_or_default()
+                };
+                errors.push(format!(
+                    "{what}: expected {}, found {}",
+                    field(j, "Expected:"),
+                    field(j, "Found:")
+                ));
+            }
+            j += 1;
+        }
+        let path: Vec<String> = path
+            .into_iter()
+            .filter(|p| p != "0" && !p.starts_with("__"))
+            .collect();
+        Some(format!(
+            "the layout of `{ty}` differs{}: {}",
+            if path.is_empty() {
+                String::new()
+            } else {
+                format!(" (reached through {})", path.join("."))
+            },
+            if errors.is_empty() {
+                "see the debug log for abi_stable's report".to_string()
+            } else {
+                errors.join("; ")
+            }
+        ))
+    });
+    summary.unwrap_or_else(|| {
+        let head: Vec<&str> = lines.iter().take(12).copied().collect();
+        format!("type layouts differ:\n{}", head.join("\n"))
+    })
 }
 
 fn classify(path: &Path, e: LibraryError) -> LoadError {
@@ -291,10 +483,16 @@ fn classify(path: &Path, e: LibraryError) -> LoadError {
                 "plugin-api {actual_version} in the plugin, {expected_version} in the host"
             ),
         },
-        LibraryError::AbiInstability(err) => LoadError::Incompatible {
-            path,
-            detail: format!("type layouts differ:\n{err}"),
-        },
+        LibraryError::AbiInstability(err) => {
+            let full = err.to_string();
+            // The full dump runs to hundreds of lines; it goes to the debug log, the
+            // reason says which type and which fields.
+            tracing::debug!(event = "layout_mismatch", path = %path.display(), dump = %full);
+            LoadError::Incompatible {
+                path,
+                detail: summarize_layout_error(&full),
+            }
+        }
         LibraryError::RootModule { err, .. } => LoadError::Constructor {
             path,
             detail: err.to_string(),

@@ -1,12 +1,16 @@
 //! The `host` binary: loads the plugins named by a config, starts its actors, and
-//! hot-swaps rebuilt plugins until interrupted.
+//! hot-swaps rebuilt plugins until interrupted. `host ctl ...` and `host top` talk to a
+//! running host over its control socket.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use host::config::{Config, LogFormat};
+use host::control::ctl::CtlCommand;
+use host::control::protocol::Request;
 use host::{Host, HostOptions};
 
 /// Runs actor behaviours from cdylib plugins and hot-swaps them when they are rebuilt.
@@ -14,8 +18,12 @@ use host::{Host, HostOptions};
 #[command(version, about)]
 struct Cli {
     /// Configuration file (TOML). Without it, the built-in demo configuration runs.
-    #[arg(long, short)]
+    /// `ctl` and `top` read the control socket's path from it.
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Control socket (overrides the config).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     /// Log format (overrides the config): text or json.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
@@ -25,10 +33,75 @@ struct Cli {
     /// Exit after this many seconds (for scripted runs); runs until interrupted otherwise.
     #[arg(long, value_name = "SECS")]
     run_for: Option<f64>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Talk to a running host: list, send, call, state, versions, reload, rollback, tree,
+    /// trace, stats.
+    Ctl {
+        /// Print JSON (for scripts) instead of tables.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+    /// A live view of a running host: actors, supervision tree, versions, last reloads
+    /// and crashes. q quits, arrows move, / filters, s changes the sort, Tab the pane.
+    Top,
+}
+
+/// The control socket: `--socket`, else the config's, else the default.
+fn socket_path(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(s) = &cli.socket {
+        return Ok(s.clone());
+    }
+    match &cli.config {
+        Some(p) => Config::load(p)
+            .map(|c| c.control.socket_path())
+            .map_err(|e| e.to_string()),
+        None => Ok(host::control::server::default_socket_path()),
+    }
+}
+
+fn client(cli: &Cli) -> ExitCode {
+    let socket = match socket_path(cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("host: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match &cli.command {
+        Some(Command::Ctl { json, command }) => {
+            host::control::ctl::run(&socket, *json, command.clone())
+        }
+        Some(Command::Top) => top(&socket),
+        None => unreachable!("only called for a subcommand"),
+    }
+}
+
+fn top(socket: &Path) -> ExitCode {
+    let fetch = || {
+        host::control::client::request(socket, &Request::Snapshot, Duration::from_secs(5))
+            .and_then(|v| serde_json::from_value(v).map_err(|e| format!("unexpected answer: {e}")))
+    };
+    match host::control::top::run(fetch, Duration::from_secs(1)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("host top: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        return client(&cli);
+    }
     let cfg = match &cli.config {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
@@ -45,9 +118,10 @@ fn main() -> ExitCode {
         threads: cli.threads.unwrap_or(cfg.threads),
         plugin_dirs: cfg.plugin_dirs.clone(),
         watch: cfg.watch_config(),
+        versions: cfg.versions.policy(),
     };
     let host = match Host::start(opts) {
-        Ok(h) => h,
+        Ok(h) => Arc::new(h),
         Err(e) => {
             tracing::error!(event = "host_failed", error = %e, "host could not start");
             eprintln!("host: {e}");
@@ -92,6 +166,22 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let control = if cfg.control.enabled {
+        let path = cli
+            .socket
+            .clone()
+            .unwrap_or_else(|| cfg.control.socket_path());
+        match host::control::server::ControlServer::start(&host, &path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(event = "host_failed", error = %e, "control socket refused");
+                eprintln!("host: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     // Run until the time is up, or until a root supervisor gives up (like the node going
     // down in OTP): then exit non-zero.
     let deadline = cli
@@ -112,6 +202,7 @@ fn main() -> ExitCode {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    drop(control);
     drop(host);
     ExitCode::SUCCESS
 }

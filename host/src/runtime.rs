@@ -30,6 +30,7 @@ use crate::scheduler::{RunQueue, Scheduler, BATCH};
 use crate::supervisor::{SupEvent, Supervision, SupervisorSpec};
 use crate::term;
 use crate::timer::{TimerAction, TimerService, TimerTarget, Timers};
+use crate::versions::{LibraryRecord, VersionInfo, VersionPolicy, VersionReport};
 use crate::watcher::{self, WatchConfig, WatchEvent, Watcher};
 
 /// Default timeout of a call, as in OTP.
@@ -169,6 +170,8 @@ pub struct HostOptions {
     pub plugin_dirs: Vec<PathBuf>,
     /// Watch the directories for rebuilt libraries (`None`: load once, never reload).
     pub watch: Option<WatchConfig>,
+    /// What happens to versions no actor runs any more.
+    pub versions: VersionPolicy,
 }
 
 impl Default for HostOptions {
@@ -177,6 +180,7 @@ impl Default for HostOptions {
             threads: 0,
             plugin_dirs: Vec::new(),
             watch: Some(WatchConfig::default()),
+            versions: VersionPolicy::default(),
         }
     }
 }
@@ -217,13 +221,6 @@ impl Waiter {
     }
 }
 
-/// The loaded state of one library file.
-struct LibraryRecord {
-    current: Arc<LoadedLibrary>,
-    /// Older versions, kept mapped forever (see `loader`).
-    retired: Vec<Arc<LoadedLibrary>>,
-}
-
 /// Everything the scheduler threads, the FFI glue and the API share.
 pub(crate) struct HostInner {
     pub(crate) registry: Registry,
@@ -246,10 +243,16 @@ pub(crate) struct HostInner {
     /// across a swap, so no actor can start on a version that is being replaced.
     pub(crate) behaviours: RwLock<HashMap<Arc<str>, Arc<BehaviourVersion>>>,
     libraries: Mutex<HashMap<PathBuf, LibraryRecord>>,
+    /// What happens to retired versions.
+    versions: VersionPolicy,
     /// Serialises loads and swaps.
     reload_lock: Mutex<()>,
     copy_dir: tempfile::TempDir,
     subscribers: Mutex<Vec<Sender<HostEvent>>>,
+    /// Counters, recent events and traces for operators.
+    pub(crate) observer: crate::observe::Observer,
+    /// When the host started.
+    pub(crate) started: Instant,
 }
 
 /// A running host. Dropping it stops the watcher, the scheduler and the timers.
@@ -300,9 +303,12 @@ impl Host {
             next_tag: AtomicU64::new(1),
             behaviours: RwLock::new(HashMap::new()),
             libraries: Mutex::new(HashMap::new()),
+            versions: opts.versions,
             reload_lock: Mutex::new(()),
             copy_dir,
             subscribers: Mutex::new(Vec::new()),
+            observer: Default::default(),
+            started: Instant::now(),
         });
 
         let weak = Arc::downgrade(&inner);
@@ -370,6 +376,11 @@ impl Host {
             "host started"
         );
         Ok(host)
+    }
+
+    /// The shared core (for the other modules' `impl Host` blocks).
+    pub(crate) fn inner(&self) -> &HostInner {
+        &self.inner
     }
 
     /// Receives every host event from now on (reloads, loads, crashes, stops): what tests
@@ -498,13 +509,49 @@ impl Host {
         self.inner.load_path(path)
     }
 
-    /// Number of retired (still mapped) versions of the library at `path`.
+    /// Number of retired (still mapped, unpinned) versions of the library at `path`.
     pub fn retired_versions(&self, path: &Path) -> usize {
+        let path = library_key(path);
         self.inner
             .libraries
             .lock()
-            .get(path)
+            .get(&path)
             .map_or(0, |r| r.retired.len())
+    }
+
+    /// Loads a new version of the library that provides `behaviour` now, from `file` or
+    /// from its own (watched) file, and swaps to it; reports what happened.
+    pub fn reload_behaviour(
+        &self,
+        behaviour: &str,
+        file: Option<&Path>,
+    ) -> Result<HostEvent, String> {
+        let path = self.inner.library_of(behaviour)?;
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(format!("{} is not a file", f.display()));
+            }
+        }
+        Ok(self.inner.load_into(&path, file.unwrap_or(&path)))
+    }
+
+    /// Swaps the library that provides `behaviour` back to its previous retained version:
+    /// every actor's state goes through that version's `code_change` with `{down, Vsn}`.
+    /// All or nothing, like any swap.
+    pub fn rollback(&self, behaviour: &str) -> Result<HostEvent, String> {
+        self.inner.rollback(behaviour)
+    }
+
+    /// Every loaded version of every library: current, retired and pinned, with how many
+    /// actors run each.
+    pub fn versions(&self) -> Vec<VersionInfo> {
+        self.inner.versions()
+    }
+
+    /// Applies the version policy now (normally done after every reload): in unload mode,
+    /// closes the retired versions nothing holds any more. Returns what happened.
+    pub fn sweep_versions(&self) -> Vec<VersionReport> {
+        self.inner.sweep_versions()
     }
 }
 
@@ -545,6 +592,16 @@ fn reload_loop(rx: Receiver<WatchEvent>, inner: std::sync::Weak<HostInner>) {
 }
 
 impl HostInner {
+    /// The scheduler's queue (for its length and idle clocks).
+    pub(crate) fn run_queue_handle(&self) -> &RunQueue {
+        self.run_queue()
+    }
+
+    /// Where supervision requests go, once the supervision thread runs.
+    pub(crate) fn supervision_sender(&self) -> Option<&Sender<SupEvent>> {
+        self.supervision_tx.get()
+    }
+
     fn run_queue(&self) -> &RunQueue {
         self.run_queue
             .get()
@@ -557,6 +614,7 @@ impl HostInner {
 
     pub(crate) fn publish(&self, ev: HostEvent) {
         events::log(&ev);
+        self.observer.record(&ev);
         self.subscribers
             .lock()
             .retain(|s| s.send(ev.clone()).is_ok());
@@ -1038,7 +1096,7 @@ impl HostInner {
             .insert(actor.clone())
             .map_err(SpawnError::Name)?;
         let mut state = StatePtr::NULL;
-        let ctx = RunCtx::new(self, id, &version);
+        let ctx = RunCtx::new(self, id, &version, false);
         let out = (version.desc.init)(RSlice::from_slice(args), &ctx.raw(), &mut state);
         let code = out.code;
         let detail = String::from_utf8_lossy(&out.detail).into_owned();
@@ -1081,7 +1139,12 @@ impl HostInner {
             return false;
         }
         let version = core.version.clone();
-        let ctx = RunCtx::new(self, actor.id, &version);
+        let ctx = RunCtx::new(
+            self,
+            actor.id,
+            &version,
+            actor.traced.load(Ordering::Relaxed),
+        );
         let raw = ctx.raw();
         if actor.has_signals() && !actor.is_suspended() && self.handle_signals(actor, &mut core) {
             return false;
@@ -1106,6 +1169,19 @@ impl HostInner {
                 }
                 actor.mailbox.take_batch(BATCH, &mut batch);
                 continue;
+            }
+            if actor.traced.load(Ordering::Relaxed) {
+                let peer = match env.from.caller {
+                    0 => String::new(),
+                    c => format!("<0.{c}.0>"),
+                };
+                self.trace(
+                    actor.id,
+                    "in",
+                    crate::observe::kind_name(env.kind),
+                    peer,
+                    &env.bytes,
+                );
             }
             let out = (version.desc.handle)(
                 core.state,
@@ -1189,7 +1265,12 @@ impl HostInner {
         crash: Option<(String, String)>,
     ) {
         let version = core.version.clone();
-        let ctx = RunCtx::new(self, actor.id, &version);
+        let ctx = RunCtx::new(
+            self,
+            actor.id,
+            &version,
+            actor.traced.load(Ordering::Relaxed),
+        );
         let state = std::mem::replace(&mut core.state, StatePtr::NULL);
         core.alive = false;
         let out = (version.desc.terminate)(state, RSlice::from_slice(reason), &ctx.raw());
@@ -1197,6 +1278,8 @@ impl HostInner {
             .then(|| String::from_utf8_lossy(&out.detail).into_owned());
         drop(out);
         self.registry.remove(actor.id);
+        self.observer
+            .actor_stopped(actor.handled.load(Ordering::Relaxed));
         let reason_text = etf::display(reason);
         self.fail_mailbox(actor, &reason_text);
         self.fail_waiters(actor.id, &reason_text);
@@ -1302,13 +1385,30 @@ impl HostInner {
     /// Loads the library at `path`: a first load registers its behaviours, a later one
     /// swaps every actor of them to the new version. Logs and publishes the outcome.
     pub(crate) fn load_path(&self, path: &Path) -> HostEvent {
-        // One library, one key: `lib.so`, `./lib.so` and a symlink to it are the same file.
-        let canonical = std::fs::canonicalize(path);
-        let path = canonical.as_deref().unwrap_or(path);
+        self.load_into(path, path)
+    }
+
+    /// Loads `file` as the next version of the library known by `path` (the watched file;
+    /// `file` is the same path, or another build given by an operator).
+    pub(crate) fn load_into(&self, path: &Path, file: &Path) -> HostEvent {
+        let key = library_key(path);
+        let file = if file == path { key.as_path() } else { file };
+        let path = key.as_path();
         let _serial = self.reload_lock.lock();
-        let previous = self.libraries.lock().get(path).map(|r| r.current.clone());
+        let previous = match self.libraries.lock().get(path) {
+            None => None,
+            Some(rec) => match rec.check_room(&self.versions) {
+                Ok(()) => Some(rec.current.clone()),
+                Err(reason) => {
+                    let ev = rejected(&rec.current, reason);
+                    drop(_serial);
+                    self.publish(ev.clone());
+                    return ev;
+                }
+            },
+        };
         let started = Instant::now();
-        let lib = match loader::load(path, self.copy_dir.path()) {
+        let lib = match loader::load(file, self.copy_dir.path()) {
             Ok(lib) => Arc::new(lib),
             Err(e) => {
                 let reason = e.to_string();
@@ -1340,16 +1440,22 @@ impl HostInner {
                 }
             }
             Some(old) => {
-                let ev = crate::swap::swap(self, &old, &lib);
+                let ev = crate::swap::swap(self, &old, &lib, crate::swap::Direction::Up);
+                drop(old);
+                let mut fates = Vec::new();
                 if let HostEvent::Reload(r) = &ev {
                     if r.outcome == ReloadOutcome::Ok {
                         let mut libs = self.libraries.lock();
                         if let Some(rec) = libs.get_mut(path) {
-                            rec.retired.push(std::mem::replace(&mut rec.current, lib));
+                            fates.push(rec.advance(lib));
+                            fates.extend(rec.sweep(&self.versions));
                         }
                     }
                 }
                 self.publish(ev.clone());
+                for f in fates {
+                    self.publish(HostEvent::Version(f));
+                }
                 ev
             }
         }
@@ -1403,19 +1509,113 @@ impl HostInner {
                 hash: lib.short_hash(),
                 reason: None,
             };
-            self.libraries.lock().insert(
-                path.to_path_buf(),
-                LibraryRecord {
-                    current: lib,
-                    retired: Vec::new(),
-                },
-            );
+            self.libraries
+                .lock()
+                .insert(path.to_path_buf(), LibraryRecord::new(path, lib));
             ev
         };
         drop(table);
         self.publish(ev.clone());
         ev
     }
+}
+
+impl HostInner {
+    /// The library file that provides `behaviour` now.
+    fn library_of(&self, behaviour: &str) -> Result<PathBuf, String> {
+        self.libraries
+            .lock()
+            .iter()
+            .find(|(_, r)| r.current.behaviour(behaviour).is_some())
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| format!("no loaded library provides behaviour `{behaviour}`"))
+    }
+
+    /// Swaps `behaviour`'s library back to its most recent retired version.
+    fn rollback(&self, behaviour: &str) -> Result<HostEvent, String> {
+        let path = self.library_of(behaviour)?;
+        let _serial = self.reload_lock.lock();
+        let (current, target) = {
+            let libs = self.libraries.lock();
+            let rec = libs.get(&path).ok_or("the library went away")?;
+            let target = rec.retired.last().cloned().ok_or_else(|| {
+                format!(
+                    "no earlier version of {} is retained to roll back to \
+                     (pinned and unloaded versions cannot be swapped in; see [versions] retain)",
+                    path.display()
+                )
+            })?;
+            (rec.current.clone(), target)
+        };
+        let ev = crate::swap::swap(self, &current, &target, crate::swap::Direction::Down);
+        drop(current);
+        let mut fates = Vec::new();
+        if let HostEvent::Reload(r) = &ev {
+            if r.outcome == ReloadOutcome::Ok {
+                let mut libs = self.libraries.lock();
+                if let Some(rec) = libs.get_mut(&path) {
+                    fates.extend(rec.restore(&target.hash));
+                    drop(target);
+                    fates.extend(rec.sweep(&self.versions));
+                }
+            }
+        }
+        self.publish(ev.clone());
+        for f in fates {
+            self.publish(HostEvent::Version(f));
+        }
+        Ok(ev)
+    }
+
+    fn versions(&self) -> Vec<VersionInfo> {
+        // Actors per behaviour version, counted once (a version is one content hash).
+        let mut per_hash: HashMap<loader::ContentHash, usize> = HashMap::new();
+        for a in self.registry.select(|_| true) {
+            let v = a.core.lock().version.hash;
+            *per_hash.entry(v).or_default() += 1;
+        }
+        let libs = self.libraries.lock();
+        let mut paths: Vec<&PathBuf> = libs.keys().collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .flat_map(|p| libs[p].describe(|l| per_hash.get(&l.hash).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    fn sweep_versions(&self) -> Vec<VersionReport> {
+        let _serial = self.reload_lock.lock();
+        let fates: Vec<VersionReport> = self
+            .libraries
+            .lock()
+            .values_mut()
+            .flat_map(|r| r.sweep(&self.versions))
+            .filter(|f| !matches!(f.fate, crate::versions::VersionFate::CapReached { .. }))
+            .collect();
+        for f in &fates {
+            self.publish(HostEvent::Version(f.clone()));
+        }
+        fates
+    }
+}
+
+/// The name a library is known by: its directory made canonical, and its file name.
+///
+/// `lib.so`, `./lib.so` and `dir/../dir/lib.so` are one library. The file name itself is
+/// not resolved: a watched `libx.so` that is a symlink stays `libx.so` when the link is
+/// repointed (`ln -sfn` deploys), instead of becoming whatever file it points to now.
+fn library_key(path: &Path) -> PathBuf {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return path.to_path_buf();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::canonicalize(dir)
+        .map(|d| d.join(name))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn names(lib: &LoadedLibrary) -> Vec<String> {

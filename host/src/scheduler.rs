@@ -13,10 +13,10 @@
 //! before the worker looks at the shared queue again, so a ping-pong pair cannot starve
 //! other actors.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam::deque::{Injector, Steal};
 use crossbeam::sync::{Parker, Unparker};
@@ -51,6 +51,21 @@ struct Shared {
     /// wake-up: a futex wake costs the pusher microseconds, more than the message itself.
     spinning: AtomicUsize,
     shutdown: AtomicBool,
+    /// Per worker: time spent looking for work (spinning or parked), for utilisation.
+    /// Only the slow path (an empty queue) reads the clock: a worker that keeps finding
+    /// work pays nothing for this.
+    clocks: Vec<IdleClock>,
+    started: Instant,
+}
+
+/// One worker's idle time: completed idle periods, and when the current one began.
+#[derive(Default)]
+struct IdleClock {
+    /// Nanoseconds idle in completed periods.
+    total_ns: AtomicU64,
+    /// Start of the current idle period in nanoseconds since `Shared::started`, plus one
+    /// (0: busy).
+    since: AtomicU64,
 }
 
 /// Handle to push work onto the pool; cheap to clone.
@@ -96,6 +111,44 @@ impl RunQueue {
     pub fn is_empty(&self) -> bool {
         self.shared.queue.is_empty()
     }
+
+    /// Per worker, nanoseconds spent without work since the pool started, and the
+    /// nanoseconds since it started; utilisation over an interval is one minus the
+    /// difference of the first over the difference of the second.
+    pub fn idle_ns(&self) -> (Vec<u64>, u64) {
+        let now = self.shared.started.elapsed().as_nanos() as u64;
+        let idle = self
+            .shared
+            .clocks
+            .iter()
+            .map(|c| {
+                let since = c.since.load(Ordering::Relaxed);
+                let open = if since == 0 {
+                    0
+                } else {
+                    now.saturating_sub(since - 1)
+                };
+                c.total_ns.load(Ordering::Relaxed) + open
+            })
+            .collect();
+        (idle, now)
+    }
+}
+
+impl IdleClock {
+    fn enter(&self, started: Instant) {
+        let now = started.elapsed().as_nanos() as u64;
+        self.since.store(now + 1, Ordering::Relaxed);
+    }
+
+    fn leave(&self, started: Instant) {
+        let since = self.since.swap(0, Ordering::Relaxed);
+        if since != 0 {
+            let now = started.elapsed().as_nanos() as u64;
+            self.total_ns
+                .fetch_add(now.saturating_sub(since - 1), Ordering::Relaxed);
+        }
+    }
 }
 
 /// The worker pool. Dropping it stops and joins the workers.
@@ -116,6 +169,8 @@ impl Scheduler {
             idle_count: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            clocks: (0..threads).map(|_| IdleClock::default()).collect(),
+            started: Instant::now(),
         });
         let queue = RunQueue {
             shared: shared.clone(),
@@ -195,6 +250,8 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
             continue;
         }
         // Spin a while: under load the next actor usually arrives within microseconds.
+        let clock = &shared.clocks[i];
+        clock.enter(shared.started);
         shared.spinning.fetch_add(1, Ordering::SeqCst);
         let mut found = None;
         for round in 0..SPIN_ROUNDS {
@@ -216,6 +273,7 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
         }
         shared.spinning.fetch_sub(1, Ordering::SeqCst);
         if let Some(actor) = found {
+            clock.leave(shared.started);
             // Pushers skipped waking anyone while we spun; if more work is waiting, pass
             // the wake-up on (tokio's "notify a peer when you stop searching").
             wake_peer(shared);
@@ -225,6 +283,7 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
         fence(Ordering::SeqCst);
         // Last look before sleeping (see RunQueue::push).
         if let Some(actor) = take(shared) {
+            clock.leave(shared.started);
             unregister(i, shared);
             wake_peer(shared);
             run_one(actor);
@@ -232,6 +291,7 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
         }
         parker.park_timeout(Duration::from_millis(100));
         unregister(i, shared);
+        clock.leave(shared.started);
     }
 }
 

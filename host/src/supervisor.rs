@@ -23,6 +23,7 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use plugin_api::{etf, Reason};
 use serde::Deserialize;
 
+use crate::control::model::TreeNode;
 use crate::events::{HostEvent, SupervisorEvent};
 use crate::runtime::{HostInner, Target};
 
@@ -157,6 +158,8 @@ pub(crate) enum SupEvent {
         requester: u64,
         tag: u64,
     },
+    /// Describe every tree as it is now (`host ctl tree`).
+    Snapshot { reply: Sender<Vec<TreeNode>> },
     /// Stop the thread (the host is going down). Needed because the host keeps a sender
     /// itself, so the channel never disconnects on its own.
     Stop,
@@ -166,6 +169,8 @@ struct Child {
     spec: ChildSpec,
     /// The running actor's id, or the nested supervisor's id.
     pid: Option<u64>,
+    /// Times the strategy restarted this child.
+    restarts: u64,
 }
 
 struct Sup {
@@ -173,6 +178,16 @@ struct Sup {
     parent: Option<u64>,
     children: Vec<Child>,
     restarts: VecDeque<Instant>,
+}
+
+/// The stable name of a strategy, as written in the config.
+fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::OneForOne => "one_for_one",
+        Strategy::OneForAll => "one_for_all",
+        Strategy::RestForOne => "rest_for_one",
+        Strategy::SimpleOneForOne => "simple_one_for_one",
+    }
 }
 
 /// Handle to the supervision thread; dropping it stops the thread.
@@ -195,6 +210,20 @@ impl Supervision {
             },
             tx,
         )
+    }
+
+    /// Every supervision tree as it is now. Waits at most `timeout` for the supervision
+    /// thread, which may be busy stopping a slow child.
+    pub(crate) fn snapshot(
+        tx: &Sender<SupEvent>,
+        timeout: Duration,
+    ) -> Result<Vec<TreeNode>, String> {
+        let (reply, rx) = channel::bounded(1);
+        tx.send(SupEvent::Snapshot { reply })
+            .map_err(|_| "the supervision thread is gone".to_string())?;
+        rx.recv_timeout(timeout).map_err(|_| {
+            "the supervision thread is busy (stopping a child?); try again".to_string()
+        })
     }
 
     /// Starts a root supervisor and its children; an error names the child that failed.
@@ -292,6 +321,9 @@ impl Tree {
                     };
                     host.deliver_reply(requester, tag, &reply.unwrap_or_default());
                 }
+                SupEvent::Snapshot { reply } => {
+                    let _ = reply.send(self.snapshot());
+                }
                 SupEvent::Stop => {
                     self.shutdown_all(&host);
                     return;
@@ -360,7 +392,11 @@ impl Tree {
             ..template.clone()
         });
         let s = self.sups.get_mut(&sup).expect("found above");
-        s.children.push(Child { spec, pid: None });
+        s.children.push(Child {
+            spec,
+            pid: None,
+            restarts: 0,
+        });
         let i = s.children.len() - 1;
         self.start_child(host, sup, i).inspect_err(|_| {
             if let Some(s) = self.sups.get_mut(&sup) {
@@ -396,6 +432,7 @@ impl Tree {
                 .map(|c| Child {
                     spec: c.clone(),
                     pid: None,
+                    restarts: 0,
                 })
                 .collect()
         };
@@ -595,11 +632,74 @@ impl Tree {
                 .map(|s| s.children[j].spec.name())
                 .unwrap_or_default();
             self.event(host, sup, SupervisorEvent::Restarting, &name, 0, "");
+            if let Some(c) = self.sups.get_mut(&sup).and_then(|s| s.children.get_mut(j)) {
+                c.restarts += 1;
+            }
             if let Err(e) = self.start_child(host, sup, j) {
                 tracing::error!(event = "supervisor_restart_failed", error = %e, "restart failed");
                 self.give_up(host, sup);
                 return;
             }
+        }
+    }
+
+    /// Every root tree, children in start order.
+    fn snapshot(&self) -> Vec<TreeNode> {
+        let mut roots: Vec<(&u64, &Sup)> = self
+            .sups
+            .iter()
+            .filter(|(_, s)| s.parent.is_none())
+            .collect();
+        roots.sort_by_key(|(id, _)| **id);
+        roots
+            .into_iter()
+            .map(|(id, s)| self.describe(*id, s, "running", 0))
+            .collect()
+    }
+
+    fn describe(&self, id: u64, s: &Sup, status: &str, restarts: u64) -> TreeNode {
+        let children = s
+            .children
+            .iter()
+            .map(|c| {
+                let status = if c.pid.is_some() {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                match (
+                    &c.spec,
+                    c.pid.and_then(|p| self.sups.get(&p).map(|n| (p, n))),
+                ) {
+                    (ChildSpec::Supervisor(_), Some((pid, nested))) => {
+                        self.describe(pid, nested, status, c.restarts)
+                    }
+                    (spec, _) => TreeNode {
+                        name: spec.name(),
+                        kind: match spec {
+                            ChildSpec::Worker(_) => "worker".into(),
+                            ChildSpec::Supervisor(_) => "supervisor".into(),
+                        },
+                        detail: match spec {
+                            ChildSpec::Worker(w) => w.behaviour.clone(),
+                            ChildSpec::Supervisor(n) => strategy_name(n.strategy).into(),
+                        },
+                        actor: c.pid.unwrap_or(0),
+                        status: status.into(),
+                        restarts: c.restarts,
+                        children: Vec::new(),
+                    },
+                }
+            })
+            .collect();
+        TreeNode {
+            name: s.spec.name.clone(),
+            kind: "supervisor".into(),
+            detail: strategy_name(s.spec.strategy).into(),
+            actor: id,
+            status: status.into(),
+            restarts,
+            children,
         }
     }
 
@@ -709,11 +809,8 @@ impl ChildConfig {
     fn to_spec(&self, at: &str) -> Result<ChildSpec, String> {
         match (&self.behaviour, &self.children) {
             (Some(b), None) => {
-                let args = match &self.args {
-                    Some(v) => etf::to_vec(v),
-                    None => etf::to_vec(&()),
-                }
-                .map_err(|e| format!("{at}: args cannot be encoded: {e}"))?;
+                let args = crate::config::encode_args(self.args.as_ref())
+                    .map_err(|e| format!("{at}: args {e}"))?;
                 let shutdown = match &self.shutdown {
                     None => Shutdown::Timeout(Duration::from_millis(5000)),
                     Some(toml::Value::String(s)) if s == "brutal_kill" => Shutdown::BrutalKill,

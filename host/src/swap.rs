@@ -34,11 +34,21 @@ struct Migration {
     new_state: Option<StatePtr>,
 }
 
+/// Which way a swap goes: to a new build, or back to a retained older version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A new version replaces the running one; `code_change` gets `Vsn`.
+    Up,
+    /// A rollback to a retained version; `code_change` gets `{down, Vsn}`.
+    Down,
+}
+
 /// Swaps every actor of `old`'s behaviours to `new`. Returns the `Reload` event.
 pub(crate) fn swap(
     host: &HostInner,
     old: &Arc<LoadedLibrary>,
     new: &Arc<LoadedLibrary>,
+    direction: Direction,
 ) -> HostEvent {
     let mut changes: Vec<VersionChange> = old
         .behaviours
@@ -121,6 +131,7 @@ pub(crate) fn swap(
         let mut state = StatePtr::NULL;
         let out = (to.desc.code_change)(
             RStr::from_str(&from.version),
+            direction == Direction::Down,
             RSlice::from_slice(&exported.detail),
             RSlice::from_slice(&EXTRA_NIL),
             &mut state,

@@ -29,7 +29,7 @@ use abi_stable::{package_version_strings, StableAbi};
 /// `abi_stable` already checks type layouts and the `plugin-api` crate version; this
 /// number is bumped when the *meaning* of a field changes without its layout changing,
 /// which no layout check can see.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// An actor's state, as an opaque pointer owned by the behaviour version that created it.
 ///
@@ -253,9 +253,11 @@ pub struct BehaviourDesc {
     ) -> Outcome,
     /// `export_state(state)`: the state as ETF in `detail`.
     pub export_state: extern "C" fn(state: StatePtr) -> Outcome,
-    /// `code_change(old_vsn, old_state, extra, out_state)`.
+    /// `code_change(old_vsn, down, old_state, extra, out_state)`: `down` is true on a
+    /// rollback to this (older) version, OTP's `{down, Vsn}`.
     pub code_change: extern "C" fn(
         old_vsn: RStr<'_>,
+        down: bool,
         old_state: RSlice<'_, u8>,
         extra: RSlice<'_, u8>,
         out: &mut StatePtr,

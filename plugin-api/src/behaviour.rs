@@ -136,6 +136,50 @@ impl Reason {
     }
 }
 
+/// Where a state given to `code_change` comes from, as OTP passes `OldVsn`.
+///
+/// An upgrade (a new build replaced the running one) gives `Up(Vsn)` — OTP's plain `Vsn`;
+/// a rollback (`host ctl rollback` swapping back to this older version) gives `Down(Vsn)`
+/// — OTP's `{down, Vsn}` — with the version being left. Compare with a string to match an
+/// upgrade: `old_vsn == "1"` is true only for `Up("1")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldVsn<'a> {
+    /// Upgrading from this version.
+    Up(&'a str),
+    /// Downgrading from this (newer) version.
+    Down(&'a str),
+}
+
+impl<'a> OldVsn<'a> {
+    /// The version the state comes from, whichever the direction.
+    pub fn vsn(&self) -> &'a str {
+        match self {
+            OldVsn::Up(v) | OldVsn::Down(v) => v,
+        }
+    }
+
+    /// Whether this is a rollback to an older version.
+    pub fn is_down(&self) -> bool {
+        matches!(self, OldVsn::Down(_))
+    }
+}
+
+impl PartialEq<&str> for OldVsn<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        matches!(self, OldVsn::Up(v) if v == other)
+    }
+}
+
+impl fmt::Display for OldVsn<'_> {
+    /// `1` for an upgrade, `{down, 2}` for a downgrade, as Erlang prints them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OldVsn::Up(v) => f.write_str(v),
+            OldVsn::Down(v) => write!(f, "{{down, {v}}}"),
+        }
+    }
+}
+
 /// An encoded Erlang term borrowed from the host: an old state in `code_change`, or its
 /// `extra` argument. Decode it into whatever type describes it.
 #[derive(Clone, Copy)]
@@ -228,7 +272,7 @@ pub trait Behaviour: 'static {
     /// `old_state` into it when the shape changes more than that. An error (or a panic)
     /// rolls the whole reload back: every actor keeps the old version and its old state.
     fn code_change(
-        old_vsn: &str,
+        old_vsn: OldVsn<'_>,
         old_state: EtfRef<'_>,
         extra: EtfRef<'_>,
     ) -> Result<Self::State, BoxError> {

@@ -2,7 +2,7 @@
 //! log. Everything goes through the host's function table ([`HostApi`](crate::abi::HostApi)):
 //! a plugin never sees the scheduler, the mailboxes or another actor's state.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
@@ -148,41 +148,39 @@ pub enum Level {
     Trace = 5,
 }
 
-thread_local! {
-    /// Reused encode buffer: sending a message allocates nothing in the plugin.
-    /// Invariant: borrowed only inside `with_encoded`, which never calls back into user code.
-    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Encodes `msg` into the thread's buffer and passes the bytes to `f`.
-pub(crate) fn with_encoded<M: Serialize + ?Sized, R>(
-    msg: &M,
-    f: impl FnOnce(RSlice<'_, u8>) -> R,
-) -> Result<R, SendError> {
-    ENCODE_BUF.with(|cell| {
-        // A re-entrant use (not expected) falls back to a fresh buffer instead of panicking.
-        let mut fresh = Vec::new();
-        let mut guard = cell.try_borrow_mut();
-        let buf = match guard.as_mut() {
-            Ok(b) => &mut **b,
-            Err(_) => &mut fresh,
-        };
-        buf.clear();
-        etf::append_to_vec(buf, msg).map_err(|e| SendError::Encode(e.to_string()))?;
-        Ok(f(RSlice::from_slice(buf)))
-    })
-}
-
 /// The context a callback gets: its own id, and the host's services.
 pub struct Ctx<'a> {
     raw: &'a RawCtx<'a>,
+    /// Encode buffer, reused by every send of one callback (one allocation per callback
+    /// that sends, none per message). Deliberately not a thread-local: a thread-local with
+    /// a destructor makes glibc keep the plugin library mapped for the life of the thread,
+    /// so no version run on a scheduler thread could ever be unloaded.
+    buf: Cell<Vec<u8>>,
 }
 
 impl<'a> Ctx<'a> {
     /// Wraps the host's context (used by the generated glue, not by behaviours).
     #[doc(hidden)]
     pub fn from_raw(raw: &'a RawCtx<'a>) -> Self {
-        Ctx { raw }
+        Ctx {
+            raw,
+            buf: Cell::new(Vec::new()),
+        }
+    }
+
+    /// Encodes `msg` into this callback's buffer and passes the bytes to `f`.
+    fn encoded<M: Serialize + ?Sized, R>(
+        &self,
+        msg: &M,
+        f: impl FnOnce(RSlice<'_, u8>) -> R,
+    ) -> Result<R, SendError> {
+        let mut buf = self.buf.take();
+        buf.clear();
+        let out = etf::append_to_vec(&mut buf, msg)
+            .map_err(|e| SendError::Encode(e.to_string()))
+            .map(|()| f(RSlice::from_slice(&buf)));
+        self.buf.set(buf);
+        out
     }
 
     /// This actor's id.
@@ -223,9 +221,7 @@ impl<'a> Ctx<'a> {
         msg: &M,
     ) -> Result<(), SendError> {
         let raw = self.raw;
-        check(with_encoded(msg, |bytes| {
-            (raw.api.send)(raw.data, to.raw(), kind, bytes)
-        })?)
+        check(self.encoded(msg, |bytes| (raw.api.send)(raw.data, to.raw(), kind, bytes))?)
     }
 
     /// Answers a call whose `from` was kept (`gen_server:reply/2`). A reply to a caller
@@ -240,9 +236,7 @@ impl<'a> Ctx<'a> {
             caller: from.caller,
             tag: from.tag,
         };
-        check(with_encoded(reply, |bytes| {
-            (raw.api.reply)(raw.data, from, bytes)
-        })?)
+        check(self.encoded(reply, |bytes| (raw.api.reply)(raw.data, from, bytes))?)
     }
 
     /// Calls another actor without blocking (`gen_server:send_request/2`). The reply comes
@@ -258,7 +252,7 @@ impl<'a> Ctx<'a> {
         let to = to.into().raw();
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let mut id = 0u64;
-        check(with_encoded(msg, |bytes| {
+        check(self.encoded(msg, |bytes| {
             (raw.api.request)(raw.data, to, bytes, ms, &mut id)
         })?)?;
         Ok(ReqId(id))
@@ -275,7 +269,7 @@ impl<'a> Ctx<'a> {
         let to = to.into().raw();
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         let mut t = 0u64;
-        check(with_encoded(msg, |bytes| {
+        check(self.encoded(msg, |bytes| {
             (raw.api.send_after)(raw.data, to, bytes, ms, &mut t)
         })?)?;
         Ok(TimerRef(t))
@@ -294,7 +288,7 @@ impl<'a> Ctx<'a> {
         let to = to.into().raw();
         let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut t = 0u64;
-        check(with_encoded(msg, |bytes| {
+        check(self.encoded(msg, |bytes| {
             (raw.api.send_interval)(raw.data, to, bytes, ms, &mut t)
         })?)?;
         Ok(TimerRef(t))
@@ -347,9 +341,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<(), SendError> {
         let raw = self.raw;
         let to = to.into().raw();
-        check(with_encoded(reason, |bytes| {
-            (raw.api.exit)(raw.data, to, bytes)
-        })?)
+        check(self.encoded(reason, |bytes| (raw.api.exit)(raw.data, to, bytes))?)
     }
 
     /// Asks the `simple_one_for_one` supervisor named `sup` to start a child with `args`
@@ -363,7 +355,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<ReqId, SendError> {
         let raw = self.raw;
         let mut req = 0u64;
-        check(with_encoded(args, |bytes| {
+        check(self.encoded(args, |bytes| {
             (raw.api.start_child)(raw.data, RStr::from_str(sup), bytes, &mut req)
         })?)?;
         Ok(ReqId(req))
@@ -381,7 +373,7 @@ impl<'a> Ctx<'a> {
         let raw = self.raw;
         let mut req = 0u64;
         let name = RStr::from_str(name.unwrap_or(""));
-        check(with_encoded(args, |bytes| {
+        check(self.encoded(args, |bytes| {
             (raw.api.spawn_link)(raw.data, RStr::from_str(behaviour), name, bytes, &mut req)
         })?)?;
         Ok(ReqId(req))
@@ -389,20 +381,10 @@ impl<'a> Ctx<'a> {
 
     /// Logs through the host's subscriber, with this actor, behaviour and version attached.
     pub fn log(&self, level: Level, msg: impl fmt::Display) {
-        thread_local! {
-            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        LINE.with(|cell| {
-            let mut fresh = String::new();
-            let mut guard = cell.try_borrow_mut();
-            let line = match guard.as_mut() {
-                Ok(l) => &mut **l,
-                Err(_) => &mut fresh,
-            };
-            line.clear();
-            let _ = write!(line, "{msg}");
-            (self.raw.api.log)(self.raw.data, level as u8, RStr::from_str(line));
-        });
+        // A fresh line per call, not a thread-local buffer: see `buf`.
+        let mut line = String::new();
+        let _ = write!(line, "{msg}");
+        (self.raw.api.log)(self.raw.data, level as u8, RStr::from_str(&line));
     }
 
     /// Logs at info level.

@@ -7,20 +7,34 @@
 //! the location captured by this plugin's panic hook.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use abi_stable::std_types::{RSlice, RStr};
 
 use crate::abi::{FromRaw, MsgKind, Outcome, OutcomeCode, RawCtx, StatePtr};
-use crate::behaviour::{Behaviour, CallResult, EtfRef, Next, Reason};
+use crate::behaviour::{Behaviour, CallResult, EtfRef, Next, OldVsn, Reason};
 use crate::ctx::{Ctx, ReplyTo};
 use crate::etf;
 
 thread_local! {
-    /// Message and location of the last panic on this thread, written by our panic hook.
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Message and location of the last panic on this thread, written by our panic hook
+    /// and taken by `guard` (a leaked `Box<String>`, or null).
+    ///
+    /// A raw pointer in a `Cell` has no destructor, so this thread-local registers none:
+    /// one that did would make glibc keep this library mapped for the life of every thread
+    /// that ever panicked in it, and the version could never be unloaded.
+    static LAST_PANIC: Cell<*mut String> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Takes the text the hook recorded on this thread, if any.
+fn take_last_panic() -> Option<String> {
+    let p = LAST_PANIC.with(|c| c.replace(std::ptr::null_mut()));
+    // SAFETY: a non-null pointer in LAST_PANIC always comes from `Box::into_raw` in the
+    // hook on this same thread, and is swapped out (replaced by null) before it is used,
+    // so it is owned here exactly once.
+    (!p.is_null()).then(|| *unsafe { Box::from_raw(p) })
 }
 
 static HOOK: Once = Once::new();
@@ -37,7 +51,8 @@ pub fn install_panic_hook() {
                 Some(l) => format!("{msg} at {}:{}:{}", l.file(), l.line(), l.column()),
                 None => msg,
             };
-            LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
+            drop(take_last_panic());
+            LAST_PANIC.with(|c| c.set(Box::into_raw(Box::new(text))));
         }));
     });
 }
@@ -57,9 +72,7 @@ fn guard(f: impl FnOnce() -> Outcome) -> Outcome {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(outcome) => outcome,
         Err(payload) => {
-            let text = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| payload_text(&*payload));
+            let text = take_last_panic().unwrap_or_else(|| payload_text(&*payload));
             // Dropping the payload could itself panic (a payload with a panicking Drop);
             // forget it instead: a few bytes leaked beats an abort.
             std::mem::forget(payload);
@@ -173,13 +186,19 @@ pub extern "C" fn export_state<B: Behaviour>(state: StatePtr) -> Outcome {
 /// Builds `B`'s state from an older version's exported state.
 pub extern "C" fn code_change<B: Behaviour>(
     old_vsn: RStr<'_>,
+    down: bool,
     old_state: RSlice<'_, u8>,
     extra: RSlice<'_, u8>,
     out: &mut StatePtr,
 ) -> Outcome {
     guard(|| {
+        let old_vsn = if down {
+            OldVsn::Down(old_vsn.as_str())
+        } else {
+            OldVsn::Up(old_vsn.as_str())
+        };
         match B::code_change(
-            old_vsn.as_str(),
+            old_vsn,
             EtfRef(old_state.as_slice()),
             EtfRef(extra.as_slice()),
         ) {
@@ -225,7 +244,7 @@ pub extern "C" fn drop_state<B: Behaviour>(state: StatePtr) {
 pub extern "C" fn self_test() -> bool {
     install_panic_hook();
     let caught = panic::catch_unwind(|| panic!("plugin-api self-test")).is_err();
-    LAST_PANIC.with(|p| p.borrow_mut().take());
+    drop(take_last_panic());
     caught
 }
 

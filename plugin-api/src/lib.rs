@@ -27,7 +27,7 @@ pub mod etf;
 #[doc(hidden)]
 pub mod glue;
 
-pub use behaviour::{Behaviour, BoxError, CallResult, EtfRef, Next, NoMessage, Reason};
+pub use behaviour::{Behaviour, BoxError, CallResult, EtfRef, Next, NoMessage, OldVsn, Reason};
 pub use ctx::{
     Ctx, Level, MonitorRef, Pid, ReplyTo, ReqId, SendError, StartChildReply, TimerRef, To,
 };

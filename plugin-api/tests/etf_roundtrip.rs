@@ -537,7 +537,7 @@ fn term_display() {
                 id: 5,
                 creation: 1,
             }),
-            "#Port<a@b.5>",
+            "#Port<a@b:1.5>",
         ),
         (
             Term::Reference(ExternalRef {
@@ -545,7 +545,7 @@ fn term_display() {
                 creation: 1,
                 id: vec![1, 2, 3],
             }),
-            "#Ref<a@b.1.2.3>",
+            "#Ref<a@b:1.1.2.3>",
         ),
     ];
     for (t, s) in cases {

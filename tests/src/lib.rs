@@ -7,6 +7,9 @@
 //! builds are cached across runs and tests running in parallel never overwrite each
 //! other's artifacts.
 
+pub mod process;
+pub mod soak;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,7 +51,27 @@ pub struct Variant {
     pub panic_abort: bool,
     /// Export two behaviours (`tp` and `tp2`) from one library.
     pub pair: bool,
+    /// Build against a copy of plugin-api (same crate version) with this change to the
+    /// layout of a type in `abi.rs`, one of [`API_PATCHES`] (abi_stable must refuse it).
+    pub api_patch: Option<&'static str>,
 }
+
+/// Layout changes for [`Variant::api_patch`]: name, the text in plugin-api's `abi.rs`, and
+/// what replaces it. Each keeps plugin-api compiling.
+pub const API_PATCHES: &[(&str, &str, &str)] = &[
+    (
+        // Two fields of a `#[repr(C)]` type swapped: same fields, another layout.
+        "outcome_reordered",
+        "    pub code: OutcomeCode,\n    /// Reason, message or payload (see [`OutcomeCode`]).\n    pub detail: RVec<u8>,\n",
+        "    pub detail: RVec<u8>,\n    /// What happened.\n    pub code: OutcomeCode,\n",
+    ),
+    (
+        // A field added to the host's function table.
+        "hostapi_field_added",
+        "pub struct HostApi {\n",
+        "pub struct HostApi {\n    /// Added by the test: the layout differs from the host's.\n    pub added: u64,\n",
+    ),
+];
 
 impl Variant {
     /// The plain variant with this feature.
@@ -59,6 +82,7 @@ impl Variant {
             release: false,
             panic_abort: false,
             pair: false,
+            api_patch: None,
         }
     }
 }
@@ -86,12 +110,15 @@ pub fn build(variant: &Variant) -> PathBuf {
     if variant.pair {
         suffix.push_str("_pair");
     }
+    if let Some(patch) = variant.api_patch {
+        suffix.push_str(&format!("_{patch}"));
+    }
     let krate = format!("tp_{suffix}");
     let dir = e2e.join("crates").join(&krate);
     std::fs::create_dir_all(&dir).unwrap();
-    let api_path = match variant.api_version {
-        None => root.join("plugin-api"),
-        Some(v) => fake_api(v),
+    let api_path = match (variant.api_version, variant.api_patch) {
+        (None, None) => root.join("plugin-api"),
+        (version, patch) => fake_api(version, patch),
     };
     let manifest = format!(
         r#"[package]
@@ -158,11 +185,41 @@ serde = {{ version = "1", features = ["derive"] }}
     copy
 }
 
-/// A copy of plugin-api whose crate version is `version` (abi_stable then refuses it).
-fn fake_api(version: &str) -> PathBuf {
+/// A copy of plugin-api whose crate version is `version` (abi_stable then refuses it), or
+/// the same version with one of [`API_PATCHES`] applied to `abi.rs`.
+fn fake_api(version: Option<&str>, patch: Option<&str>) -> PathBuf {
     let root = workspace_root();
-    let dst = e2e_dir().join(format!("plugin-api-{version}"));
-    copy_tree(&root.join("plugin-api/src"), &dst.join("src"));
+    let dst = e2e_dir().join(match (version, patch) {
+        (Some(v), None) => format!("plugin-api-{v}"),
+        (v, Some(p)) => format!("plugin-api-{}-{p}", v.unwrap_or("same")),
+        (None, None) => unreachable!("the real plugin-api is not copied"),
+    });
+    let mut patched_abi = None;
+    if let Some(name) = patch {
+        let (_, from, to) = API_PATCHES
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap_or_else(|| panic!("unknown api_patch {name}"));
+        let abi = root.join("plugin-api/src/abi.rs");
+        let text = std::fs::read_to_string(&abi).unwrap();
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "api_patch {name}: {from:?} must occur once in {}",
+            abi.display()
+        );
+        patched_abi = Some(text.replacen(from, to, 1));
+    }
+    copy_tree(
+        &root.join("plugin-api/src"),
+        &dst.join("src"),
+        &|path, data| match (&patched_abi, path.file_name()) {
+            (Some(text), Some(n)) if n == "abi.rs" && path.parent() == Some(&dst.join("src")) => {
+                text.clone().into_bytes()
+            }
+            _ => data,
+        },
+    );
     let manifest = std::fs::read_to_string(root.join("plugin-api/Cargo.toml")).unwrap();
     let ws = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let dep = |name: &str| -> String {
@@ -173,7 +230,7 @@ fn fake_api(version: &str) -> PathBuf {
     };
     let mut out = String::new();
     for line in manifest.lines() {
-        let l = if line.starts_with("version =") {
+        let l = if let (true, Some(version)) = (line.starts_with("version ="), version) {
             format!("version = \"{version}\"")
         } else if line.contains(".workspace = true") {
             let name = line.split('.').next().unwrap().trim();
@@ -192,15 +249,17 @@ fn fake_api(version: &str) -> PathBuf {
     dst
 }
 
-fn copy_tree(src: &Path, dst: &Path) {
+/// Copies `src` to `dst`, writing only files whose content differs; `edit` may change a
+/// file's bytes on the way (given its destination path).
+fn copy_tree(src: &Path, dst: &Path, edit: &dyn Fn(&Path, Vec<u8>) -> Vec<u8>) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();
         let to = dst.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to);
+            copy_tree(&e.path(), &to, edit);
         } else {
-            let data = std::fs::read(e.path()).unwrap();
+            let data = edit(&to, std::fs::read(e.path()).unwrap());
             if std::fs::read(&to).ok().as_deref() != Some(&data[..]) {
                 std::fs::write(&to, data).unwrap();
             }

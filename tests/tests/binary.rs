@@ -13,7 +13,7 @@ fn write_config(dir: &PluginDir, extra: &str) -> std::path::PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "plugin_dirs = [\".\"]\nthreads = 2\nlog_format = \"json\"\n\n[[actors]]\nbehaviour = \"tp\"\nname = \"a\"\n{extra}"
+            "plugin_dirs = [\".\"]\nthreads = 2\nlog_format = \"json\"\n\n[control]\nsocket = \"host.sock\"\n\n[[actors]]\nbehaviour = \"tp\"\nname = \"a\"\n{extra}"
         ),
     )
     .unwrap();

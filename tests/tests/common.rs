@@ -38,6 +38,7 @@ pub enum Call {
     Links(String, u64),
     StartChild(String),
     SpawnLink(String),
+    Thread(u64),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -72,10 +73,19 @@ pub enum Info {
 
 /// A host watching `dir`, and its event stream.
 pub fn start(dir: &PluginDir) -> (Host, crossbeam_channel::Receiver<HostEvent>) {
+    start_with(dir, host::VersionPolicy::default())
+}
+
+/// A host watching `dir` with this version policy, and its event stream.
+pub fn start_with(
+    dir: &PluginDir,
+    versions: host::VersionPolicy,
+) -> (Host, crossbeam_channel::Receiver<HostEvent>) {
     let host = Host::start(HostOptions {
         threads: 2,
         plugin_dirs: vec![dir.path()],
         watch: Some(WatchConfig::default()),
+        versions,
     })
     .expect("host starts");
     let rx = host.subscribe();

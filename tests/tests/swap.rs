@@ -245,6 +245,7 @@ fn a_manual_reload_through_another_spelling_of_the_path_swaps() {
         threads: 2,
         plugin_dirs: vec![dir.path()],
         watch: None,
+        ..Default::default()
     })
     .unwrap();
     host.spawn_with("tp", Some("a"), &()).unwrap();

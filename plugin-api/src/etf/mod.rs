@@ -73,11 +73,19 @@
 //! fields are never trusted for allocation (capacity is capped by the bytes actually
 //! left), nesting is limited to [`MAX_DEPTH`] levels, trailing bytes after the term are
 //! an error, and compressed terms (tag 80) are refused with a clear error.
+//!
+//! # Text syntax
+//!
+//! [`Term`]'s `Display` prints Erlang syntax and [`parse`] (or `str::parse::<Term>`)
+//! reads it back, exactly: `parse(&t.to_string()) == Ok(t)` for every decoded term. This
+//! is how operators and tools type messages (`{incr, 5}`, `#{amount => 10}`,
+//! `<<"text">>`) and read replies; see [`parse`] for the grammar.
 
 mod atom;
 mod de;
 mod error;
 mod ser;
+mod syntax;
 mod tags;
 mod term;
 
@@ -86,6 +94,7 @@ use serde::{Deserialize, Serialize};
 pub use atom::Atom;
 pub use de::MAX_DEPTH;
 pub use error::Error;
+pub use syntax::{parse, SyntaxError, MAX_DECIMAL_DIGITS};
 pub use term::{display, BigInt, ExternalPid, ExternalPort, ExternalRef, Term};
 
 /// The codec's result type, so signatures read `etf::Result<T>`.

@@ -24,9 +24,10 @@ type Result<T> = std::result::Result<T, Error>;
 ///
 /// Decoding is faithful: [`Term::decode`] followed by [`Term::encode`] gives back the
 /// bytes a current Erlang (OTP 26+) `term_to_binary` writes, with these normalisations:
-/// atoms are always written as UTF-8 atoms (OTP ≤ 25 wrote Latin-1 `ATOM_EXT`), pids,
-/// ports and references in their newest encodings, floats as `NEW_FLOAT_EXT`, and a list
-/// whose tail is itself a list is flattened.
+/// atoms are always written as UTF-8 atoms (OTP ≤ 25 wrote Latin-1 `ATOM_EXT`; only a
+/// Latin-1 atom too long for `ATOM_UTF8_EXT`, which Erlang never writes, stays Latin-1),
+/// pids, ports and references in their newest encodings, floats as `NEW_FLOAT_EXT`, and
+/// a list whose tail is itself a list is flattened.
 ///
 /// With this crate's serializer and deserializer, `Term` goes through serde unchanged
 /// (`to_vec(&term)` equals `term.encode()` and `from_slice::<Term>` equals
@@ -232,8 +233,10 @@ impl Term {
     ///
     /// # Panics
     ///
-    /// Only on values ETF cannot represent at all: an atom over 65535 bytes, a binary
-    /// or a collection over 4 GiB / 2³² elements, a reference of more than 65535 words.
+    /// Only on values ETF cannot represent at all: an atom over 65535 bytes of UTF-8
+    /// that is not Latin-1 text of at most 65535 characters, a binary or a collection
+    /// over 4 GiB / 2³² elements, a reference of more than 65535 words. Never for a term
+    /// [`Term::decode`] returned.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.push(VERSION);
@@ -358,14 +361,29 @@ fn len32(n: usize) -> u32 {
 
 /// An atom in the smallest UTF-8 encoding, without the 255-character check of the
 /// serializer (a decoded term must re-encode whatever it held).
+///
+/// A Latin-1 `ATOM_EXT` holds up to 65535 characters, which can take up to 131070 bytes
+/// as UTF-8 — more than `ATOM_UTF8_EXT`'s 16-bit length. Such an atom (found by fuzzing:
+/// `ATOM_EXT` of 32768 × `0xE9` decoded fine, then `encode` panicked) is written back as
+/// Latin-1 `ATOM_EXT`, so everything [`Term::decode`] returns can be encoded again.
 fn write_any_atom(out: &mut Vec<u8>, s: &str) {
     if s.len() <= 255 {
         out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, s.len() as u8]);
-    } else {
-        let n = u16::try_from(s.len())
-            .unwrap_or_else(|_| panic!("atom of {} bytes cannot be encoded", s.len()));
+    } else if let Ok(n) = u16::try_from(s.len()) {
         out.push(ATOM_UTF8_EXT);
         out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        let n = s.chars().count();
+        let latin1 = s.chars().all(|c| c <= '\u{ff}');
+        match u16::try_from(n) {
+            Ok(n) if latin1 => {
+                out.push(ATOM_EXT);
+                out.extend_from_slice(&n.to_be_bytes());
+                out.extend(s.chars().map(|c| c as u8));
+                return;
+            }
+            _ => panic!("atom of {} bytes cannot be encoded", s.len()),
+        }
     }
     out.extend_from_slice(s.as_bytes());
 }
@@ -583,9 +601,25 @@ impl Deserializer<'_> {
 /// A non-empty list of printable Latin-1 codes (and `\n`, `\t`, ...) prints as a string
 /// (`"abc"`), like Erlang's default printable range; a binary that is printable UTF-8
 /// prints as `<<"text">>` (with `/utf8` when not ASCII), printable Latin-1 as
-/// `<<"text">>`, other binaries as `<<1,2,3>>`. Pids,
-/// ports and references print as `#Pid<node.id.serial>`, `#Port<node.id>`,
-/// `#Ref<node.w1.w2...>` (with the node name, which Erlang would abbreviate to a number).
+/// `<<"text">>`, other binaries as `<<1,2,3>>`.
+///
+/// The output is also the input syntax of [`parse`](super::parse): for every term
+/// [`Term::decode`] can return, `parse(&t.to_string()) == Ok(t)` (floats exactly; a NaN
+/// comes back as a NaN). Where Erlang's printer loses information this one does not:
+///
+/// - Pids, ports and references print with the node name (Erlang prints a node-table
+///   index) and the node's creation when it is not 0: `#Pid<node.id.serial>`,
+///   `#Port<node.id>`, `#Ref<node.w1.w2...>`, or `#Pid<node:creation.id.serial>`. The
+///   node is an atom, quoted when it needs to be (`#Pid<'a@host.example'.9.0>`), so the
+///   dots stay unambiguous.
+/// - A float that Erlang cannot hold (our decoder accepts the bit patterns) prints as
+///   `#Float<nan>`, `#Float<inf>` or `#Float<-inf>` rather than as something that would
+///   read back as an atom.
+/// - Funs print as `fun m:f/1` when the bytes are exactly that export's canonical
+///   encoding, otherwise as `#Fun<module.<<bytes>>>` (the raw encoding, after the module
+///   for the reader; no module when the bytes do not name one), so closures and funs
+///   from older nodes with Latin-1 atom tags read back byte for byte. A `Term::Other`
+///   holding something that is not a fun prints as `#Term<N bytes>`, which does not parse.
 impl fmt::Display for Term {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -640,10 +674,16 @@ impl fmt::Display for Term {
                 }
                 f.write_char('}')
             }
-            Term::Pid(p) => write!(f, "#Pid<{}.{}.{}>", p.node, p.id, p.serial),
-            Term::Port(p) => write!(f, "#Port<{}.{}>", p.node, p.id),
+            Term::Pid(p) => {
+                write_node(f, "#Pid<", &p.node, p.creation)?;
+                write!(f, ".{}.{}>", p.id, p.serial)
+            }
+            Term::Port(p) => {
+                write_node(f, "#Port<", &p.node, p.creation)?;
+                write!(f, ".{}>", p.id)
+            }
             Term::Reference(r) => {
-                write!(f, "#Ref<{}", r.node)?;
+                write_node(f, "#Ref<", &r.node, r.creation)?;
                 for w in &r.id {
                     write!(f, ".{w}")?;
                 }
@@ -676,11 +716,33 @@ fn is_printable_char_list(items: &[Term]) -> bool {
             .all(|t| matches!(t, Term::Integer(i) if u32::try_from(*i).is_ok_and(printable_latin1)))
 }
 
-/// Floats as Erlang prints them: always with a fraction (`1.0`, `1.0e21`).
+/// The start of a pid, port or reference: the kind, the node as an atom, and `:creation`
+/// unless it is 0 (the creation of a node that is not distributed), so that the printed
+/// form carries every field and parses back.
+fn write_node(f: &mut fmt::Formatter<'_>, kind: &str, node: &str, creation: u32) -> fmt::Result {
+    f.write_str(kind)?;
+    write_atom_display(f, node)?;
+    if creation != 0 {
+        write!(f, ":{creation}")?;
+    }
+    Ok(())
+}
+
+/// Floats as Erlang prints them: always with a fraction (`1.0`, `1.0e21`), and the
+/// shortest digits that read back as the same `f64` (Rust's `{:?}`), so printing and
+/// parsing loses nothing.
 fn write_float(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
-    if !x.is_finite() {
-        // Not representable in Erlang; print something recognisable.
-        return write!(f, "{x}");
+    if x.is_nan() {
+        // Not an Erlang float (Erlang refuses these bit patterns); a form that cannot be
+        // mistaken for an atom, and that our parser reads back.
+        return f.write_str("#Float<nan>");
+    }
+    if x.is_infinite() {
+        return f.write_str(if x > 0.0 {
+            "#Float<inf>"
+        } else {
+            "#Float<-inf>"
+        });
     }
     let s = format!("{x:?}");
     match s.find('e') {
@@ -724,27 +786,100 @@ fn write_binary_display(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
     f.write_str(">>")
 }
 
-/// Funs: `fun m:f/a` for external funs, `#Fun<module>` for closures.
+/// Funs: `fun m:f/a` for an export fun in its canonical encoding, otherwise the raw
+/// bytes as `#Fun<module.<<bytes>>>` (see the `Display` impl for why).
 fn write_other(f: &mut fmt::Formatter<'_>, raw: &[u8]) -> fmt::Result {
-    let mut r = Deserializer::raw(raw);
-    match raw.first() {
-        Some(&EXPORT_EXT) => {
-            r.pos = 1;
-            if let (Ok(m), Ok(fun), Ok(a)) = (r.parse_term(), r.parse_term(), r.parse_term()) {
-                return write!(f, "fun {m}:{fun}/{a}");
-            }
-            f.write_str("#Fun<?>")
+    match fun_info(raw, 0) {
+        Ok(FunInfo {
+            export: Some((m, fun, arity)),
+            ..
+        }) => {
+            f.write_str("fun ")?;
+            write_atom_display(f, &m)?;
+            f.write_char(':')?;
+            write_atom_display(f, &fun)?;
+            write!(f, "/{arity}")
         }
-        Some(&NEW_FUN_EXT) => {
-            // Size(4) Arity(1) Uniq(16) Index(4) NumFree(4) Module
-            r.pos = 1 + 4 + 1 + 16 + 4 + 4;
-            match r.parse_term() {
-                Ok(m) => write!(f, "#Fun<{m}>"),
-                Err(_) => f.write_str("#Fun<?>"),
+        Ok(FunInfo { module, .. }) => {
+            f.write_str("#Fun<")?;
+            if let Some(m) = module {
+                write_atom_display(f, &m)?;
+                f.write_char('.')?;
             }
+            f.write_str("<<")?;
+            for (i, byte) in raw.iter().enumerate() {
+                if i > 0 {
+                    f.write_char(',')?;
+                }
+                write!(f, "{byte}")?;
+            }
+            f.write_str(">>>")
         }
-        _ => write!(f, "#Term<{} bytes>", raw.len()),
+        Err(_) => write!(f, "#Term<{} bytes>", raw.len()),
     }
+}
+
+/// What the printer and the text parser need to know about the raw bytes of a fun.
+pub(crate) struct FunInfo {
+    /// The module, when the bytes hold an atom where Erlang puts it.
+    pub(crate) module: Option<String>,
+    /// `(module, function, arity)` when the bytes are exactly [`export_fun_bytes`] of
+    /// them, i.e. when `fun m:f/a` reads back to the same bytes.
+    pub(crate) export: Option<(String, String, u8)>,
+}
+
+/// Checks that `raw` is exactly one fun (`NEW_FUN_EXT` or `EXPORT_EXT`) as
+/// [`Term::decode`] accepts it at nesting `depth` (so also within its depth limit), and
+/// reads what can be shown of it.
+///
+/// Only atoms are read from inside: the decoder keeps funs as opaque bytes, so a fun's
+/// module position may hold another fun, and reading it as any term would recurse
+/// without limit (20 000 funs nested as each other's module overflowed the stack).
+pub(crate) fn fun_info(raw: &[u8], depth: u32) -> Result<FunInfo> {
+    let mut r = Deserializer {
+        input: raw,
+        pos: 0,
+        depth,
+    };
+    let tag = r.peek()?;
+    if tag != NEW_FUN_EXT && tag != EXPORT_EXT {
+        return Err(r.unexpected(format_args!("a fun (NEW_FUN_EXT or EXPORT_EXT)")));
+    }
+    r.skip()?;
+    r.end()?;
+    let mut m = Deserializer::raw(raw);
+    // NEW_FUN_EXT: Tag Size(4) Arity(1) Uniq(16) Index(4) NumFree(4) Module ...
+    m.pos = if tag == EXPORT_EXT { 1 } else { 30 };
+    let atom = |m: &mut Deserializer<'_>| {
+        m.read_atom(format_args!("an atom"))
+            .ok()
+            .map(|a| a.text().into_owned())
+    };
+    let module = atom(&mut m);
+    let mut export = None;
+    if let (EXPORT_EXT, Some(module)) = (tag, &module) {
+        let fun = atom(&mut m);
+        let arity = match (m.read_u8(), m.read_u8()) {
+            (Ok(SMALL_INTEGER_EXT), Ok(a)) => Some(a),
+            _ => None,
+        };
+        if let (Some(fun), Some(arity)) = (fun, arity) {
+            if export_fun_bytes(module, &fun, arity) == raw {
+                export = Some((module.clone(), fun, arity));
+            }
+        }
+    }
+    Ok(FunInfo { module, export })
+}
+
+/// The canonical encoding (no version byte) of `fun module:function/arity`: UTF-8 atoms,
+/// as a current Erlang writes it.
+pub(crate) fn export_fun_bytes(module: &str, function: &str, arity: u8) -> Vec<u8> {
+    let mut out = vec![EXPORT_EXT];
+    write_any_atom(&mut out, module);
+    write_any_atom(&mut out, function);
+    out.extend_from_slice(&[SMALL_INTEGER_EXT, arity]);
+    out
 }
 
 /// Serializes the term natively: with this crate's serializer the output is exactly

@@ -73,6 +73,7 @@ fn start(dir: &Path, watch: bool) -> Host {
             .unwrap_or(2),
         plugin_dirs: vec![dir.to_path_buf()],
         watch: watch.then(WatchConfig::default),
+        ..Default::default()
     })
     .expect("host starts")
 }

@@ -1,0 +1,414 @@
+//! `host ctl`: the operator's commands, printed as readable tables or, with `--json`, as
+//! the protocol's JSON for scripts.
+//!
+//! Exit status: 0 done; 1 the host said no (unknown name, timeout, refused reload...) or
+//! is not running; 2 bad input (a malformed term), reported before contacting the host.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use plugin_api::etf;
+
+use super::client;
+use super::model::{ActorInfo, Stats, TreeNode, VersionRow};
+use super::protocol::{Request, SwapOutcome};
+
+/// A `host ctl` command.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CtlCommand {
+    /// Actors: id, name, behaviour, version, status, mailbox, handled, restarts.
+    List,
+    /// Send a message (Erlang term syntax), like `!`.
+    Send {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
+        /// The message, e.g. '{incr, 5}'.
+        term: String,
+    },
+    /// Call and print the reply.
+    Call {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
+        /// The request, e.g. 'get' or '#{amount => 10}'.
+        term: String,
+        /// How long to wait for the reply.
+        #[arg(long, default_value_t = 5000, value_name = "MS")]
+        timeout: u64,
+    },
+    /// An actor's state, exported through its version.
+    State {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
+    },
+    /// Loaded versions per behaviour: hash, load time, status, actors.
+    Versions,
+    /// Load a behaviour's library now (from its watched file, or PATH) and swap.
+    Reload {
+        /// A behaviour of the library.
+        behaviour: String,
+        /// Another build of the library to load instead.
+        path: Option<PathBuf>,
+    },
+    /// Swap a behaviour's library back to its previous retained version.
+    Rollback {
+        /// A behaviour of the library.
+        behaviour: String,
+    },
+    /// The supervision tree with each child's status and restarts.
+    Tree,
+    /// Follow an actor's incoming and outgoing messages until interrupted.
+    Trace {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
+    },
+    /// Messages per second, scheduler utilisation, run queue, reloads.
+    Stats,
+}
+
+/// Runs one command against the host at `socket`.
+pub fn run(socket: &Path, json: bool, cmd: CtlCommand) -> ExitCode {
+    match execute(socket, json, cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("host ctl: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Host(e)) => {
+            eprintln!("host ctl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// Bad input; the host was not contacted.
+    Input(String),
+    /// The host refused, or could not be reached.
+    Host(String),
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn parse_term(text: &str) -> Result<Vec<u8>, Failure> {
+    let term = etf::parse(text).map_err(|e| Failure::Input(format!("malformed term: {e}")))?;
+    etf::to_vec(&term).map_err(|e| Failure::Input(format!("cannot encode the term: {e}")))
+}
+
+fn ask(socket: &Path, req: &Request, wait: Duration) -> Result<serde_json::Value, Failure> {
+    client::request(socket, req, wait).map_err(Failure::Host)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Failure> {
+    serde_json::from_value(v).map_err(|e| Failure::Host(format!("unexpected answer: {e}")))
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
+    match cmd {
+        CtlCommand::List => {
+            let v = ask(socket, &Request::List, WAIT)?;
+            if json {
+                print_json(&v);
+            } else {
+                print_actors(&decode::<Vec<ActorInfo>>(v)?);
+            }
+        }
+        CtlCommand::Send { name, term } => {
+            let etf = parse_term(&term)?;
+            ask(socket, &Request::Send { to: name, etf }, WAIT)?;
+            if json {
+                print_json(&serde_json::json!({"sent": true}));
+            } else {
+                println!("ok");
+            }
+        }
+        CtlCommand::Call {
+            name,
+            term,
+            timeout,
+        } => {
+            let etf = parse_term(&term)?;
+            let req = Request::Call {
+                to: name,
+                etf,
+                timeout_ms: timeout,
+            };
+            let v = ask(socket, &req, Duration::from_millis(timeout) + WAIT)?;
+            if json {
+                print_json(&serde_json::json!({ "reply": v }));
+            } else {
+                println!("{}", v.as_str().unwrap_or_default());
+            }
+        }
+        CtlCommand::State { name } => {
+            let v = ask(socket, &Request::State { to: name }, WAIT)?;
+            if json {
+                print_json(&serde_json::json!({ "state": v }));
+            } else {
+                println!("{}", v.as_str().unwrap_or_default());
+            }
+        }
+        CtlCommand::Versions => {
+            let v = ask(socket, &Request::Versions, WAIT)?;
+            if json {
+                print_json(&v);
+            } else {
+                print_versions(&decode::<Vec<VersionRow>>(v)?);
+            }
+        }
+        CtlCommand::Reload { behaviour, path } => {
+            let path = match path {
+                Some(p) => Some(
+                    std::fs::canonicalize(&p)
+                        .map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?
+                        .display()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            swap(socket, json, &Request::Reload { behaviour, path })?;
+        }
+        CtlCommand::Rollback { behaviour } => {
+            swap(socket, json, &Request::Rollback { behaviour })?;
+        }
+        CtlCommand::Tree => {
+            let v = ask(socket, &Request::Tree, WAIT)?;
+            if json {
+                print_json(&v);
+            } else {
+                let roots = decode::<Vec<TreeNode>>(v)?;
+                if roots.is_empty() {
+                    println!("(no supervision tree)");
+                }
+                for r in &roots {
+                    print_tree(r, "", true, true);
+                }
+            }
+        }
+        CtlCommand::Trace { name } => {
+            use std::io::Write;
+            let stdout = std::io::stdout();
+            client::trace(socket, &name, |ev| {
+                let mut out = stdout.lock();
+                let line = if json {
+                    serde_json::to_string(&ev).unwrap_or_default()
+                } else {
+                    let arrow = if ev.direction == "in" { "<-" } else { "->" };
+                    let peer = if ev.peer.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", ev.peer)
+                    };
+                    format!(
+                        "{} <0.{}.0> {arrow} {}{peer}: {}",
+                        clock(ev.at_us / 1_000_000, (ev.at_us / 1000) % 1000),
+                        ev.actor,
+                        ev.kind,
+                        ev.message
+                    )
+                };
+                // A closed stdout (`| head`) ends the trace.
+                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+            })
+            .map_err(Failure::Host)?;
+        }
+        CtlCommand::Stats => {
+            let v = ask(socket, &Request::Stats, WAIT)?;
+            if json {
+                print_json(&v);
+            } else {
+                print_stats(&decode::<Stats>(v)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn swap(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
+    let v = ask(socket, req, WAIT)?;
+    let out: SwapOutcome = decode(v.clone())?;
+    if json {
+        print_json(&v);
+    } else {
+        for b in &out.behaviours {
+            if b.from.is_empty() {
+                println!("{} {}", b.behaviour, out.outcome);
+            } else {
+                println!(
+                    "{} {} -> {}: {} ({} actors, paused {} us)",
+                    b.behaviour, b.from, b.to, out.outcome, b.actors, out.pause_us
+                );
+            }
+        }
+        if let Some(r) = &out.reason {
+            println!("reason: {r}");
+        }
+    }
+    if out.succeeded() {
+        Ok(())
+    } else {
+        Err(Failure::Host(format!(
+            "{}: {}",
+            out.outcome,
+            out.reason.unwrap_or_default()
+        )))
+    }
+}
+
+/// `HH:MM:SS.mmm` UTC.
+fn clock(secs: u64, millis: u64) -> String {
+    let s = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{millis:03}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+/// Prints rows with columns padded to their widest cell.
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&width).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+fn print_actors(actors: &[ActorInfo]) {
+    table(
+        &[
+            "ID",
+            "NAME",
+            "BEHAVIOUR",
+            "VERSION",
+            "STATUS",
+            "MAILBOX",
+            "HANDLED",
+            "RESTARTS",
+        ],
+        actors
+            .iter()
+            .map(|a| {
+                vec![
+                    format!("<0.{}.0>", a.id),
+                    a.name.clone().unwrap_or_else(|| "-".into()),
+                    a.behaviour.clone(),
+                    a.version.clone(),
+                    a.status.clone(),
+                    a.mailbox.to_string(),
+                    a.handled.to_string(),
+                    a.restarts.to_string(),
+                ]
+            })
+            .collect(),
+    );
+}
+
+fn print_versions(rows: &[VersionRow]) {
+    table(
+        &[
+            "BEHAVIOURS",
+            "HASH",
+            "STATUS",
+            "ACTORS",
+            "LOADED",
+            "LIBRARY",
+        ],
+        rows.iter()
+            .map(|v| {
+                let status = match &v.reason {
+                    Some(r) => format!("{} ({r})", v.status),
+                    None => v.status.clone(),
+                };
+                vec![
+                    v.behaviours.join(","),
+                    v.hash.clone(),
+                    status,
+                    v.actors.to_string(),
+                    if v.loaded_at == 0 {
+                        "-".into()
+                    } else {
+                        format!("{}Z", clock(v.loaded_at, 0).trim_end_matches(".000"))
+                    },
+                    v.library.display().to_string(),
+                ]
+            })
+            .collect(),
+    );
+}
+
+fn print_tree(n: &TreeNode, prefix: &str, last: bool, root: bool) {
+    let branch = if root {
+        ""
+    } else if last {
+        "└─ "
+    } else {
+        "├─ "
+    };
+    let actor = if n.actor == 0 {
+        String::new()
+    } else {
+        format!(" <0.{}.0>", n.actor)
+    };
+    println!(
+        "{prefix}{branch}{} ({} {}){actor} {} restarts {}",
+        n.name, n.kind, n.detail, n.status, n.restarts
+    );
+    let child_prefix = if root {
+        String::new()
+    } else if last {
+        format!("{prefix}   ")
+    } else {
+        format!("{prefix}│  ")
+    };
+    for (i, c) in n.children.iter().enumerate() {
+        print_tree(c, &child_prefix, i + 1 == n.children.len(), false);
+    }
+}
+
+fn print_stats(s: &Stats) {
+    let util: Vec<String> = s
+        .utilisation
+        .iter()
+        .map(|u| format!("{:.0}%", u * 100.0))
+        .collect();
+    table(
+        &["STAT", "VALUE"],
+        vec![
+            vec!["uptime".into(), format!("{:.0} s", s.uptime_s)],
+            vec!["actors".into(), s.actors.to_string()],
+            vec!["messages".into(), s.messages.to_string()],
+            vec!["messages/s".into(), format!("{:.0}", s.messages_per_s)],
+            vec!["scheduler utilisation".into(), util.join(" ")],
+            vec!["run queue".into(), s.run_queue.to_string()],
+            vec!["reloads ok".into(), s.reloads_ok.to_string()],
+            vec![
+                "reloads rolled back".into(),
+                s.reloads_rolled_back.to_string(),
+            ],
+            vec!["reloads rejected".into(), s.reloads_rejected.to_string()],
+            vec!["crashes".into(), s.crashes.to_string()],
+        ],
+    );
+}

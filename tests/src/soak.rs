@@ -1,0 +1,221 @@
+//! The soak: reload cycles of a plugin alternating between two versions with different
+//! state types, while sender threads keep a steady load on the actors of that behaviour.
+//! Run long by `scripts/soak.sh` (the `soak` binary), short by the test suite.
+//!
+//! What it proves: every message sent is received exactly once and in order (each actor
+//! checks the sequence it sees), every reload completes, and the host's memory stays
+//! bounded when unload mode is on.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use host::watcher::WatchConfig;
+use host::{Host, HostEvent, HostOptions, ReloadOutcome, Target, VersionPolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::{build, PluginDir, Variant};
+
+/// How to run a soak.
+#[derive(Debug, Clone)]
+pub struct SoakConfig {
+    /// Reload cycles (each installs the other version and waits for its swap).
+    pub cycles: usize,
+    /// Actors of the reloaded behaviour.
+    pub actors: usize,
+    /// Sender threads; each owns `actors / senders` actors.
+    pub senders: usize,
+    /// Unload retired versions.
+    pub unload: bool,
+    /// Release builds of the plugin (the benchmark) or debug (the test suite).
+    pub release: bool,
+}
+
+/// What a soak measured.
+#[derive(Debug, Clone)]
+pub struct SoakReport {
+    /// Reloads that swapped.
+    pub reloads: usize,
+    /// Reloads that did not swap (rolled back or rejected), with their reasons.
+    pub failed_reloads: Vec<String>,
+    /// Messages the senders sent.
+    pub sent: u64,
+    /// Messages the actors counted.
+    pub received: u64,
+    /// Messages seen out of sequence (a duplicate, a gap or a reordering each counts).
+    pub disorder: u64,
+    /// Resident memory after start-up, and at the end.
+    pub rss_start: u64,
+    /// Resident memory at the end.
+    pub rss_end: u64,
+    /// Versions still mapped at the end besides the current one.
+    pub retained: usize,
+    /// Swap pauses, microseconds, sorted.
+    pub pauses_us: Vec<u64>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl SoakReport {
+    /// The pause at quantile `q` (0.5 = median).
+    pub fn pause_quantile(&self, q: f64) -> u64 {
+        if self.pauses_us.is_empty() {
+            return 0;
+        }
+        let i = ((self.pauses_us.len() - 1) as f64 * q).round() as usize;
+        self.pauses_us[i]
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum Call {
+    Stats,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Reply {
+    Stats {
+        version: String,
+        count: u64,
+        disorder: u64,
+    },
+}
+
+#[derive(Serialize)]
+enum Cast {
+    Seq(u64),
+}
+
+/// Resident set size of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Runs one soak.
+pub fn run(cfg: &SoakConfig) -> SoakReport {
+    let variant = |feature| Variant {
+        release: cfg.release,
+        ..Variant::of(feature)
+    };
+    let (v1, v2) = (build(&variant("v1")), build(&variant("v2")));
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let host = Host::start(HostOptions {
+        threads: 2,
+        plugin_dirs: vec![dir.path()],
+        watch: Some(WatchConfig::default()),
+        versions: VersionPolicy {
+            unload: cfg.unload,
+            retain: 1,
+            max_retained: cfg.cycles + 8,
+        },
+    })
+    .expect("host starts");
+    let events = host.subscribe();
+    let names: Vec<String> = (0..cfg.actors).map(|i| format!("soak{i}")).collect();
+    for n in &names {
+        host.spawn_with("tp", Some(n), &()).expect("spawn");
+    }
+    let host = Arc::new(host);
+    let rss_start = rss_bytes();
+    let started = Instant::now();
+
+    // Senders: each owns a slice of the actors and sends each its own sequence, in
+    // rounds with a short pause, a steady load rather than a flood.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let per = cfg.actors.div_ceil(cfg.senders.max(1));
+    let threads: Vec<_> = names
+        .chunks(per)
+        .map(|mine| {
+            let (host, stop, sent) = (host.clone(), stop.clone(), sent.clone());
+            let mine = mine.to_vec();
+            std::thread::spawn(move || {
+                let mut next = vec![0u64; mine.len()];
+                while !stop.load(Ordering::Relaxed) {
+                    for (i, n) in mine.iter().enumerate() {
+                        let bytes = plugin_api::etf::to_vec(&Cast::Seq(next[i])).unwrap();
+                        host.cast(Target::Name(n), bytes)
+                            .expect("the actor is alive");
+                        next[i] += 1;
+                    }
+                    sent.fetch_add(mine.len() as u64, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            })
+        })
+        .collect();
+
+    let mut pauses_us = Vec::with_capacity(cfg.cycles);
+    let mut failed_reloads = Vec::new();
+    for cycle in 0..cfg.cycles {
+        dir.install(if cycle % 2 == 0 { &v2 } else { &v1 });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .expect("a reload within 60 s");
+            match events.recv_timeout(left) {
+                Ok(HostEvent::Reload(r)) => {
+                    if r.outcome == ReloadOutcome::Ok {
+                        pauses_us.push(r.pause_us);
+                    } else {
+                        failed_reloads.push(r.reason.unwrap_or_default());
+                    }
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => panic!("no reload event in cycle {cycle}: {e}"),
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("sender");
+    }
+    let sent = sent.load(Ordering::Relaxed);
+
+    // Every actor drains its mailbox; then count.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (received, disorder) = loop {
+        let mut received = 0;
+        let mut disorder = 0;
+        for n in &names {
+            let Reply::Stats {
+                count, disorder: d, ..
+            } = host
+                .call_as(Target::Name(n), &Call::Stats, Duration::from_secs(30))
+                .expect("stats");
+            received += count;
+            disorder += d;
+        }
+        if received >= sent || Instant::now() > deadline {
+            break (received, disorder);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    pauses_us.sort_unstable();
+    let retained = host
+        .versions()
+        .iter()
+        .filter(|v| v.status != "current")
+        .count();
+    SoakReport {
+        reloads: pauses_us.len(),
+        failed_reloads,
+        sent,
+        received,
+        disorder,
+        rss_start,
+        rss_end: rss_bytes(),
+        retained,
+        pauses_us,
+        elapsed: started.elapsed(),
+    }
+}
