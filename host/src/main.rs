@@ -113,6 +113,13 @@ fn main() -> ExitCode {
         None => Config::demo(),
     };
     host::logging::init(cli.log_format.unwrap_or(cfg.log_format));
+    if let Some(t) = cli.threads.filter(|t| *t > host::config::MAX_THREADS) {
+        eprintln!(
+            "host: --threads {t} is more than the {} scheduler threads allowed (0 means one per core)",
+            host::config::MAX_THREADS
+        );
+        return ExitCode::from(2);
+    }
 
     let opts = HostOptions {
         threads: cli.threads.unwrap_or(cfg.threads),

@@ -148,6 +148,40 @@ pub enum Level {
     Trace = 5,
 }
 
+/// A log line being formatted: on the stack up to 256 bytes, on the heap beyond.
+struct StackLine {
+    buf: [u8; 256],
+    len: usize,
+    spill: Option<String>,
+}
+
+impl StackLine {
+    fn as_str(&self) -> &str {
+        match &self.spill {
+            Some(s) => s,
+            // Only whole `&str`s are copied in, so the prefix is valid UTF-8.
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or(""),
+        }
+    }
+}
+
+impl fmt::Write for StackLine {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(spill) = &mut self.spill {
+            spill.push_str(s);
+        } else if self.len + s.len() <= self.buf.len() {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut spill = String::with_capacity(self.len + s.len() + 64);
+            spill.push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or(""));
+            spill.push_str(s);
+            self.spill = Some(spill);
+        }
+        Ok(())
+    }
+}
+
 /// The context a callback gets: its own id, and the host's services.
 pub struct Ctx<'a> {
     raw: &'a RawCtx<'a>,
@@ -381,10 +415,15 @@ impl<'a> Ctx<'a> {
 
     /// Logs through the host's subscriber, with this actor, behaviour and version attached.
     pub fn log(&self, level: Level, msg: impl fmt::Display) {
-        // A fresh line per call, not a thread-local buffer: see `buf`.
-        let mut line = String::new();
+        // Formatted on the stack when it fits (most lines do), else into a fresh String;
+        // not into a thread-local buffer: see `buf`.
+        let mut line = StackLine {
+            buf: [0; 256],
+            len: 0,
+            spill: None,
+        };
         let _ = write!(line, "{msg}");
-        (self.raw.api.log)(self.raw.data, level as u8, RStr::from_str(&line));
+        (self.raw.api.log)(self.raw.data, level as u8, RStr::from_str(line.as_str()));
     }
 
     /// Logs at info level.

@@ -160,4 +160,8 @@ fn bad_configs_are_refused_with_a_clear_error() {
     let (_, err) =
         run_expecting_failure(&["--config", badargs.to_str().unwrap(), "--run-for", "5"]);
     assert!(err.contains("init args"), "{err}");
+
+    let (code, err) =
+        run_expecting_failure(&["--config", nodir.to_str().unwrap(), "--threads", "1000000"]);
+    assert!(code == 2 && err.contains("--threads 1000000"), "{err}");
 }

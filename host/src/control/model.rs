@@ -62,8 +62,9 @@ pub struct Stats {
     pub messages: u64,
     /// Messages handled per second over the last sampling interval (about one second).
     pub messages_per_s: f64,
-    /// Fraction of time scheduler threads spent running actors over the last interval,
-    /// per thread, 0.0 to 1.0.
+    /// Fraction of time each scheduler thread was not parked over the last interval, 0.0
+    /// to 1.0: running actors, or spinning briefly for the next one (which costs a core
+    /// all the same).
     pub utilisation: Vec<f64>,
     /// Actors queued to run right now.
     pub run_queue: usize,

@@ -403,7 +403,101 @@ fn main() {
     });
     drop(host);
 
+    control_rows(&v1, runs, &mut rows);
     print_rows(runs, rows);
+}
+
+/// `host ctl call` end to end, and what `host top` attached costs the actors.
+fn control_rows(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
+    use host::control::protocol::Request;
+    use host::control::server::ControlServer;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = PluginDir::new();
+    dir.install(v1);
+    let host = Arc::new(start(&dir.path(), false));
+    let unit = etf::to_vec(&()).unwrap();
+    host.spawn("tp", Some("a"), &unit).unwrap();
+    host.spawn("tp", Some("sink"), &unit).unwrap();
+    let socket = dir.path().join("bench.sock");
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("host");
+    assert!(bin.is_file(), "scripts/bench.sh builds {}", bin.display());
+
+    // `host ctl call a get`: process start, connect, request, reply, print.
+    let server = ControlServer::start(&host, &socket).expect("control socket");
+    let lat: Vec<f64> = (0..(runs * 5))
+        .map(|_| {
+            let t = Instant::now();
+            let out = std::process::Command::new(&bin)
+                .args(["ctl", "--socket"])
+                .arg(&socket)
+                .args(["call", "a", "get"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    drop(server);
+    let m = median(lat);
+    rows.push(Row {
+        what: "`host ctl call` round trip on an idle host (process start included)",
+        budget: "≤ 2 ms",
+        value: format!("{m:.2} ms"),
+        ok: m <= 2.0,
+    });
+
+    // Host → actor throughput without a control listener, and with the listener and a
+    // client fetching what `host top` shows every second, windows interleaved.
+    let n = 10_000_000u64;
+    let window = |host: &Host| {
+        let t = Instant::now();
+        for _ in 0..n {
+            host.cast(Target::Name("sink"), etf::to_vec(&Cast::Incr(1)).unwrap())
+                .unwrap();
+        }
+        get(host, "sink");
+        t.elapsed().as_secs_f64()
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        off.push(window(&host));
+        let server = ControlServer::start(&host, &socket).expect("control socket");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, sock2) = (stop.clone(), socket.clone());
+        let top = std::thread::spawn(move || {
+            let mut polls = 0u32;
+            while !s2.load(Ordering::Relaxed) {
+                host::control::client::request(&sock2, &Request::Snapshot, Duration::from_secs(5))
+                    .expect("snapshot");
+                polls += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            polls
+        });
+        on.push(window(&host));
+        stop.store(true, Ordering::Relaxed);
+        let polls = top.join().unwrap();
+        assert!(polls >= 1);
+        drop(server);
+    }
+    let (off, on) = (median(off), median(on));
+    let change = (on / off - 1.0) * 100.0;
+    rows.push(Row {
+        what: "host → actor slow-down with the control listener and `host top` attached (10M messages)",
+        budget: "≤ 2 %",
+        value: format!(
+            "{change:+.1} % ({:.2} vs {:.2} M msg/s)",
+            n as f64 / off / 1e6,
+            n as f64 / on / 1e6
+        ),
+        ok: change <= 2.0,
+    });
 }
 
 fn print_rows(runs: usize, rows: Vec<Row>) {
