@@ -210,6 +210,9 @@ impl<'a> Ctx<'a> {
     ) -> Result<R, SendError> {
         let mut buf = self.buf.take();
         buf.clear();
+        // One allocation per callback that sends, big enough for most messages: growing
+        // from empty would reallocate four or five times per message.
+        buf.reserve(256);
         let out = etf::append_to_vec(&mut buf, msg)
             .map_err(|e| SendError::Encode(e.to_string()))
             .map(|()| f(RSlice::from_slice(&buf)));
