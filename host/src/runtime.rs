@@ -1442,21 +1442,7 @@ impl HostInner {
             Some(old) => {
                 let ev = crate::swap::swap(self, &old, &lib, crate::swap::Direction::Up);
                 drop(old);
-                let mut fates = Vec::new();
-                if let HostEvent::Reload(r) = &ev {
-                    if r.outcome == ReloadOutcome::Ok {
-                        let mut libs = self.libraries.lock();
-                        if let Some(rec) = libs.get_mut(path) {
-                            fates.push(rec.advance(lib));
-                            fates.extend(rec.sweep(&self.versions));
-                        }
-                    }
-                }
-                self.publish(ev.clone());
-                for f in fates {
-                    self.publish(HostEvent::Version(f));
-                }
-                ev
+                self.settle_swap(path, ev, |rec| Some(rec.advance(lib)))
             }
         }
     }
@@ -1549,22 +1535,31 @@ impl HostInner {
         };
         let ev = crate::swap::swap(self, &current, &target, crate::swap::Direction::Down);
         drop(current);
+        Ok(self.settle_swap(&path, ev, |rec| rec.restore(&target.hash)))
+    }
+
+    /// After a swap of the library at `path`: if it succeeded, `commit` makes the new
+    /// version current (retiring the old one) and the version policy is applied; then the
+    /// reload event and every version's fate are published, in that order.
+    fn settle_swap(
+        &self,
+        path: &Path,
+        ev: HostEvent,
+        commit: impl FnOnce(&mut LibraryRecord) -> Option<VersionReport>,
+    ) -> HostEvent {
         let mut fates = Vec::new();
-        if let HostEvent::Reload(r) = &ev {
-            if r.outcome == ReloadOutcome::Ok {
-                let mut libs = self.libraries.lock();
-                if let Some(rec) = libs.get_mut(&path) {
-                    fates.extend(rec.restore(&target.hash));
-                    drop(target);
-                    fates.extend(rec.sweep(&self.versions));
-                }
+        if matches!(&ev, HostEvent::Reload(r) if r.outcome == ReloadOutcome::Ok) {
+            let mut libs = self.libraries.lock();
+            if let Some(rec) = libs.get_mut(path) {
+                fates.extend(commit(rec));
+                fates.extend(rec.sweep(&self.versions));
             }
         }
         self.publish(ev.clone());
         for f in fates {
             self.publish(HostEvent::Version(f));
         }
-        Ok(ev)
+        ev
     }
 
     fn versions(&self) -> Vec<VersionInfo> {

@@ -118,3 +118,38 @@ pub fn crash(host: &Host, who: &str) {
     )
     .unwrap();
 }
+
+/// Waits until `name` is registered under an id other than `old` (a restart), and
+/// returns the new id.
+pub fn restarted(host: &Host, name: &str, old: u64) -> u64 {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        match host.whereis(name) {
+            Some(id) if id != old => return id,
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} restarted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A host running versions 1 of the `pair` library (behaviours `tp` and `tp2`, one
+/// library), with `one` on `tp` and `two` on `tp2`; also returns version 2's artifact.
+pub fn start_pair() -> (
+    PluginDir,
+    Host,
+    crossbeam_channel::Receiver<HostEvent>,
+    std::path::PathBuf,
+) {
+    let pair = |feature| e2e::Variant {
+        pair: true,
+        ..e2e::Variant::of(feature)
+    };
+    let (v1, v2) = (e2e::build(&pair("v1")), e2e::build(&pair("v2")));
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let (host, rx) = start(&dir);
+    host.spawn_with("tp", Some("one"), &()).unwrap();
+    host.spawn_with("tp2", Some("two"), &()).unwrap();
+    (dir, host, rx, v2)
+}

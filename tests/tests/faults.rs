@@ -168,19 +168,6 @@ fn one_for_one(name: &str, children: Vec<ChildSpec>) -> SupervisorSpec {
     }
 }
 
-/// Waits until `name` is registered under an id other than `old`.
-fn restarted(host: &Host, name: &str, old: u64) -> u64 {
-    let deadline = Instant::now() + T;
-    loop {
-        match host.whereis(name) {
-            Some(id) if id != old => return id,
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "{name} restarted");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // 1. Exported types whose layout changed.
 // ---------------------------------------------------------------------------------------
@@ -908,16 +895,7 @@ fn the_binary_logs_removed_artifacts_lost_directories_and_refusals() {
 
 #[test]
 fn a_stream_between_two_actors_swapped_together_arrives_once_and_in_order() {
-    let pair = |feature| Variant {
-        pair: true,
-        ..Variant::of(feature)
-    };
-    let (v1, v2) = (build(&pair("v1")), build(&pair("v2")));
-    let dir = PluginDir::new();
-    dir.install(&v1);
-    let (host, rx) = start(&dir);
-    host.spawn_with("tp", Some("one"), &()).unwrap();
-    host.spawn_with("tp2", Some("two"), &()).unwrap();
+    let (dir, host, rx, v2) = start_pair();
     // Each streams `seq` casts to the other, 20 per callback with 200 µs after each send,
     // 8,000 in all (two seconds or more). Both are inside a callback nearly all the time,
     // so when the swap flags them suspended each finishes its callback, still sending to

@@ -71,19 +71,6 @@ fn id(host: &Host, name: &str) -> u64 {
     }
 }
 
-/// Waits until `name` runs under a different id than `old`.
-fn restarted(host: &Host, name: &str, old: u64) -> u64 {
-    let deadline = Instant::now() + T;
-    loop {
-        match host.whereis(name) {
-            Some(id) if id != old => return id,
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "{name} restarted");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn children_start_in_order() {
     let (_d, host, rx) = start_v1();

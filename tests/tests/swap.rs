@@ -260,16 +260,7 @@ fn a_manual_reload_through_another_spelling_of_the_path_swaps() {
 
 #[test]
 fn behaviours_of_one_library_swap_together() {
-    let pair = |feature| Variant {
-        pair: true,
-        ..Variant::of(feature)
-    };
-    let (v1, v2) = (build(&pair("v1")), build(&pair("v2")));
-    let dir = PluginDir::new();
-    dir.install(&v1);
-    let (host, rx) = start(&dir);
-    host.spawn_with("tp", Some("one"), &()).unwrap();
-    host.spawn_with("tp2", Some("two"), &()).unwrap();
+    let (dir, host, rx, v2) = start_pair();
     host.spawn_with("tp2", Some("three"), &()).unwrap();
     cast(&host, "two", &Cast::Incr(2));
 

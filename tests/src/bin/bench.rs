@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use e2e::soak::rss_bytes;
 use e2e::{build, next_reload, PluginDir, Variant};
 use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
 use host::watcher::WatchConfig;
@@ -55,14 +56,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+/// Casts `n` `{incr, 1}` from this thread to `to`, each encoded, then waits for the last
+/// to be handled (a call queues behind them); the time it all took.
+fn blast(host: &Host, to: &str, n: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        host.cast(Target::Name(to), etf::to_vec(&Cast::Incr(1)).unwrap())
+            .unwrap();
+    }
+    get(host, to);
+    t.elapsed()
 }
 
 fn start(dir: &Path, watch: bool) -> Host {
@@ -161,15 +164,7 @@ fn main() {
     // A message from outside: encode, send, decode, handle (pipelined, per message).
     let n = 200_000u64;
     let ext: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..n {
-                host.cast(Target::Name("sink"), etf::to_vec(&Cast::Incr(1)).unwrap())
-                    .unwrap();
-            }
-            get(&host, "sink");
-            t.elapsed().as_nanos() as f64 / n as f64
-        })
+        .map(|_| blast(&host, "sink", n).as_nanos() as f64 / n as f64)
         .collect();
     let m = median(ext);
     rows.push(Row {
@@ -455,15 +450,7 @@ fn control_rows(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
     // Host → actor throughput without a control listener, and with the listener and a
     // client fetching what `host top` shows every second, windows interleaved.
     let n = 10_000_000u64;
-    let window = |host: &Host| {
-        let t = Instant::now();
-        for _ in 0..n {
-            host.cast(Target::Name("sink"), etf::to_vec(&Cast::Incr(1)).unwrap())
-                .unwrap();
-        }
-        get(host, "sink");
-        t.elapsed().as_secs_f64()
-    };
+    let window = |host: &Host| blast(host, "sink", n).as_secs_f64();
     // Pairs of windows, the order alternating so drift cancels; the figure is the median
     // of the per-pair ratios (the machine's noise between pairs is much larger than 2 %).
     let with_top = |host: &Arc<Host>| {
