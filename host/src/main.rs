@@ -39,8 +39,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Talk to a running host: list, send, call, state, versions, reload, rollback, tree,
-    /// trace, stats.
+    /// Talk to a running host: list, send, cast, call, state, versions, reload, rollback,
+    /// tree, trace, stats.
     Ctl {
         /// Print JSON (for scripts) instead of tables.
         #[arg(long, global = true)]

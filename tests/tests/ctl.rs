@@ -53,7 +53,7 @@ fn every_subcommand_answers_and_errors_are_one_line_with_a_status() {
         .collect();
     assert_eq!(names, ["a", "s"]);
 
-    // send and call, terms in Erlang syntax.
+    // send, cast and call, terms in Erlang syntax.
     assert_eq!(ok(&r, &["send", "a", "bump"]).trim(), "ok");
     let reply = ok(&r, &["call", "a", "get"]);
     assert_eq!(
@@ -61,13 +61,16 @@ fn every_subcommand_answers_and_errors_are_one_line_with_a_status() {
         "{count,<<\"1\">>,1}",
         "the message arrived first"
     );
+    assert_eq!(ok(&r, &["cast", "a", "{incr, 4}"]).trim(), "ok");
+    let reply = ok(&r, &["call", "a", "get"]);
+    assert_eq!(reply.trim(), "{count,<<\"1\">>,5}", "handle_cast got it");
     let json: serde_json::Value =
         serde_json::from_str(&ok(&r, &["--json", "call", "a", "get"])).unwrap();
     assert!(json["reply"].as_str().unwrap().contains("count"));
 
     // state, exported through the version.
     let state = ok(&r, &["state", "a"]);
-    assert!(state.contains("count => 1"), "{state}");
+    assert!(state.contains("count => 5"), "{state}");
 
     // versions, tree, stats.
     let versions = ok(&r, &["versions"]);

@@ -19,7 +19,14 @@ use super::protocol::{Request, SwapOutcome};
 pub enum CtlCommand {
     /// Actors: id, name, behaviour, version, status, mailbox, handled, restarts.
     List,
-    /// Send a message (Erlang term syntax), like `!`.
+    /// Cast a message (Erlang term syntax), like `gen_server:cast`: `handle_cast` gets it.
+    Cast {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
+        /// The message, e.g. '{incr, 5}'.
+        term: String,
+    },
+    /// Send a message (Erlang term syntax), like `!`: `handle_info` gets it.
     Send {
         /// Registered name, `<0.ID.0>` or id.
         name: String,
@@ -107,6 +114,17 @@ fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// A one-way message (`send` or `cast`): sent, nothing to wait for.
+fn one_way(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
+    ask(socket, req, WAIT)?;
+    if json {
+        print_json(&serde_json::json!({"sent": true}));
+    } else {
+        println!("ok");
+    }
+    Ok(())
+}
+
 fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
     match cmd {
         CtlCommand::List => {
@@ -119,12 +137,11 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
         }
         CtlCommand::Send { name, term } => {
             let etf = parse_term(&term)?;
-            ask(socket, &Request::Send { to: name, etf }, WAIT)?;
-            if json {
-                print_json(&serde_json::json!({"sent": true}));
-            } else {
-                println!("ok");
-            }
+            one_way(socket, json, &Request::Send { to: name, etf })?;
+        }
+        CtlCommand::Cast { name, term } => {
+            let etf = parse_term(&term)?;
+            one_way(socket, json, &Request::Cast { to: name, etf })?;
         }
         CtlCommand::Call {
             name,

@@ -25,6 +25,13 @@ pub enum Request {
         /// The message, ETF.
         etf: Vec<u8>,
     },
+    /// Cast a message (`gen_server:cast`: handled by `handle_cast`).
+    Cast {
+        /// Registered name, `<0.ID.0>` or a bare id.
+        to: String,
+        /// The message, ETF.
+        etf: Vec<u8>,
+    },
     /// Call and wait for the reply.
     Call {
         /// Registered name, `<0.ID.0>` or a bare id.

@@ -332,6 +332,11 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
             host.send(target(&to), etf).map_err(|e| e.to_string())?;
             Ok(serde_json::Value::Null)
         }
+        Request::Cast { to, etf } => {
+            check_term(&etf)?;
+            host.cast(target(&to), etf).map_err(|e| e.to_string())?;
+            Ok(serde_json::Value::Null)
+        }
         Request::Call {
             to,
             etf,
