@@ -9,8 +9,11 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Debug;
 
-use plugin_api::etf::{self, BigInt, ExternalPid, ExternalPort, ExternalRef, Term};
+use plugin_api::etf::{self, Term};
 use proptest::prelude::*;
+
+mod common;
+use common::term;
 use proptest::sample::Index;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -169,77 +172,6 @@ fn fuzz_byte() -> impl Strategy<Value = u8> {
         proptest::sample::select(INTERESTING),
         b'a'..=b'z'
     ]
-}
-
-fn finite_f64() -> impl Strategy<Value = f64> {
-    any::<f64>().prop_map(|x| if x.is_finite() { x } else { 0.5 })
-}
-
-/// Arbitrary terms, in the shapes `Term::decode` returns.
-fn term() -> impl Strategy<Value = Term> {
-    let leaf = prop_oneof![
-        "[a-zA-Z0-9_ é日]{0,12}".prop_map(Term::Atom),
-        any::<i64>().prop_map(Term::Integer),
-        (any::<bool>(), proptest::collection::vec(any::<u8>(), 9..24)).prop_map(
-            |(negative, mut magnitude)| {
-                *magnitude.last_mut().unwrap() |= 1;
-                Term::BigInt(BigInt {
-                    negative,
-                    magnitude,
-                })
-            }
-        ),
-        finite_f64().prop_map(Term::Float),
-        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Term::Binary),
-        (proptest::collection::vec(any::<u8>(), 1..4), 1u8..8)
-            .prop_map(|(bytes, bits)| Term::BitBinary { bytes, bits }),
-        ("[a-z]{1,6}@[a-z]{1,6}", any::<u32>(), any::<u32>()).prop_map(|(node, id, c)| {
-            Term::Pid(ExternalPid {
-                node,
-                id,
-                serial: id / 3,
-                creation: c,
-            })
-        }),
-        ("[a-z]{1,6}", any::<u64>(), any::<u32>())
-            .prop_map(|(node, id, creation)| Term::Port(ExternalPort { node, id, creation })),
-        (
-            "[a-z]{1,6}",
-            any::<u32>(),
-            proptest::collection::vec(any::<u32>(), 0..4)
-        )
-            .prop_map(|(node, creation, id)| Term::Reference(ExternalRef {
-                node,
-                creation,
-                id
-            })),
-        // An external fun `fun m:f/2`, carried as raw bytes.
-        ("[a-z]{1,6}", "[a-z]{1,6}").prop_map(|(m, f)| {
-            let mut raw = vec![113];
-            for a in [&m, &f] {
-                raw.extend([119, a.len() as u8]);
-                raw.extend(a.as_bytes());
-            }
-            raw.extend([97, 2]);
-            Term::Other(raw)
-        }),
-    ];
-    let tail = leaf.clone();
-    leaf.prop_recursive(4, 48, 6, move |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::List),
-            proptest::collection::vec(0i64..=255, 1..6)
-                .prop_map(|v| Term::List(v.into_iter().map(Term::Integer).collect())),
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::Tuple),
-            proptest::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Term::Map),
-            (proptest::collection::vec(inner, 1..4), tail.clone()).prop_map(|(elements, tail)| {
-                Term::ImproperList {
-                    elements,
-                    tail: Box::new(tail),
-                }
-            }),
-        ]
-    })
 }
 
 fn kind() -> impl Strategy<Value = Kind> {

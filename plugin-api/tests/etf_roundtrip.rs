@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use plugin_api::etf::{self, Atom, BigInt, ExternalPid, ExternalPort, ExternalRef, Term};
 use proptest::prelude::*;
+
+mod common;
+use common::term;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -688,72 +691,6 @@ fn node() -> impl Strategy<Value = Node> {
             proptest::collection::btree_map(".{0,4}", inner.clone(), 0..4).prop_map(Node::Map),
             proptest::collection::hash_map(any::<i32>(), proptest::option::of(inner), 0..4)
                 .prop_map(Node::Keyed),
-        ]
-    })
-}
-
-fn term() -> impl Strategy<Value = Term> {
-    let leaf = prop_oneof![
-        "[a-zA-Z0-9_ é日]{0,20}".prop_map(Term::Atom),
-        any::<i64>().prop_map(Term::Integer),
-        any::<i128>()
-            .prop_filter("outside i64", |v| i64::try_from(*v).is_err())
-            .prop_map(|v| Term::BigInt(BigInt::from_i128(v))),
-        (
-            any::<bool>(),
-            proptest::collection::vec(any::<u8>(), 17..40)
-        )
-            .prop_map(|(negative, mut magnitude)| {
-                *magnitude.last_mut().unwrap() |= 1;
-                Term::BigInt(BigInt {
-                    negative,
-                    magnitude,
-                })
-            }),
-        finite_f64().prop_map(Term::Float),
-        proptest::collection::vec(any::<u8>(), 0..10).prop_map(Term::Binary),
-        (proptest::collection::vec(any::<u8>(), 1..5), 1u8..8)
-            .prop_map(|(bytes, bits)| Term::BitBinary { bytes, bits }),
-        (
-            "[a-z]{1,8}@[a-z]{1,8}",
-            any::<u32>(),
-            any::<u32>(),
-            any::<u32>()
-        )
-            .prop_map(|(node, id, serial, creation)| Term::Pid(ExternalPid {
-                node,
-                id,
-                serial,
-                creation
-            })),
-        ("[a-z]{1,8}", any::<u64>(), any::<u32>())
-            .prop_map(|(node, id, creation)| Term::Port(ExternalPort { node, id, creation })),
-        (
-            "[a-z]{1,8}",
-            any::<u32>(),
-            proptest::collection::vec(any::<u32>(), 0..5)
-        )
-            .prop_map(|(node, creation, id)| Term::Reference(ExternalRef {
-                node,
-                creation,
-                id
-            })),
-    ];
-    let tail = leaf.clone();
-    leaf.prop_recursive(4, 64, 6, move |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::List),
-            proptest::collection::vec(0i64..=255, 1..6)
-                .prop_map(|v| Term::List(v.into_iter().map(Term::Integer).collect())),
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Term::Tuple),
-            proptest::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Term::Map),
-            (proptest::collection::vec(inner, 1..4), tail.clone()).prop_filter_map(
-                "tail must not be a list",
-                |(elements, tail)| (!matches!(tail, Term::List(_))).then(|| Term::ImproperList {
-                    elements,
-                    tail: Box::new(tail)
-                })
-            ),
         ]
     })
 }
