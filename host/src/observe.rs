@@ -150,19 +150,23 @@ impl HostInner {
 
 impl Host {
     /// Every live actor, ordered by id, with its mailbox length and counters. `restarts`
-    /// comes from the supervision tree (by child name), 0 for unsupervised actors.
+    /// comes from the supervision tree (by child), 0 for unsupervised actors.
     pub fn actors(&self) -> Vec<ActorInfo> {
+        self.actors_in(&self.tree().unwrap_or_default())
+    }
+
+    /// [`Host::actors`], with `restarts` taken from a tree the caller already fetched (a
+    /// snapshot needs both, and asking the supervision thread twice is work done twice).
+    pub fn actors_in(&self, tree: &[TreeNode]) -> Vec<ActorInfo> {
         let inner = self.inner();
         let mut restarts = std::collections::HashMap::new();
-        if let Ok(tree) = self.tree() {
-            fn walk(n: &TreeNode, out: &mut std::collections::HashMap<u64, u64>) {
-                if n.actor != 0 {
-                    out.insert(n.actor, n.restarts);
-                }
-                n.children.iter().for_each(|c| walk(c, out));
+        fn walk(n: &TreeNode, out: &mut std::collections::HashMap<u64, u64>) {
+            if n.actor != 0 {
+                out.insert(n.actor, n.restarts);
             }
-            tree.iter().for_each(|n| walk(n, &mut restarts));
+            n.children.iter().for_each(|c| walk(c, out));
         }
+        tree.iter().for_each(|n| walk(n, &mut restarts));
         let mut out: Vec<ActorInfo> = inner
             .registry
             .select(|_| true)

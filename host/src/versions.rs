@@ -11,7 +11,8 @@
 //! [`VersionPolicy::retain`] is closed through [`loader::unload`], which refuses while
 //! anything still holds the version and verifies with `dlopen(RTLD_NOLOAD)` that the
 //! mapping went. What stays mapped anyway is *pinned*: recorded with the reason, checked
-//! again at every later sweep, and its private copy deleted when it finally goes.
+//! again at every later sweep; when it finally goes, its copy is deleted and it is reported
+//! as unloaded.
 //!
 //! [`VersionPolicy::max_retained`] caps how many non-current versions of one library may
 //! stay mapped. Reaching it logs `version_cap_reached`; past it, a new version of that
@@ -188,16 +189,19 @@ impl LibraryRecord {
     pub(crate) fn sweep(&mut self, policy: &VersionPolicy) -> Vec<VersionReport> {
         let mut out = Vec::new();
         // A pinned version whose last holder went (its thread ended) is gone now.
-        let before = self.pinned.len();
-        self.pinned.retain(|p| {
-            let mapped = loader::still_mapped(&p.copy);
-            if !mapped {
-                let _ = std::fs::remove_file(&p.copy);
-            }
-            mapped
-        });
-        for _ in self.pinned.len()..before {
+        let (gone, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pinned)
+            .into_iter()
+            .partition(|p| !loader::still_mapped(&p.copy));
+        self.pinned = still;
+        for p in gone {
+            let _ = std::fs::remove_file(&p.copy);
             self.unloaded += 1;
+            out.push(VersionReport {
+                library: self.path.clone(),
+                behaviours: p.behaviours,
+                hash: p.hash,
+                fate: VersionFate::Unloaded,
+            });
         }
         if policy.unload {
             let mut keep = Vec::with_capacity(self.retired.len());

@@ -368,13 +368,16 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
         }
         Request::Tree => json(&host.tree()?),
         Request::Stats => json(&stats(host, sampler)),
-        Request::Snapshot => json(&Snapshot {
-            stats: stats(host, sampler),
-            actors: host.actors(),
-            tree: host.tree().unwrap_or_default(),
-            versions: host.versions(),
-            recent: host.recent_events(),
-        }),
+        Request::Snapshot => {
+            let tree = host.tree().unwrap_or_default();
+            json(&Snapshot {
+                stats: stats(host, sampler),
+                actors: host.actors_in(&tree),
+                tree,
+                versions: host.versions(),
+                recent: host.recent_events(),
+            })
+        }
         Request::Trace { .. } => Err("trace is answered as a stream".into()),
     }
 }
