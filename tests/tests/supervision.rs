@@ -11,6 +11,20 @@ use host::events::SupervisorEvent;
 use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
 use host::{Host, HostEvent, ReloadOutcome, Target};
 
+/// The next supervisor report of this kind (`what` names it in the failure).
+fn sup_event(
+    rx: &crossbeam_channel::Receiver<HostEvent>,
+    kind: SupervisorEvent,
+    what: &str,
+) -> HostEvent {
+    wait_for(
+        rx,
+        T,
+        |e| matches!(e, HostEvent::Supervisor { kind: k, .. } if *k == kind),
+    )
+    .unwrap_or_else(|| panic!("no {what} report"))
+}
+
 fn worker(name: &str, restart: Restart) -> ChildSpec {
     ChildSpec::Worker(WorkerSpec {
         behaviour: "tp".into(),
@@ -199,16 +213,7 @@ fn past_the_intensity_a_supervisor_gives_up_and_its_parent_decides_once() {
     crash(&host, "w");
     let w2 = restarted(&host, "w", w);
     crash(&host, "w"); // second restart within the period: past intensity 1
-    let ev = wait_for(&rx, T, |e| {
-        matches!(
-            e,
-            HostEvent::Supervisor {
-                kind: SupervisorEvent::GaveUp,
-                ..
-            }
-        )
-    })
-    .expect("gave up");
+    let ev = sup_event(&rx, SupervisorEvent::GaveUp, "gave up");
     assert!(
         matches!(ev, HostEvent::Supervisor { ref supervisor, .. } if supervisor == "inner"),
         "{ev:?}"
@@ -257,16 +262,7 @@ fn a_child_that_traps_the_shutdown_is_killed_after_its_timeout() {
         .unwrap();
     let t = Instant::now();
     crash(&host, "b");
-    let ev = wait_for(&rx, T, |e| {
-        matches!(
-            e,
-            HostEvent::Supervisor {
-                kind: SupervisorEvent::ChildTerminated,
-                ..
-            }
-        )
-    })
-    .expect("terminated");
+    let ev = sup_event(&rx, SupervisorEvent::ChildTerminated, "terminated");
     assert!(
         matches!(ev, HostEvent::Supervisor { ref reason, .. } if reason == "killed"),
         "{ev:?}"
