@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
-use host::timer::{TimerAction, TimerService};
+use host::system::timer::{TimerAction, TimerService};
 
 /// Counts live heap bytes so the report can say what a pending timer costs.
 struct Counting;

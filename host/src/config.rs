@@ -33,21 +33,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::watcher::WatchConfig;
+use crate::code::watcher::WatchConfig;
+use crate::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
 
 /// The built-in demo configuration (paths relative to the working directory).
 pub const DEMO_CONFIG: &str = include_str!("../demo.toml");
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per event, fields at the top level.
-    Json,
-}
+pub use crate::observe::logging::LogFormat;
 
 /// Watcher settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,7 +78,7 @@ pub struct VersionSettings {
 
 impl Default for VersionSettings {
     fn default() -> Self {
-        let d = crate::versions::VersionPolicy::default();
+        let d = crate::code::versions::VersionPolicy::default();
         VersionSettings {
             unload: d.unload,
             retain: d.retain,
@@ -97,8 +89,8 @@ impl Default for VersionSettings {
 
 impl VersionSettings {
     /// The policy as the host takes it.
-    pub fn policy(&self) -> crate::versions::VersionPolicy {
-        crate::versions::VersionPolicy {
+    pub fn policy(&self) -> crate::code::versions::VersionPolicy {
+        crate::code::versions::VersionPolicy {
             unload: self.unload,
             retain: self.retain,
             max_retained: self.max_retained,
@@ -173,7 +165,7 @@ pub struct Config {
     #[serde(default)]
     pub actors: Vec<ActorSpec>,
     /// A supervision tree to start after them.
-    pub supervisor: Option<crate::supervisor::SupervisorConfig>,
+    pub supervisor: Option<SupervisorConfig>,
     /// Stop the host (exit status 3) when a root supervisor gives up, like an Erlang node
     /// going down. Set to false to keep the host and its other actors running.
     #[serde(default = "yes")]
@@ -285,6 +277,136 @@ impl ActorSpec {
     pub fn args_etf(&self) -> Result<Vec<u8>, ConfigError> {
         encode_args(self.args.as_ref())
             .map_err(|e| ConfigError(format!("args of actor `{}` {e}", self.behaviour)))
+    }
+}
+
+/// The supervision tree as written in the config (`[supervisor]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorConfig {
+    /// Name used in events.
+    #[serde(default = "root_name")]
+    pub name: String,
+    /// `one_for_one`, `one_for_all` or `rest_for_one`.
+    #[serde(default = "one_for_one")]
+    pub strategy: Strategy,
+    /// Restarts allowed within `period_ms` (default 1).
+    #[serde(default = "one")]
+    pub intensity: u32,
+    /// Intensity window in milliseconds (default 5000).
+    #[serde(default = "five_s")]
+    pub period_ms: u64,
+    /// Restart type as a child of its parent.
+    #[serde(default)]
+    pub restart: Restart,
+    /// Children in start order.
+    #[serde(default)]
+    pub children: Vec<ChildConfig>,
+}
+
+/// A child in the config: a worker (`behaviour = ...`) or a nested supervisor
+/// (`strategy = ...` with `children`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildConfig {
+    /// Worker: behaviour name.
+    pub behaviour: Option<String>,
+    /// Worker: registered name; supervisor: its name.
+    pub name: Option<String>,
+    /// Worker: `init` arguments (a TOML value).
+    pub args: Option<toml::Value>,
+    /// `permanent` (default), `transient` or `temporary`.
+    #[serde(default)]
+    pub restart: Restart,
+    /// Worker: `"brutal_kill"`, `"infinity"` or a timeout in ms (default 5000).
+    pub shutdown: Option<toml::Value>,
+    /// Nested supervisor: strategy.
+    pub strategy: Option<Strategy>,
+    /// Nested supervisor: intensity.
+    pub intensity: Option<u32>,
+    /// Nested supervisor: period in ms.
+    pub period_ms: Option<u64>,
+    /// Nested supervisor: children.
+    pub children: Option<Vec<ChildConfig>>,
+}
+
+fn root_name() -> String {
+    "root".into()
+}
+fn one_for_one() -> Strategy {
+    Strategy::OneForOne
+}
+fn one() -> u32 {
+    1
+}
+fn five_s() -> u64 {
+    5000
+}
+
+impl SupervisorConfig {
+    /// The runtime spec; errors name the offending child.
+    pub fn to_spec(&self) -> Result<SupervisorSpec, String> {
+        let children = self
+            .children
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.to_spec(&format!("{}.children[{i}]", self.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SupervisorSpec {
+            name: self.name.clone(),
+            strategy: self.strategy,
+            intensity: self.intensity,
+            period: Duration::from_millis(self.period_ms),
+            children,
+            restart: self.restart,
+        })
+    }
+}
+
+impl ChildConfig {
+    fn to_spec(&self, at: &str) -> Result<ChildSpec, String> {
+        match (&self.behaviour, &self.children) {
+            (Some(b), None) => {
+                let args =
+                    encode_args(self.args.as_ref()).map_err(|e| format!("{at}: args {e}"))?;
+                let shutdown = match &self.shutdown {
+                    None => Shutdown::Timeout(Duration::from_millis(5000)),
+                    Some(toml::Value::String(s)) if s == "brutal_kill" => Shutdown::BrutalKill,
+                    Some(toml::Value::String(s)) if s == "infinity" => Shutdown::Infinity,
+                    Some(toml::Value::Integer(ms)) if *ms >= 0 => Shutdown::Timeout(Duration::from_millis(*ms as u64)),
+                    Some(other) => {
+                        return Err(format!(
+                            "{at}: shutdown must be \"brutal_kill\", \"infinity\" or milliseconds, not {other}"
+                        ))
+                    }
+                };
+                Ok(ChildSpec::Worker(WorkerSpec {
+                    behaviour: b.clone(),
+                    name: self.name.clone(),
+                    args,
+                    restart: self.restart,
+                    shutdown,
+                }))
+            }
+            (None, Some(children)) => {
+                let name = self.name.clone().unwrap_or_else(|| at.to_string());
+                let nested = SupervisorConfig {
+                    name,
+                    strategy: self.strategy.unwrap_or(Strategy::OneForOne),
+                    intensity: self.intensity.unwrap_or(1),
+                    period_ms: self.period_ms.unwrap_or(5000),
+                    restart: self.restart,
+                    children: children.clone(),
+                };
+                Ok(ChildSpec::Supervisor(nested.to_spec()?))
+            }
+            (Some(_), Some(_)) => Err(format!(
+                "{at}: a child is a worker (behaviour) or a supervisor (children), not both"
+            )),
+            (None, None) => Err(format!(
+                "{at}: a child needs a behaviour (worker) or children (supervisor)"
+            )),
+        }
     }
 }
 

@@ -4,38 +4,35 @@
 //! and are replaced while they run. The `host` binary is a thin shell over this library;
 //! tests and tools drive the same API.
 //!
-//! One concern per module:
-//! - [`runtime`]: the [`Host`] — spawning, sending, calls with timeouts, reload entry point;
-//! - [`actor`], [`mailbox`], [`registry`], [`scheduler`], [`timer`]: the actor system;
-//! - [`loader`], [`watcher`], [`swap`], [`versions`]: loading versions, hot-swapping them,
-//!   and retiring or unloading the old ones;
-//! - [`events`], [`logging`], [`config`]: what the host reports and how it is set up;
-//! - `ffi`: the functions plugins call back into.
+//! The layers, bottom up — each uses only those below it (the README's "How the code is
+//! laid out" has the rules and the grep that checks them):
+//! - [`util`]: ids, the few terms the host builds, the ELF check, the content hash;
+//! - [`observe`]: typed events and the log, counters, traces, the operator's model types;
+//! - [`system`]: the actor system — actors, mailboxes, registry, scheduler, timers, calls,
+//!   links, the run loop, the FFI glue, and `sys` (suspend, state, trace);
+//! - [`code`]: the code server — loader, versions, swap, watcher;
+//! - [`supervisor`]: specs, pure strategy decisions, the supervision thread;
+//! - the facade, [`Host`]: assembles the layers;
+//! - [`config`]: TOML to specs and options; [`control`]: the operator's socket, `ctl`
+//!   and `top`; [`boot`]: a config to a running host — the leaves, which nothing in the
+//!   layers above imports.
 
 #![warn(missing_docs)]
 
-pub mod actor;
+pub mod boot;
+pub mod code;
 pub mod config;
 pub mod control;
-pub mod events;
-mod ffi;
-pub mod loader;
-pub mod logging;
-pub mod mailbox;
-pub mod object;
+mod facade;
 pub mod observe;
-pub mod registry;
-pub mod runtime;
-pub mod scheduler;
 pub mod supervisor;
-pub mod swap;
-mod term;
-pub mod timer;
-pub mod versions;
-pub mod watcher;
+pub mod system;
+pub mod util;
 
-pub use events::{HostEvent, ReloadOutcome, ReloadReport};
-pub use runtime::{
-    CallError, Host, HostError, HostOptions, SpawnError, Target, DEFAULT_CALL_TIMEOUT,
-};
-pub use versions::{VersionFate, VersionInfo, VersionPolicy, VersionReport};
+pub use code::versions::{VersionFate, VersionInfo, VersionPolicy, VersionReport};
+pub use code::ReloadError;
+pub use facade::{Host, HostError, HostOptions, StatsSampler, DEFAULT_CALL_TIMEOUT};
+pub use observe::events::{HostEvent, ReloadOutcome, ReloadReport};
+pub use supervisor::StartError;
+pub use system::{CallError, SpawnError, Target};
+pub use util::ids::ActorId;

@@ -4,14 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use host::config::{Config, LogFormat};
 use host::control::ctl::CtlCommand;
 use host::control::protocol::Request;
-use host::{Host, HostOptions};
 
 /// Runs actor behaviours from cdylib plugins and hot-swaps them when they are rebuilt.
 #[derive(Parser, Debug)]
@@ -112,7 +110,7 @@ fn main() -> ExitCode {
         },
         None => Config::demo(),
     };
-    host::logging::init(cli.log_format.unwrap_or(cfg.log_format));
+    host::observe::logging::init(cli.log_format.unwrap_or(cfg.log_format));
     if let Some(t) = cli.threads.filter(|t| *t > host::config::MAX_THREADS) {
         eprintln!(
             "host: --threads {t} is more than the {} scheduler threads allowed (0 means one per core)",
@@ -121,95 +119,11 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let opts = HostOptions {
-        threads: cli.threads.unwrap_or(cfg.threads),
-        plugin_dirs: cfg.plugin_dirs.clone(),
-        watch: cfg.watch_config(),
-        versions: cfg.versions.policy(),
+    let opts = host::boot::Overrides {
+        threads: cli.threads,
+        socket: cli.socket.clone(),
+        run_for: cli.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        demo: cli.config.is_none(),
     };
-    let host = match Host::start(opts) {
-        Ok(h) => Arc::new(h),
-        Err(e) => {
-            tracing::error!(event = "host_failed", error = %e, "host could not start");
-            eprintln!("host: {e}");
-            if cli.config.is_none() {
-                eprintln!("host: the demo needs its plugins built first: run scripts/run-demo.sh (or cargo build --workspace)");
-            }
-            return ExitCode::from(1);
-        }
-    };
-    for spec in &cfg.actors {
-        let args = match spec.args_etf() {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("host: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        match host.spawn(&spec.behaviour, spec.name.as_deref(), &args) {
-            Ok(id) => tracing::info!(
-                event = "actor_started",
-                actor = id,
-                name = spec.name.as_deref().unwrap_or(""),
-                behaviour = spec.behaviour.as_str(),
-                version = host.version_of(&spec.behaviour).unwrap_or_default(),
-                "actor started"
-            ),
-            Err(e) => {
-                tracing::error!(event = "start_failed", behaviour = spec.behaviour.as_str(), error = %e, "actor could not start");
-                eprintln!(
-                    "host: cannot start actor `{}`: {e}",
-                    spec.name.as_deref().unwrap_or(&spec.behaviour)
-                );
-                return ExitCode::from(1);
-            }
-        }
-    }
-    if let Some(tree) = &cfg.supervisor {
-        let started = tree.to_spec().and_then(|spec| host.start_supervisor(spec));
-        if let Err(e) = started {
-            tracing::error!(event = "start_failed", supervisor = tree.name.as_str(), error = %e, "supervision tree did not start");
-            eprintln!("host: {e}");
-            return ExitCode::from(1);
-        }
-    }
-    let control = if cfg.control.enabled {
-        let path = cli
-            .socket
-            .clone()
-            .unwrap_or_else(|| cfg.control.socket_path());
-        match host::control::server::ControlServer::start(&host, &path) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(event = "host_failed", error = %e, "control socket refused");
-                eprintln!("host: {e}");
-                return ExitCode::from(1);
-            }
-        }
-    } else {
-        None
-    };
-    // Run until the time is up, or until a root supervisor gives up (like the node going
-    // down in OTP): then exit non-zero.
-    let deadline = cli
-        .run_for
-        .map(|s| std::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    loop {
-        if let Some(name) = host.root_failure().filter(|_| cfg.exit_on_root_failure) {
-            tracing::error!(
-                event = "host_stopping",
-                supervisor = name.as_str(),
-                "root supervisor gave up; stopping"
-            );
-            eprintln!("host: root supervisor `{name}` reached its restart intensity");
-            return ExitCode::from(3);
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(control);
-    drop(host);
-    ExitCode::SUCCESS
+    host::boot::run(&cfg, opts)
 }

@@ -10,7 +10,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{unbounded, Receiver, RecvTimeoutError};
-use host::watcher::{
+use host::code::watcher::{
     hash_file, is_plugin_artifact, scan, Artifact, ContentHash, WatchConfig, WatchError,
     WatchEvent, Watcher,
 };

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use host::watcher::WatchConfig;
+use host::code::watcher::WatchConfig;
 use host::{Host, HostEvent, HostOptions, ReloadOutcome, Target, VersionPolicy};
 use serde::{Deserialize, Serialize};
 

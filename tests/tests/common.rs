@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use e2e::PluginDir;
-use host::watcher::WatchConfig;
+use host::code::watcher::WatchConfig;
 use host::{Host, HostEvent, HostOptions, Target};
 use serde::{Deserialize, Serialize};
 
@@ -121,7 +121,7 @@ pub fn crash(host: &Host, who: &str) {
 
 /// Waits until `name` is registered under an id other than `old` (a restart), and
 /// returns the new id.
-pub fn restarted(host: &Host, name: &str, old: u64) -> u64 {
+pub fn restarted(host: &Host, name: &str, old: host::ActorId) -> host::ActorId {
     let deadline = std::time::Instant::now() + T;
     loop {
         match host.whereis(name) {

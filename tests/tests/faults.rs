@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use crossbeam_channel::Receiver;
 use e2e::{build, next_reload, wait_for, PluginDir, Variant};
-use host::events::{LoadOutcome, SupervisorEvent};
+use host::observe::events::{LoadOutcome, SupervisorEvent};
 use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
 use host::{Host, HostEvent, ReloadOutcome, ReloadReport, Target};
 use serde::Serialize;
@@ -266,7 +266,8 @@ fn a_panic_or_an_error_in_init_fails_the_spawn_with_a_clear_error() {
                 worker("bad", &InitArgs::Panic),
             ],
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("bad") && e.contains("asked to panic in init"),
         "{e}"
@@ -283,7 +284,7 @@ fn a_panic_in_handle_cast_crashes_only_its_actor_and_the_supervisor_restarts_it(
     let (_dir, host, rx) = v1_with_a();
     host.start_supervisor(one_for_one("s", vec![worker("w", &InitArgs::Ok)]))
         .unwrap();
-    let w = restarted(&host, "w", 0);
+    let w = restarted(&host, "w", host::ActorId(0));
     cast(&host, "w", &Cast::Incr(3));
     host.cast(
         Target::Name("w"),
@@ -321,7 +322,7 @@ fn a_panic_in_terminate_still_stops_the_actor_and_the_supervisor_restarts_it() {
     let (_dir, host, rx) = v1_with_a();
     host.start_supervisor(one_for_one("s", vec![worker("w", &InitArgs::Ok)]))
         .unwrap();
-    let w = restarted(&host, "w", 0);
+    let w = restarted(&host, "w", host::ActorId(0));
 
     // A crash whose terminate panics too: the crash is reported, the child restarted.
     assert_eq!(call(&host, "w", &FaultCall::PanicInTerminate), Reply::Done);

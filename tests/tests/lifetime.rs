@@ -80,7 +80,9 @@ fn unload_mode_closes_a_retired_version_and_everything_the_host_kept_still_works
             .unwrap();
     }
     let Reply::Timer(_) = host
-        .call_as(Target::Name("a"), &Call::TimerTo("b".into(), 300), T)
+        // Long enough to outlast the swap below even on a loaded machine (at 300 ms it
+        // sometimes fired before the swap finished, and the test read b too late).
+        .call_as(Target::Name("a"), &Call::TimerTo("b".into(), 1500), T)
         .unwrap()
     else {
         panic!("timer ref")
@@ -102,7 +104,7 @@ fn unload_mode_closes_a_retired_version_and_everything_the_host_kept_still_works
         Reply::Count(_, n) => n,
         r => panic!("{r:?}"),
     };
-    let bumped = (0..100).any(|_| {
+    let bumped = (0..200).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
         matches!(get(&host, "b"), Reply::Count(_, n) if n > b_before)
     });

@@ -63,7 +63,7 @@ fn an_abnormal_exit_kills_a_linked_actor_that_does_not_trap_exits() {
 #[test]
 fn trap_exit_turns_a_linked_crash_into_a_message() {
     let (_d, host, _rx) = start_v1();
-    let a = host.spawn_with("tp", Some("a"), &()).unwrap();
+    let a = host.spawn_with("tp", Some("a"), &()).unwrap().0;
     host.spawn_with("tp", Some("b"), &()).unwrap();
     assert_eq!(
         call(&host, "b", Call::TrapExit(true)),
@@ -157,7 +157,7 @@ fn an_exit_signal_kills_unless_trapped_and_normal_is_ignored() {
 #[test]
 fn a_monitor_delivers_down_with_the_reason() {
     let (_d, host, _rx) = start_v1();
-    let b = host.spawn_with("tp", Some("b"), &()).unwrap();
+    let b = host.spawn_with("tp", Some("b"), &()).unwrap().0;
     host.spawn_with("tp", Some("w"), &()).unwrap();
     let Reply::Timer(mref) = call(&host, "w", Call::Monitor("b".into())) else {
         panic!()
@@ -239,7 +239,7 @@ fn spawn_link_starts_a_linked_actor_and_its_crash_takes_the_parent_down() {
         "{got:?}"
     );
     host.send(
-        Target::Id(child),
+        Target::Id(host::ActorId(child)),
         plugin_api::etf::to_vec(&Info::Panic).unwrap(),
     )
     .unwrap();

@@ -70,7 +70,7 @@ fn plugin_logs_carry_actor_behaviour_and_version_across_reloads_and_unloads() {
             ..VersionPolicy::default()
         },
     );
-    let a = host.spawn_with("tp", Some("a"), &()).unwrap();
+    let a = host.spawn_with("tp", Some("a"), &()).unwrap().0;
     let first = sink.line("tp 1 started");
     assert_eq!(first["target"], "plugin");
     assert_eq!(first["fields"]["actor"], a);
@@ -88,7 +88,7 @@ fn plugin_logs_carry_actor_behaviour_and_version_across_reloads_and_unloads() {
     .expect("version 1 unloaded");
 
     // A new actor on version 2 logs through the same subscriber, tagged with its version.
-    let b = host.spawn_with("tp", Some("b"), &()).unwrap();
+    let b = host.spawn_with("tp", Some("b"), &()).unwrap().0;
     let second = sink.line("tp 2 started");
     assert_eq!(second["fields"]["actor"], b);
     assert_eq!(second["fields"]["version"], "2");

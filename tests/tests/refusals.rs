@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use e2e::{build, next_reload, wait_for, PluginDir, Variant};
-use host::events::LoadOutcome;
+use host::observe::events::LoadOutcome;
 use host::{HostEvent, ReloadOutcome};
 
 /// Installs `bad` over a running v1 and returns the rejection reason, prefixed with the
@@ -183,7 +183,7 @@ fn the_loader_itself_refuses_bad_files_with_their_reason() {
     for (what, bytes, expect) in cases {
         let p = scratch.path().join(format!("lib{what}.so"));
         std::fs::write(&p, bytes).unwrap();
-        let e = host::loader::load(&p, &copies.path())
+        let e = host::code::loader::load(&p, &copies.path())
             .err()
             .expect("refused")
             .to_string();
@@ -192,7 +192,7 @@ fn the_loader_itself_refuses_bad_files_with_their_reason() {
             "{what}: {e}"
         );
     }
-    let e = host::loader::load(&scratch.path().join("libmissing.so"), &copies.path())
+    let e = host::code::loader::load(&scratch.path().join("libmissing.so"), &copies.path())
         .err()
         .expect("refused")
         .to_string();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use e2e::{build, next_reload, wait_for, Variant};
-use host::events::SupervisorEvent;
+use host::observe::events::SupervisorEvent;
 use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
 use host::{Host, HostEvent, ReloadOutcome, Target};
 
@@ -74,7 +74,7 @@ fn children(
     out
 }
 
-fn id(host: &Host, name: &str) -> u64 {
+fn id(host: &Host, name: &str) -> host::ActorId {
     let deadline = Instant::now() + T;
     loop {
         if let Some(id) = host.whereis(name) {
@@ -291,7 +291,8 @@ fn a_child_that_fails_to_start_stops_the_tree_start_with_its_name() {
             1,
             vec![worker("a", Restart::Permanent), bad],
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("ghost") && e.contains("unknown behaviour `nope`"),
         "{e}"
@@ -404,9 +405,10 @@ fn simple_one_for_one_starts_children_on_request_and_restarts_each_alone() {
         assert!(Instant::now() < deadline, "{v:?}");
         std::thread::sleep(Duration::from_millis(10));
     };
-    let started: Vec<u64> = inbox
+    let started: Vec<host::ActorId> = inbox
         .iter()
         .filter_map(|l| l.strip_prefix("started ")?.parse().ok())
+        .map(host::ActorId)
         .collect();
     assert_eq!(started.len(), 2, "{inbox:?}");
     assert!(

@@ -6,8 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::model::TraceEvent;
 use super::protocol::{Request, Response};
+use crate::observe::model::TraceEvent;
 
 /// Connects to the host listening on `socket`.
 fn connect(socket: &Path) -> Result<UnixStream, String> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use plugin_api::etf;
 
 use super::client;
-use super::model::{ActorInfo, Stats, TreeNode, VersionRow};
 use super::protocol::{Request, SwapOutcome};
+use crate::observe::model::{ActorInfo, Stats, TreeNode, VersionRow};
 
 /// A `host ctl` command.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -221,7 +221,7 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                         format!(" {}", ev.peer)
                     };
                     format!(
-                        "{} <0.{}.0> {arrow} {}{peer}: {}",
+                        "{} {} {arrow} {}{peer}: {}",
                         clock(ev.at_us / 1_000_000, (ev.at_us / 1000) % 1000),
                         ev.actor,
                         ev.kind,
@@ -328,7 +328,7 @@ fn print_actors(actors: &[ActorInfo]) {
             .iter()
             .map(|a| {
                 vec![
-                    format!("<0.{}.0>", a.id),
+                    a.id.to_string(),
                     a.name.clone().unwrap_or_else(|| "-".into()),
                     a.behaviour.clone(),
                     a.version.clone(),
@@ -383,10 +383,10 @@ fn print_tree(n: &TreeNode, prefix: &str, last: bool, root: bool) {
     } else {
         "├─ "
     };
-    let actor = if n.actor == 0 {
+    let actor = if n.actor.0 == 0 {
         String::new()
     } else {
-        format!(" <0.{}.0>", n.actor)
+        format!(" {}", n.actor)
     };
     println!(
         "{prefix}{branch}{} ({} {}){actor} {} restarts {}",

@@ -82,7 +82,7 @@ pub enum Response {
     /// It did not; one line saying why.
     Error(String),
     /// One traced message (a `trace` request gets these until the client hangs up).
-    Trace(super::model::TraceEvent),
+    Trace(crate::observe::model::TraceEvent),
 }
 
 /// What a reload or rollback did, as `host ctl` reports it.
@@ -114,7 +114,7 @@ pub struct SwapRow {
 impl SwapOutcome {
     /// The report of a host event from a reload or load.
     pub fn from_event(ev: &crate::HostEvent) -> SwapOutcome {
-        use crate::events::LoadOutcome;
+        use crate::observe::events::LoadOutcome;
         match ev {
             crate::HostEvent::Reload(r) => SwapOutcome {
                 outcome: r.outcome.as_str().into(),

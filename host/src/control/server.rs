@@ -25,10 +25,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use plugin_api::etf;
 
-use super::model::{Snapshot, Stats};
 use super::protocol::{Request, Response, SwapOutcome};
-use crate::observe::StatsSampler;
-use crate::runtime::{CallError, Host, Target};
+use crate::observe::model::{Snapshot, Stats};
+use crate::observe::Event;
+use crate::StatsSampler;
+use crate::{CallError, Host, Target};
 
 /// The socket path used when the configuration names none:
 /// `$XDG_RUNTIME_DIR/actor-host/host.sock`, else `/tmp/actor-host-UID/host.sock`.
@@ -125,7 +126,7 @@ impl ControlServer {
             .name("control".into())
             .spawn(move || accept_loop(listener, weak, flag, rates))
             .map_err(|e| format!("cannot start the control thread: {e}"))?;
-        tracing::info!(event = "control_listening", socket = %path.display(), "control socket ready");
+        Event::ControlListening { socket: path }.log();
         Ok(ControlServer {
             path: path.to_path_buf(),
             stop,
@@ -188,11 +189,7 @@ fn accept_loop(listener: UnixListener, host: Weak<Host>, stop: Arc<AtomicBool>, 
         match peer {
             Ok(c) if c.uid() == me => {}
             Ok(c) => {
-                tracing::warn!(
-                    event = "control_refused",
-                    uid = c.uid(),
-                    "control connection from another user refused"
-                );
+                Event::ControlRefused { uid: c.uid() }.log();
                 let _ = reply(
                     &mut conn,
                     &Response::Error(format!(
@@ -310,7 +307,7 @@ pub fn target(to: &str) -> Target<'_> {
         .and_then(|r| r.strip_suffix(".0>"))
         .unwrap_or(to);
     match id.parse::<u64>() {
-        Ok(n) => Target::Id(n),
+        Ok(n) => Target::Id(crate::ActorId(n)),
         Err(_) => Target::Name(to),
     }
 }
@@ -359,14 +356,16 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
         }
         Request::Versions => json(&host.versions()),
         Request::Reload { behaviour, path } => {
-            let ev = host.reload_behaviour(&behaviour, path.as_deref().map(Path::new))?;
+            let ev = host
+                .reload_behaviour(&behaviour, path.as_deref().map(Path::new))
+                .map_err(|e| e.to_string())?;
             json(&SwapOutcome::from_event(&ev))
         }
         Request::Rollback { behaviour } => {
-            let ev = host.rollback(&behaviour)?;
+            let ev = host.rollback(&behaviour).map_err(|e| e.to_string())?;
             json(&SwapOutcome::from_event(&ev))
         }
-        Request::Tree => json(&host.tree()?),
+        Request::Tree => json(&host.tree().map_err(|e| e.to_string())?),
         Request::Stats => json(&stats(host, sampler)),
         Request::Snapshot => {
             let tree = host.tree().unwrap_or_default();

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use e2e::soak::rss_bytes;
 use e2e::{build, next_reload, PluginDir, Variant};
+use host::code::watcher::WatchConfig;
 use host::supervisor::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec, WorkerSpec};
-use host::watcher::WatchConfig;
 use host::{Host, HostOptions, ReloadOutcome, Target};
 use plugin_api::etf;
 use serde::{Deserialize, Serialize};
@@ -102,7 +102,7 @@ fn main() {
 
     // --- 100,000 pending timers (first: RSS growth is only meaningful in a fresh process) ---
     {
-        use host::timer::{TimerAction, TimerService};
+        use host::system::timer::{TimerAction, TimerService};
         use std::sync::{Arc, Mutex};
         let n = 100_000u64;
         let origin = Instant::now();

@@ -1,0 +1,361 @@
+//! The [`Host`]: the one type a user of the library holds. It assembles the layers — the
+//! actor system, the code server, supervision, the observer — each of which owns its own
+//! state, and offers their operations with typed errors. It holds no state of its own
+//! beyond the handles.
+
+mod errors;
+mod operator;
+mod supervision;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::channel::{self, Receiver};
+use plugin_api::abi::MsgKind;
+use plugin_api::etf;
+
+pub use errors::HostError;
+pub use operator::StatsSampler;
+
+use crate::code::versions::{VersionInfo, VersionPolicy, VersionReport};
+use crate::code::watcher::{self, WatchConfig, Watcher};
+use crate::code::{self, Code, ReloadError};
+use crate::observe::{Event, HostEvent, Observer};
+use crate::supervisor::{StartError, Supervision, SupervisorSpec};
+use crate::system::mailbox::Envelope;
+use crate::system::scheduler::Scheduler;
+use crate::system::timer::{TimerService, Timers};
+use crate::system::{Actor, CallError, SpawnError, System, Target};
+use crate::util::ids::ActorId;
+
+/// Default timeout of a call, as in OTP.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// How to start a host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Scheduler threads (0: one per core).
+    pub threads: usize,
+    /// Directories holding plugin libraries, loaded at start and watched.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Watch the directories for rebuilt libraries (`None`: load once, never reload).
+    pub watch: Option<WatchConfig>,
+    /// What happens to versions no actor runs any more.
+    pub versions: VersionPolicy,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            threads: 0,
+            plugin_dirs: Vec::new(),
+            watch: Some(WatchConfig::default()),
+            versions: VersionPolicy::default(),
+        }
+    }
+}
+
+/// A running host. Dropping it stops the watcher, the supervision trees (children in
+/// reverse order, with `terminate`), the scheduler and the timers.
+pub struct Host {
+    system: Arc<System>,
+    code: Arc<Code>,
+    observer: Arc<Observer>,
+    // Field order is drop order: stop the watcher and reloader first, then supervision,
+    // then the scheduler.
+    watcher: Option<Watcher>,
+    reloader: Option<JoinHandle<()>>,
+    supervision: Option<Supervision>,
+    scheduler: Option<Scheduler>,
+    _timers: TimerService,
+}
+
+impl Host {
+    /// Starts a host: checks the plugin directories, loads every library in them, starts
+    /// the scheduler and timers, and (unless disabled) the watcher that hot-swaps rebuilt
+    /// libraries.
+    pub fn start(mut opts: HostOptions) -> Result<Host, HostError> {
+        for dir in &mut opts.plugin_dirs {
+            if !dir.is_dir() {
+                return Err(HostError::PluginDir {
+                    dir: dir.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "does not exist or is not a directory",
+                    ),
+                });
+            }
+            // Absolute, canonical paths: file events arrive with absolute paths, and a
+            // library is known by one path however the config spelled it.
+            *dir = std::fs::canonicalize(&*dir).map_err(|source| HostError::PluginDir {
+                dir: dir.clone(),
+                source,
+            })?;
+        }
+        let copy_dir = tempfile::Builder::new()
+            .prefix("actor-host-")
+            .tempdir()
+            .map_err(HostError::CopyDir)?;
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            opts.threads
+        };
+
+        // Bottom up: each layer gets the handles of those below it, nothing is filled in
+        // after construction.
+        let observer = Arc::new(Observer::default());
+        let mut scheduler = Scheduler::new(threads);
+        let timers = Timers::new();
+        let (upcalls_tx, upcalls_rx) = channel::unbounded();
+        let system = Arc::new(System::new(
+            scheduler.run_queue(),
+            timers.clone(),
+            upcalls_tx,
+            observer.clone(),
+        ));
+        let weak = Arc::downgrade(&system);
+        let timer_service = TimerService::start_on(timers, move |action| {
+            if let Some(system) = weak.upgrade() {
+                system.fire_timer(action);
+            }
+        });
+        let run = system.clone();
+        scheduler.start(Arc::new(move |actor: &Arc<Actor>| run.run_actor(actor)));
+        let code = Arc::new(Code::new(
+            system.clone(),
+            observer.clone(),
+            opts.versions,
+            copy_dir,
+        ));
+        let supervision = Supervision::start(
+            supervision::Children {
+                system: system.clone(),
+                code: code.clone(),
+                observer: observer.clone(),
+            },
+            upcalls_rx,
+        );
+
+        let found = watcher::scan(&opts.plugin_dirs, watcher::is_plugin_artifact).map_err(|e| {
+            HostError::PluginDir {
+                dir: opts.plugin_dirs.first().cloned().unwrap_or_default(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+        for artifact in &found {
+            code.load_path(&artifact.path);
+        }
+
+        let mut host = Host {
+            system,
+            code,
+            observer,
+            watcher: None,
+            reloader: None,
+            supervision: Some(supervision),
+            scheduler: Some(scheduler),
+            _timers: timer_service,
+        };
+        if let Some(cfg) = opts.watch {
+            let (tx, rx) = channel::unbounded();
+            let w = Watcher::start(
+                &opts.plugin_dirs,
+                watcher::is_plugin_artifact,
+                &found,
+                cfg,
+                tx,
+            )
+            .map_err(HostError::Watch)?;
+            let code = Arc::downgrade(&host.code);
+            host.reloader = Some(
+                std::thread::Builder::new()
+                    .name("reloader".into())
+                    .spawn(move || code::reload_loop(rx, code))
+                    .map_err(HostError::Thread)?,
+            );
+            host.watcher = Some(w);
+        }
+        host.observer.emit(Event::HostStarted {
+            threads,
+            libraries: found.len(),
+            behaviours: &host.behaviour_names().join(","),
+        });
+        Ok(host)
+    }
+
+    /// Receives every host event from now on (reloads, loads, crashes, stops): what tests
+    /// and tools wait on instead of parsing logs.
+    pub fn subscribe(&self) -> Receiver<HostEvent> {
+        self.observer.subscribe()
+    }
+
+    /// Starts an actor of `behaviour` with ETF-encoded `args`, optionally under `name`.
+    pub fn spawn(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+    ) -> Result<ActorId, SpawnError> {
+        self.code.spawn(behaviour, name, args, None)
+    }
+
+    /// Like [`Host::spawn`], encoding `args` with serde.
+    pub fn spawn_with<A: serde::Serialize>(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &A,
+    ) -> Result<ActorId, SpawnError> {
+        let bytes = etf::to_vec(args).map_err(|e| SpawnError::BadArgs {
+            behaviour: behaviour.into(),
+            detail: e.to_string(),
+        })?;
+        self.spawn(behaviour, name, &bytes)
+    }
+
+    /// Sends a cast (`handle_cast`).
+    pub fn cast(&self, to: Target<'_>, bytes: Vec<u8>) -> Result<(), CallError> {
+        self.system
+            .send(to, Envelope::message(MsgKind::Cast, bytes))
+    }
+
+    /// Sends a plain message (`handle_info`).
+    pub fn send(&self, to: Target<'_>, bytes: Vec<u8>) -> Result<(), CallError> {
+        self.system
+            .send(to, Envelope::message(MsgKind::Info, bytes))
+    }
+
+    /// Calls an actor and waits for the reply, at most `timeout`.
+    pub fn call(
+        &self,
+        to: Target<'_>,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        self.system.call(to, bytes, timeout)
+    }
+
+    /// Typed call: encodes `msg`, decodes the reply into `R`.
+    pub fn call_as<M: serde::Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+        &self,
+        to: Target<'_>,
+        msg: &M,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        let bytes = etf::to_vec(msg).map_err(|e| CallError::Codec(e.to_string()))?;
+        let reply = self.call(to, bytes, timeout)?;
+        etf::from_slice(&reply)
+            .map_err(|e| CallError::Codec(format!("{e} in reply {}", etf::display(&reply))))
+    }
+
+    /// The id registered under `name`.
+    pub fn whereis(&self, name: &str) -> Option<ActorId> {
+        self.system.registry.whereis(name)
+    }
+
+    /// The current version of a behaviour.
+    pub fn version_of(&self, behaviour: &str) -> Option<String> {
+        self.code.version_of(behaviour)
+    }
+
+    /// The version an actor runs right now.
+    pub fn actor_version(&self, to: Target<'_>) -> Option<String> {
+        let actor = self.system.resolve(to)?;
+        let core = actor.core.lock();
+        Some(core.version.version.to_string())
+    }
+
+    /// Names of the loaded behaviours, sorted.
+    pub fn behaviour_names(&self) -> Vec<String> {
+        self.code.behaviour_names()
+    }
+
+    /// Number of live actors.
+    pub fn actor_count(&self) -> usize {
+        self.system.registry.len()
+    }
+
+    /// Starts a supervision tree: its children start in order; an error names the child
+    /// that did not start (and the ones already started are stopped again).
+    pub fn start_supervisor(&self, spec: SupervisorSpec) -> Result<ActorId, StartError> {
+        self.supervision().start_tree(spec)
+    }
+
+    /// The name of a root supervisor that gave up, if one did.
+    pub fn root_failure(&self) -> Option<String> {
+        self.supervision.as_ref().and_then(|s| s.root_failure())
+    }
+
+    /// Number of pending timers (`send_after` timers and request timeouts).
+    pub fn pending_timers(&self) -> usize {
+        self.system.timers().pending()
+    }
+
+    /// Loads (or reloads) the library at `path` now, as the watcher would, and reports
+    /// what happened.
+    pub fn reload(&self, path: &Path) -> HostEvent {
+        self.code.load_path(path)
+    }
+
+    /// Number of retired (still mapped, unpinned) versions of the library at `path`.
+    pub fn retired_versions(&self, path: &Path) -> usize {
+        self.code.retired_versions(path)
+    }
+
+    /// Loads a new version of the library that provides `behaviour` now, from `file` or
+    /// from its own (watched) file, and swaps to it; reports what happened.
+    pub fn reload_behaviour(
+        &self,
+        behaviour: &str,
+        file: Option<&Path>,
+    ) -> Result<HostEvent, ReloadError> {
+        let path = self.code.library_of(behaviour)?;
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(ReloadError::NotAFile(f.to_path_buf()));
+            }
+        }
+        Ok(self.code.load_into(&path, file.unwrap_or(&path)))
+    }
+
+    /// Swaps the library that provides `behaviour` back to its previous retained version:
+    /// every actor's state goes through that version's `code_change` with `{down, Vsn}`.
+    /// All or nothing, like any swap.
+    pub fn rollback(&self, behaviour: &str) -> Result<HostEvent, ReloadError> {
+        self.code.rollback(behaviour)
+    }
+
+    /// Every loaded version of every library: current, retired and pinned, with how many
+    /// actors run each.
+    pub fn versions(&self) -> Vec<VersionInfo> {
+        self.code.versions()
+    }
+
+    /// Applies the version policy now (normally done after every reload): in unload mode,
+    /// closes the retired versions nothing holds any more. Returns what happened.
+    pub fn sweep_versions(&self) -> Vec<VersionReport> {
+        self.code.sweep_versions()
+    }
+
+    fn supervision(&self) -> &Supervision {
+        self.supervision
+            .as_ref()
+            .expect("supervision runs until the host is dropped")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.watcher.take();
+        if let Some(r) = self.reloader.take() {
+            let _ = r.join();
+        }
+        self.supervision.take();
+        self.scheduler.take();
+    }
+}

@@ -1,0 +1,189 @@
+//! The observer: where every event goes (the log, the subscribers, the counters), the last
+//! notable events, and the trace subscriptions.
+//!
+//! Nothing here is on the message path except two relaxed flag loads per message (is the
+//! actor traced?, in the run loop); counting happens when events are published (reloads,
+//! crashes — rare).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam::channel::{self, Receiver, Sender};
+use parking_lot::Mutex;
+
+use super::events::{Event, HostEvent, LoadOutcome, ReloadOutcome};
+use super::model::{RecentEvent, TraceEvent};
+
+/// How many notable events `host top` can show.
+const RECENT: usize = 64;
+
+/// Where events go; counters and trace subscriptions. One per host, shared by handle.
+pub struct Observer {
+    /// Who receives every [`HostEvent`] (`Host::subscribe`).
+    subscribers: Mutex<Vec<Sender<HostEvent>>>,
+    /// When the host started.
+    started: Instant,
+    reloads_ok: AtomicU64,
+    reloads_rolled_back: AtomicU64,
+    reloads_rejected: AtomicU64,
+    crashes: AtomicU64,
+    /// Messages handled by actors that have stopped (live ones count their own).
+    handled_by_dead: AtomicU64,
+    recent: Mutex<VecDeque<RecentEvent>>,
+    tracers: Mutex<Vec<(crate::util::ids::ActorId, Sender<TraceEvent>)>>,
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Observer {
+            subscribers: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            reloads_ok: AtomicU64::new(0),
+            reloads_rolled_back: AtomicU64::new(0),
+            reloads_rejected: AtomicU64::new(0),
+            crashes: AtomicU64::new(0),
+            handled_by_dead: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
+            tracers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// The counters, read at one moment.
+pub(crate) struct Counters {
+    pub(crate) uptime: Duration,
+    pub(crate) handled_by_dead: u64,
+    pub(crate) reloads_ok: u64,
+    pub(crate) reloads_rolled_back: u64,
+    pub(crate) reloads_rejected: u64,
+    pub(crate) crashes: u64,
+}
+
+impl Observer {
+    /// Logs, counts and hands `ev` to every subscriber.
+    pub(crate) fn publish(&self, ev: HostEvent) {
+        ev.log();
+        self.record(&ev);
+        self.subscribers
+            .lock()
+            .retain(|s| s.send(ev.clone()).is_ok());
+    }
+
+    /// Writes a log-only event.
+    pub(crate) fn emit(&self, ev: Event<'_>) {
+        ev.log();
+    }
+
+    /// Receives every published event from now on.
+    pub(crate) fn subscribe(&self) -> Receiver<HostEvent> {
+        let (tx, rx) = channel::unbounded();
+        self.subscribers.lock().push(tx);
+        rx
+    }
+
+    /// The counters now.
+    pub(crate) fn counters(&self) -> Counters {
+        Counters {
+            uptime: self.started.elapsed(),
+            handled_by_dead: self.handled_by_dead.load(Ordering::Relaxed),
+            reloads_ok: self.reloads_ok.load(Ordering::Relaxed),
+            reloads_rolled_back: self.reloads_rolled_back.load(Ordering::Relaxed),
+            reloads_rejected: self.reloads_rejected.load(Ordering::Relaxed),
+            crashes: self.crashes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The last reloads, crashes and version changes, oldest first.
+    pub(crate) fn recent(&self) -> Vec<RecentEvent> {
+        self.recent.lock().iter().cloned().collect()
+    }
+
+    /// Starts following `actor`'s messages: trace events for it go to the receiver.
+    pub(crate) fn follow(&self, actor: crate::util::ids::ActorId) -> Receiver<TraceEvent> {
+        let (tx, rx) = channel::unbounded();
+        self.tracers.lock().push((actor, tx));
+        rx
+    }
+
+    /// Counts a published event and keeps it if it is a reload, a crash or a version
+    /// change.
+    fn record(&self, ev: &HostEvent) {
+        let (event, subject, outcome) = match ev {
+            HostEvent::Reload(r) => {
+                let counter = match r.outcome {
+                    ReloadOutcome::Ok => &self.reloads_ok,
+                    ReloadOutcome::RolledBack => &self.reloads_rolled_back,
+                    ReloadOutcome::Rejected => &self.reloads_rejected,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let subject = r
+                    .behaviours
+                    .iter()
+                    .map(|b| format!("{} {} -> {}", b.behaviour, b.from, b.to))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let outcome = match &r.reason {
+                    Some(why) => format!("{}: {why}", r.outcome.as_str()),
+                    None => format!("{} ({} us)", r.outcome.as_str(), r.pause_us),
+                };
+                ("reload", subject, outcome)
+            }
+            HostEvent::Load {
+                path,
+                outcome: LoadOutcome::Rejected,
+                reason,
+                ..
+            } => {
+                self.reloads_rejected.fetch_add(1, Ordering::Relaxed);
+                (
+                    "load",
+                    path.display().to_string(),
+                    format!("rejected: {}", reason.as_deref().unwrap_or("")),
+                )
+            }
+            HostEvent::Crash {
+                actor,
+                name,
+                behaviour,
+                reason,
+                ..
+            } => {
+                self.crashes.fetch_add(1, Ordering::Relaxed);
+                let who = name.clone().unwrap_or_else(|| actor.to_string());
+                ("crash", format!("{who} ({behaviour})"), reason.clone())
+            }
+            HostEvent::Version(v) => (v.fate.event_name(), v.behaviours.join(","), v.hash.clone()),
+            _ => return,
+        };
+        let mut recent = self.recent.lock();
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(RecentEvent {
+            at: now_s(),
+            event: event.into(),
+            subject,
+            outcome,
+        });
+    }
+
+    /// Adds what a stopped actor handled to the host-wide count.
+    pub(crate) fn actor_stopped(&self, handled: u64) {
+        self.handled_by_dead.fetch_add(handled, Ordering::Relaxed);
+    }
+
+    /// Sends a trace event to whoever follows `actor`; returns false when nobody does any
+    /// more (the caller then clears the actor's flag).
+    pub(crate) fn trace(&self, ev: TraceEvent) -> bool {
+        let mut tracers = self.tracers.lock();
+        tracers.retain(|(id, tx)| *id != ev.actor || tx.send(ev.clone()).is_ok());
+        tracers.iter().any(|(id, _)| *id == ev.actor)
+    }
+}

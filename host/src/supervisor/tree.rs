@@ -1,0 +1,829 @@
+//! The supervision thread: OTP's `supervisor` processes, all on one thread that owns
+//! their state. It starts children in order, carries out `strategy`'s decision when one
+//! exits, gives up past the restart intensity, and stops children in reverse.
+//!
+//! Supervisors are not actors and not plugins. Children are linked to their supervisor's
+//! id from birth, and a child's death reaches this thread as an [`Upcall::ChildExit`] sent
+//! by the actor system. Restarting here — never on the dying child's scheduler thread —
+//! keeps spawns (which take the behaviour table lock) out of any actor's core lock, so a
+//! restart cannot deadlock with a hot swap.
+//!
+//! Everything this thread does to the world goes through [`ChildHost`], so the tests
+//! below drive it with a fake host and no plugin at all.
+//!
+//! Implemented: `one_for_one`, `one_for_all`, `rest_for_one`; restart `permanent`,
+//! `transient`, `temporary`; intensity / period; nested supervisors (a supervisor that
+//! gives up exits with `shutdown` and its parent decides); shutdown `brutal_kill` or a
+//! timeout, then `kill`; `simple_one_for_one` with children added by `ctx.start_child`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use plugin_api::{etf, Reason};
+
+use super::strategy::{self, Decision};
+use super::{ChildSpec, Shutdown, StartError, Strategy, SupervisorSpec, WorkerSpec};
+use crate::observe::events::{Event, HostEvent, SupervisorEvent};
+use crate::observe::model::TreeNode;
+use crate::system::{SpawnError, Upcall};
+use crate::util::ids::ActorId;
+
+/// What the supervision thread needs from the rest of the host.
+pub(crate) trait ChildHost {
+    /// A fresh id for a supervisor, marked so its children's exits come here.
+    fn new_supervisor(&self) -> ActorId;
+    /// The supervisor `id` is gone.
+    fn forget_supervisor(&self, id: ActorId);
+    /// Starts an actor of `behaviour`, linked from birth to `link`.
+    fn spawn(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+        link: ActorId,
+    ) -> Result<ActorId, SpawnError>;
+    /// Links `a` to `b` on `a`'s side.
+    fn add_link(&self, a: ActorId, b: ActorId);
+    /// Sends an exit signal; false if `to` is not alive.
+    fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool;
+    /// Delivers `{reply, Tag, Payload}` to an actor.
+    fn reply(&self, to: ActorId, tag: u64, payload: &[u8]);
+    /// Reports a supervisor event.
+    fn report(&self, ev: HostEvent);
+}
+
+/// What the host asks of the supervision thread.
+pub(crate) enum SupervisorCommand {
+    /// Start a root supervisor tree.
+    Start {
+        spec: SupervisorSpec,
+        reply: Sender<Result<ActorId, StartError>>,
+    },
+    /// Describe every tree as it is now (`host ctl tree`).
+    Snapshot { reply: Sender<Vec<TreeNode>> },
+    /// Stop every tree and the thread (the host is going down).
+    Stop,
+}
+
+struct Child {
+    spec: ChildSpec,
+    /// The running actor's id, or the nested supervisor's id.
+    pid: Option<ActorId>,
+    /// Times the strategy restarted this child.
+    restarts: u64,
+}
+
+struct Sup {
+    spec: SupervisorSpec,
+    parent: Option<ActorId>,
+    children: Vec<Child>,
+    restarts: VecDeque<Instant>,
+}
+
+/// The stable name of a strategy, as written in the config.
+fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::OneForOne => "one_for_one",
+        Strategy::OneForAll => "one_for_all",
+        Strategy::RestForOne => "rest_for_one",
+        Strategy::SimpleOneForOne => "simple_one_for_one",
+    }
+}
+
+/// Handle to the supervision thread; dropping it stops every tree (children in reverse
+/// order, so `terminate` runs) and joins the thread.
+pub(crate) struct Supervision {
+    tx: Sender<SupervisorCommand>,
+    /// Set when a root supervisor gave up (the binary then exits non-zero).
+    root_failed: Arc<Mutex<Option<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Supervision {
+    /// Starts the thread: it serves `upcalls` from the actor system and the commands
+    /// sent through this handle, acting on the world through `host`.
+    pub(crate) fn start<H: ChildHost + Send + 'static>(
+        host: H,
+        upcalls: Receiver<Upcall>,
+    ) -> Supervision {
+        let (tx, commands) = channel::unbounded();
+        let root_failed = Arc::new(Mutex::new(None));
+        let tree = Tree::new(host, upcalls, commands, root_failed.clone());
+        let thread = std::thread::Builder::new()
+            .name("supervision".into())
+            .spawn(move || tree.run())
+            .expect("spawn the supervision thread");
+        Supervision {
+            tx,
+            root_failed,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every supervision tree as it is now. Waits at most `timeout` for the supervision
+    /// thread, which may be busy stopping a slow child.
+    pub(crate) fn snapshot(&self, timeout: Duration) -> Result<Vec<TreeNode>, StartError> {
+        let (reply, rx) = channel::bounded(1);
+        self.tx
+            .send(SupervisorCommand::Snapshot { reply })
+            .map_err(|_| StartError::Stopped)?;
+        rx.recv_timeout(timeout).map_err(|_| StartError::Busy)
+    }
+
+    /// Starts a root supervisor and its children; an error names the child that failed.
+    pub(crate) fn start_tree(&self, spec: SupervisorSpec) -> Result<ActorId, StartError> {
+        let (reply, rx) = channel::bounded(1);
+        self.tx
+            .send(SupervisorCommand::Start { spec, reply })
+            .map_err(|_| StartError::Stopped)?;
+        rx.recv().map_err(|_| StartError::Stopped)?
+    }
+
+    /// The name of a root supervisor that gave up, if one did.
+    pub(crate) fn root_failure(&self) -> Option<String> {
+        self.root_failed.lock().clone()
+    }
+}
+
+impl Drop for Supervision {
+    fn drop(&mut self) {
+        let _ = self.tx.send(SupervisorCommand::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Tree<H> {
+    host: H,
+    upcalls: Receiver<Upcall>,
+    commands: Receiver<SupervisorCommand>,
+    sups: HashMap<ActorId, Sup>,
+    /// Upcalls that arrived while waiting for a specific child to stop.
+    backlog: VecDeque<Upcall>,
+    root_failed: Arc<Mutex<Option<String>>>,
+}
+
+/// One thing for the thread to do next.
+enum Work {
+    Up(Upcall),
+    Command(SupervisorCommand),
+}
+
+impl<H: ChildHost> Tree<H> {
+    fn new(
+        host: H,
+        upcalls: Receiver<Upcall>,
+        commands: Receiver<SupervisorCommand>,
+        root_failed: Arc<Mutex<Option<String>>>,
+    ) -> Self {
+        Tree {
+            host,
+            upcalls,
+            commands,
+            sups: HashMap::new(),
+            backlog: VecDeque::new(),
+            root_failed,
+        }
+    }
+
+    fn next(&mut self) -> Option<Work> {
+        if let Some(up) = self.backlog.pop_front() {
+            return Some(Work::Up(up));
+        }
+        channel::select! {
+            recv(self.upcalls) -> up => up.ok().map(Work::Up),
+            recv(self.commands) -> c => c.ok().map(Work::Command),
+        }
+    }
+
+    fn run(mut self) {
+        while let Some(work) = self.next() {
+            match work {
+                Work::Command(SupervisorCommand::Start { spec, reply }) => {
+                    let r = self.start_sup(spec, None);
+                    let _ = reply.send(r);
+                }
+                Work::Command(SupervisorCommand::Snapshot { reply }) => {
+                    let _ = reply.send(self.snapshot());
+                }
+                Work::Command(SupervisorCommand::Stop) => {
+                    self.shutdown_all();
+                    return;
+                }
+                Work::Up(Upcall::ChildExit { sup, child, reason }) => {
+                    self.child_exited(sup, child, &reason)
+                }
+                Work::Up(Upcall::StartChild {
+                    sup,
+                    args,
+                    requester,
+                    tag,
+                }) => {
+                    let reply = match self.start_dynamic(&sup, args) {
+                        Ok(pid) => plugin_api::StartChildReply::Ok(pid),
+                        Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
+                    };
+                    self.answer(requester, tag, &reply);
+                }
+                Work::Up(Upcall::SpawnLink {
+                    behaviour,
+                    name,
+                    args,
+                    requester,
+                    tag,
+                }) => {
+                    let reply = match self
+                        .host
+                        .spawn(&behaviour, name.as_deref(), &args, requester)
+                    {
+                        Ok(pid) => {
+                            self.host.add_link(requester, pid);
+                            plugin_api::StartChildReply::Ok(pid)
+                        }
+                        Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
+                    };
+                    self.answer(requester, tag, &reply);
+                }
+            }
+        }
+    }
+
+    fn answer(&self, requester: ActorId, tag: u64, reply: &plugin_api::StartChildReply) {
+        let bytes = etf::to_vec(reply).expect("a StartChildReply always encodes");
+        self.host.reply(requester, tag, &bytes);
+    }
+
+    fn event(
+        &self,
+        sup: ActorId,
+        kind: SupervisorEvent,
+        child: &str,
+        actor: ActorId,
+        reason: &str,
+    ) {
+        let name = self
+            .sups
+            .get(&sup)
+            .map_or_else(String::new, |s| s.spec.name.clone());
+        self.host.report(HostEvent::Supervisor {
+            supervisor: name,
+            kind,
+            child: child.to_string(),
+            actor,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// The host is stopping: every root tree stops, last started first, each child in
+    /// reverse order within its shutdown time (so `terminate` runs, as in OTP).
+    fn shutdown_all(&mut self) {
+        let mut roots: Vec<ActorId> = self
+            .sups
+            .iter()
+            .filter(|(_, s)| s.parent.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        roots.sort_unstable();
+        for id in roots.into_iter().rev() {
+            self.stop_sup(id);
+        }
+    }
+
+    /// Adds a child to a `simple_one_for_one` supervisor: its template with these args.
+    fn start_dynamic(&mut self, name: &str, args: Vec<u8>) -> Result<ActorId, StartError> {
+        let (&sup, s) = self
+            .sups
+            .iter()
+            .find(|(_, s)| s.spec.name == name)
+            .ok_or_else(|| StartError::NoSupervisor(name.to_string()))?;
+        let template = match (s.spec.strategy, s.spec.children.first()) {
+            (Strategy::SimpleOneForOne, Some(ChildSpec::Worker(t))) => t,
+            _ => return Err(StartError::NotSimple(name.to_string())),
+        };
+        let spec = ChildSpec::Worker(WorkerSpec {
+            args,
+            ..template.clone()
+        });
+        let s = self.sups.get_mut(&sup).expect("found above");
+        s.children.push(Child {
+            spec,
+            pid: None,
+            restarts: 0,
+        });
+        let i = s.children.len() - 1;
+        self.start_child(sup, i).inspect_err(|_| {
+            if let Some(s) = self.sups.get_mut(&sup) {
+                s.children.pop();
+            }
+        })
+    }
+
+    /// Starts a supervisor and its children in order. On a child's failure the ones
+    /// already started are stopped (in reverse) and the error names the child.
+    fn start_sup(
+        &mut self,
+        spec: SupervisorSpec,
+        parent: Option<ActorId>,
+    ) -> Result<ActorId, StartError> {
+        if spec.strategy == Strategy::SimpleOneForOne
+            && !(spec.children.len() == 1 && matches!(spec.children[0], ChildSpec::Worker(_)))
+        {
+            return Err(StartError::NoTemplate(spec.name));
+        }
+        let id = self.host.new_supervisor();
+        // A simple_one_for_one starts empty: its one child spec is a template.
+        let children: Vec<Child> = if spec.strategy == Strategy::SimpleOneForOne {
+            Vec::new()
+        } else {
+            spec.children
+                .iter()
+                .map(|c| Child {
+                    spec: c.clone(),
+                    pid: None,
+                    restarts: 0,
+                })
+                .collect()
+        };
+        self.sups.insert(
+            id,
+            Sup {
+                spec,
+                parent,
+                children,
+                restarts: VecDeque::new(),
+            },
+        );
+        let n = self.sups[&id].children.len();
+        for i in 0..n {
+            if let Err(e) = self.start_child(id, i) {
+                self.stop_children(id, 0..n);
+                self.sups.remove(&id);
+                self.host.forget_supervisor(id);
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    fn start_child(&mut self, sup: ActorId, i: usize) -> Result<ActorId, StartError> {
+        let spec = self.sups[&sup].children[i].spec.clone();
+        let name = spec.name();
+        let pid = match &spec {
+            ChildSpec::Worker(w) => self
+                .host
+                .spawn(&w.behaviour, w.name.as_deref(), &w.args, sup)
+                .map_err(|source| StartError::Child {
+                    supervisor: self.sups[&sup].spec.name.clone(),
+                    child: name.clone(),
+                    source,
+                })?,
+            ChildSpec::Supervisor(s) => self.start_sup(s.clone(), Some(sup))?,
+        };
+        if let Some(s) = self.sups.get_mut(&sup) {
+            s.children[i].pid = Some(pid);
+        }
+        self.event(sup, SupervisorEvent::ChildStarted, &name, pid, "");
+        Ok(pid)
+    }
+
+    /// Stops the children in `range`, last first, each within its shutdown time.
+    fn stop_children(&mut self, sup: ActorId, range: std::ops::Range<usize>) {
+        for i in range.rev() {
+            let Some(child) = self.sups.get(&sup).and_then(|s| s.children.get(i)) else {
+                continue;
+            };
+            let Some(pid) = child.pid else { continue };
+            let (spec, name) = (child.spec.clone(), child.spec.name());
+            let reason = match &spec {
+                ChildSpec::Supervisor(_) => {
+                    self.stop_sup(pid);
+                    "shutdown".to_string()
+                }
+                ChildSpec::Worker(_) => self.stop_worker(sup, pid, spec.shutdown()),
+            };
+            if let Some(s) = self.sups.get_mut(&sup) {
+                s.children[i].pid = None;
+            }
+            self.event(sup, SupervisorEvent::ChildTerminated, &name, pid, &reason);
+        }
+    }
+
+    /// Stops a nested supervisor: its children in reverse order, then itself.
+    fn stop_sup(&mut self, id: ActorId) {
+        let n = self.sups.get(&id).map_or(0, |s| s.children.len());
+        self.stop_children(id, 0..n);
+        self.sups.remove(&id);
+        self.host.forget_supervisor(id);
+    }
+
+    /// Asks a worker to stop (or kills it) and waits for its exit; returns the reason.
+    fn stop_worker(&mut self, sup: ActorId, pid: ActorId, shutdown: Shutdown) -> String {
+        let first = match shutdown {
+            Shutdown::BrutalKill => Reason::Kill,
+            _ => Reason::Shutdown,
+        };
+        if !self.host.exit(sup, pid, &first) {
+            return "noproc".into();
+        }
+        let wait = match shutdown {
+            Shutdown::Timeout(d) => Some(d),
+            Shutdown::BrutalKill => Some(Duration::from_secs(5)),
+            Shutdown::Infinity => None,
+        };
+        if let Some(r) = self.wait_exit(pid, wait) {
+            return r;
+        }
+        // It ignored the shutdown (trapping exits, busy): kill it.
+        self.host.exit(sup, pid, &Reason::Kill);
+        self.wait_exit(pid, Some(Duration::from_secs(5)))
+            .unwrap_or_else(|| "killed".into())
+    }
+
+    /// Waits for `pid`'s exit event, keeping every other event for later.
+    fn wait_exit(&mut self, pid: ActorId, timeout: Option<Duration>) -> Option<String> {
+        if let Some(pos) = self
+            .backlog
+            .iter()
+            .position(|e| matches!(e, Upcall::ChildExit { child, .. } if *child == pid))
+        {
+            if let Some(Upcall::ChildExit { reason, .. }) = self.backlog.remove(pos) {
+                return Some(etf::display(&reason));
+            }
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let ev = match deadline {
+                Some(d) => match self.upcalls.recv_deadline(d) {
+                    Ok(ev) => ev,
+                    Err(RecvTimeoutError::Timeout) => return None,
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                },
+                None => self.upcalls.recv().ok()?,
+            };
+            match ev {
+                Upcall::ChildExit { child, reason, .. } if child == pid => {
+                    return Some(etf::display(&reason))
+                }
+                other => self.backlog.push_back(other),
+            }
+        }
+    }
+
+    fn child_exited(&mut self, sup: ActorId, pid: ActorId, reason: &[u8]) {
+        let Some(s) = self.sups.get_mut(&sup) else {
+            return;
+        };
+        let Some(i) = s.children.iter().position(|c| c.pid == Some(pid)) else {
+            return; // already replaced or stopped by us
+        };
+        s.children[i].pid = None;
+        let name = s.children[i].spec.name();
+        let text = etf::display(reason);
+        self.event(sup, SupervisorEvent::ChildExited, &name, pid, &text);
+        self.decide(sup, i, Reason::from_etf(reason).is_abnormal());
+    }
+
+    /// Applies the restart type, intensity and strategy after child `i` exited.
+    fn decide(&mut self, sup: ActorId, i: usize, abnormal: bool) {
+        let Some(s) = self.sups.get_mut(&sup) else {
+            return;
+        };
+        let decision = strategy::after_exit(
+            s.spec.strategy,
+            s.children[i].spec.restart(),
+            abnormal,
+            i,
+            s.children.len(),
+            &mut s.restarts,
+            s.spec.intensity,
+            s.spec.period,
+            Instant::now(),
+        );
+        let range = match decision {
+            Decision::LeaveStopped => return,
+            Decision::Forget => {
+                s.children.remove(i);
+                return;
+            }
+            Decision::GiveUp => {
+                self.give_up(sup);
+                return;
+            }
+            Decision::Restart(range) => range,
+        };
+        // Stop the others in the range (reverse), then start the range in order.
+        let others: Vec<usize> = range.clone().filter(|&j| j != i).collect();
+        for j in others.into_iter().rev() {
+            self.stop_children(sup, j..j + 1);
+        }
+        for j in range {
+            let name = self
+                .sups
+                .get(&sup)
+                .map(|s| s.children[j].spec.name())
+                .unwrap_or_default();
+            self.event(sup, SupervisorEvent::Restarting, &name, ActorId(0), "");
+            if let Some(c) = self.sups.get_mut(&sup).and_then(|s| s.children.get_mut(j)) {
+                c.restarts += 1;
+            }
+            if let Err(e) = self.start_child(sup, j) {
+                Event::SupervisorRestartFailed {
+                    error: &e.to_string(),
+                }
+                .log();
+                self.give_up(sup);
+                return;
+            }
+        }
+    }
+
+    /// Every root tree, children in start order.
+    fn snapshot(&self) -> Vec<TreeNode> {
+        let mut roots: Vec<(&ActorId, &Sup)> = self
+            .sups
+            .iter()
+            .filter(|(_, s)| s.parent.is_none())
+            .collect();
+        roots.sort_by_key(|(id, _)| **id);
+        roots
+            .into_iter()
+            .map(|(id, s)| self.describe(*id, s, "running", 0))
+            .collect()
+    }
+
+    fn describe(&self, id: ActorId, s: &Sup, status: &str, restarts: u64) -> TreeNode {
+        let children = s
+            .children
+            .iter()
+            .map(|c| {
+                let status = if c.pid.is_some() {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                match (
+                    &c.spec,
+                    c.pid.and_then(|p| self.sups.get(&p).map(|n| (p, n))),
+                ) {
+                    (ChildSpec::Supervisor(_), Some((pid, nested))) => {
+                        self.describe(pid, nested, status, c.restarts)
+                    }
+                    (spec, _) => TreeNode {
+                        name: spec.name(),
+                        kind: match spec {
+                            ChildSpec::Worker(_) => "worker".into(),
+                            ChildSpec::Supervisor(_) => "supervisor".into(),
+                        },
+                        detail: match spec {
+                            ChildSpec::Worker(w) => w.behaviour.clone(),
+                            ChildSpec::Supervisor(n) => strategy_name(n.strategy).into(),
+                        },
+                        actor: c.pid.unwrap_or(ActorId(0)),
+                        status: status.into(),
+                        restarts: c.restarts,
+                        children: Vec::new(),
+                    },
+                }
+            })
+            .collect();
+        TreeNode {
+            name: s.spec.name.clone(),
+            kind: "supervisor".into(),
+            detail: strategy_name(s.spec.strategy).into(),
+            actor: id,
+            status: status.into(),
+            restarts,
+            children,
+        }
+    }
+
+    /// Past the intensity: stop every child (reverse order) and exit with `shutdown`; the
+    /// parent decides what happens next, and a root giving up is reported to the host.
+    fn give_up(&mut self, sup: ActorId) {
+        let Some(s) = self.sups.get(&sup) else { return };
+        let (parent, name, n) = (s.parent, s.spec.name.clone(), s.children.len());
+        self.event(sup, SupervisorEvent::GaveUp, &name, sup, "shutdown");
+        self.stop_children(sup, 0..n);
+        self.sups.remove(&sup);
+        self.host.forget_supervisor(sup);
+        match parent {
+            Some(p) => {
+                let reason = crate::util::terms::reason(&Reason::Shutdown);
+                self.child_exited(p, sup, &reason);
+            }
+            None => *self.root_failed.lock() = Some(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The supervision thread's plumbing, driven directly with a fake host: no threads,
+    //! no actors, no plugins. A "child" is an id; stopping it answers at once with its
+    //! exit, as a real child's death reaches the thread.
+
+    use std::cell::{Cell, RefCell};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::supervisor::Restart;
+
+    /// What the fake saw, in order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Did {
+        Spawn(String),
+        Exit(ActorId, &'static str),
+        Event(SupervisorEvent, String),
+    }
+
+    struct Fake {
+        next: Cell<u64>,
+        log: RefCell<Vec<Did>>,
+        /// Where a stopped child's exit goes (the tree's own upcall channel).
+        exits: Sender<Upcall>,
+        /// Behaviours whose spawn fails.
+        broken: Vec<&'static str>,
+    }
+
+    impl ChildHost for &Fake {
+        fn new_supervisor(&self) -> ActorId {
+            self.next.set(self.next.get() + 1);
+            ActorId(self.next.get())
+        }
+        fn forget_supervisor(&self, _: ActorId) {}
+        fn spawn(
+            &self,
+            behaviour: &str,
+            name: Option<&str>,
+            _: &[u8],
+            _: ActorId,
+        ) -> Result<ActorId, SpawnError> {
+            if self.broken.contains(&behaviour) {
+                return Err(SpawnError::InitFailed {
+                    behaviour: behaviour.into(),
+                    detail: "broken".into(),
+                });
+            }
+            self.log
+                .borrow_mut()
+                .push(Did::Spawn(name.unwrap_or(behaviour).into()));
+            self.next.set(self.next.get() + 1);
+            Ok(ActorId(self.next.get()))
+        }
+        fn add_link(&self, _: ActorId, _: ActorId) {}
+        fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
+            let why = match reason {
+                Reason::Kill => "kill",
+                _ => "shutdown",
+            };
+            self.log.borrow_mut().push(Did::Exit(to, why));
+            let reason = crate::util::terms::reason(&Reason::Shutdown);
+            let _ = self.exits.send(Upcall::ChildExit {
+                sup: from,
+                child: to,
+                reason,
+            });
+            true
+        }
+        fn reply(&self, _: ActorId, _: u64, _: &[u8]) {}
+        fn report(&self, ev: HostEvent) {
+            if let HostEvent::Supervisor { kind, child, .. } = ev {
+                self.log.borrow_mut().push(Did::Event(kind, child));
+            }
+        }
+    }
+
+    fn worker(name: &str) -> ChildSpec {
+        ChildSpec::Worker(WorkerSpec {
+            behaviour: "w".into(),
+            name: Some(name.into()),
+            args: Vec::new(),
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Timeout(Duration::from_secs(1)),
+        })
+    }
+
+    fn spec(strategy: Strategy, intensity: u32, names: &[&str]) -> SupervisorSpec {
+        SupervisorSpec {
+            name: "s".into(),
+            strategy,
+            intensity,
+            period: Duration::from_secs(5),
+            children: names.iter().map(|n| worker(n)).collect(),
+            restart: Restart::Permanent,
+        }
+    }
+
+    fn with_tree(broken: Vec<&'static str>, f: impl FnOnce(&mut Tree<&Fake>, &Fake)) {
+        let (tx, rx) = channel::unbounded();
+        let (_ctx, crx) = channel::unbounded();
+        let fake = Fake {
+            next: Cell::new(100),
+            log: RefCell::new(Vec::new()),
+            exits: tx,
+            broken,
+        };
+        let mut tree = Tree::new(&fake, rx, crx, Arc::new(Mutex::new(None)));
+        f(&mut tree, &fake);
+    }
+
+    fn pid_of(tree: &Tree<&Fake>, sup: ActorId, i: usize) -> ActorId {
+        tree.sups[&sup].children[i].pid.expect("running")
+    }
+
+    #[test]
+    fn one_for_all_stops_the_others_last_first_then_starts_all_in_order() {
+        with_tree(vec![], |tree, fake| {
+            let sup = tree
+                .start_sup(spec(Strategy::OneForAll, 3, &["a", "b", "c"]), None)
+                .unwrap();
+            let (a, c) = (pid_of(tree, sup, 0), pid_of(tree, sup, 2));
+            let b = pid_of(tree, sup, 1);
+            fake.log.borrow_mut().clear();
+            let crash = crate::util::terms::reason(&Reason::error("boom"));
+            tree.child_exited(sup, b, &crash);
+            use SupervisorEvent::*;
+            assert_eq!(
+                *fake.log.borrow(),
+                vec![
+                    Did::Event(ChildExited, "b".into()),
+                    Did::Exit(c, "shutdown"),
+                    Did::Event(ChildTerminated, "c".into()),
+                    Did::Exit(a, "shutdown"),
+                    Did::Event(ChildTerminated, "a".into()),
+                    Did::Event(Restarting, "a".into()),
+                    Did::Spawn("a".into()),
+                    Did::Event(ChildStarted, "a".into()),
+                    Did::Event(Restarting, "b".into()),
+                    Did::Spawn("b".into()),
+                    Did::Event(ChildStarted, "b".into()),
+                    Did::Event(Restarting, "c".into()),
+                    Did::Spawn("c".into()),
+                    Did::Event(ChildStarted, "c".into()),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn rest_for_one_leaves_the_earlier_children_alone() {
+        with_tree(vec![], |tree, fake| {
+            let sup = tree
+                .start_sup(spec(Strategy::RestForOne, 3, &["a", "b", "c"]), None)
+                .unwrap();
+            let a = pid_of(tree, sup, 0);
+            let b = pid_of(tree, sup, 1);
+            fake.log.borrow_mut().clear();
+            tree.child_exited(sup, b, &crate::util::terms::reason(&Reason::Killed));
+            let spawned: Vec<Did> = fake
+                .log
+                .borrow()
+                .iter()
+                .filter(|d| matches!(d, Did::Spawn(_)))
+                .cloned()
+                .collect();
+            assert_eq!(
+                spawned,
+                vec![Did::Spawn("b".into()), Did::Spawn("c".into())]
+            );
+            assert_eq!(pid_of(tree, sup, 0), a, "a untouched");
+        });
+    }
+
+    #[test]
+    fn past_the_intensity_the_root_gives_up_and_stops_its_children_in_reverse() {
+        with_tree(vec![], |tree, fake| {
+            let sup = tree
+                .start_sup(spec(Strategy::OneForOne, 0, &["a", "b"]), None)
+                .unwrap();
+            let (a, b) = (pid_of(tree, sup, 0), pid_of(tree, sup, 1));
+            fake.log.borrow_mut().clear();
+            tree.child_exited(sup, a, &crate::util::terms::reason(&Reason::error("x")));
+            let log = fake.log.borrow().clone();
+            assert!(log.contains(&Did::Event(SupervisorEvent::GaveUp, "s".into())));
+            assert!(log.contains(&Did::Exit(b, "shutdown")));
+            assert!(!log.iter().any(|d| matches!(d, Did::Spawn(_))), "{log:?}");
+            assert_eq!(tree.root_failed.lock().as_deref(), Some("s"));
+            assert!(tree.sups.is_empty());
+        });
+    }
+
+    #[test]
+    fn a_child_that_does_not_start_undoes_the_tree_and_is_named() {
+        with_tree(vec!["w"], |tree, _| {
+            let e = tree
+                .start_sup(spec(Strategy::OneForOne, 1, &["a"]), None)
+                .unwrap_err();
+            assert!(
+                matches!(&e, StartError::Child { child, .. } if child == "a"),
+                "{e}"
+            );
+            assert!(tree.sups.is_empty());
+        });
+    }
+}

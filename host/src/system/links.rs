@@ -1,0 +1,202 @@
+//! Links, monitors and exit signals, with OTP's rules.
+//!
+//! - A link is two-way: both actors hold it. When one dies, the other gets an exit
+//!   signal; a supervisor's links are the exception, since a supervisor is not an actor:
+//!   its children's exits go up as [`Upcall::ChildExit`].
+//! - A monitor is one-way: the target holds `(ref, watcher)`, and this table maps the ref
+//!   back to the target so `demonitor` finds it. Whoever removes the ref from this table
+//!   decides between `DOWN` and demonitor, so exactly one happens.
+//! - Exit signals are system messages, handled ahead of the mailbox: `kill` cannot be
+//!   trapped and ends the actor with `killed`; a trapping actor receives
+//!   `{'EXIT', From, Reason}`; otherwise `normal` is ignored and any other reason ends it.
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use plugin_api::abi::MsgKind;
+use plugin_api::Reason;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::actor::{Core, Signal};
+use super::mailbox::Envelope;
+use super::{Actor, CallError, System, Target, Upcall};
+use crate::util::ids::{ActorId, MonitorRef};
+use crate::util::terms;
+
+/// Monitors by reference, and which ids are supervisors.
+#[derive(Default)]
+pub(super) struct Links {
+    /// Active monitors: reference -> monitored actor.
+    monitors: Mutex<FxHashMap<MonitorRef, ActorId>>,
+    /// Ids of live supervisors (children are linked to these).
+    supervisors: RwLock<FxHashSet<ActorId>>,
+}
+
+impl System {
+    /// Marks `id` as a supervisor: exits of actors linked to it go up as upcalls.
+    pub(crate) fn register_supervisor(&self, id: ActorId) {
+        self.links.supervisors.write().insert(id);
+    }
+
+    pub(crate) fn unregister_supervisor(&self, id: ActorId) {
+        self.links.supervisors.write().remove(&id);
+    }
+
+    /// Puts a system message on an actor and makes sure it runs.
+    fn deliver_signal(&self, actor: &Arc<Actor>, sig: Signal) {
+        actor.push_signal(sig);
+        if actor.try_claim() {
+            self.requeue(actor.clone());
+        }
+    }
+
+    /// Links `a` to `b` on `a`'s side only (the other side was set at `b`'s birth).
+    pub(crate) fn add_link(&self, a: ActorId, b: ActorId) {
+        self.registry.with_id(a, |actor| {
+            let mut links = actor.links.lock();
+            if !links.contains(&b) {
+                links.push(b);
+            }
+        });
+    }
+
+    /// `link/1` from actor `from`.
+    pub(crate) fn link(&self, from: ActorId, to: Target<'_>) -> Result<(), CallError> {
+        // Under the registry lock: a target found here has not run `stop_actor`'s
+        // unregister yet, so it will see this link when it dies.
+        self.with_target(to, |t| {
+            if t.id == from {
+                return;
+            }
+            let mut theirs = t.links.lock();
+            if !theirs.contains(&from) {
+                theirs.push(from);
+            }
+            drop(theirs);
+            self.add_link(from, t.id);
+        })
+        .ok_or_else(|| CallError::NoProc(to.to_string()))
+    }
+
+    /// `unlink/1` from actor `from`.
+    pub(crate) fn unlink(&self, from: ActorId, to: Target<'_>) -> Result<(), CallError> {
+        let other = self
+            .with_target(to, |t| {
+                t.links.lock().retain(|&l| l != from);
+                t.id
+            })
+            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
+        self.registry
+            .with_id(from, |me| me.links.lock().retain(|&l| l != other));
+        Ok(())
+    }
+
+    /// `monitor(process, To)` from actor `watcher`; a missing target is reported at once
+    /// with `noproc`.
+    pub(crate) fn monitor(&self, watcher: ActorId, to: Target<'_>) -> MonitorRef {
+        let mref = MonitorRef(self.next_tag());
+        let found = self.with_target(to, |t| {
+            t.monitored_by.lock().push((mref, watcher));
+            self.links.monitors.lock().insert(mref, t.id);
+        });
+        if found.is_none() {
+            let who = match to {
+                Target::Id(id) => id,
+                Target::Name(_) => ActorId(0),
+            };
+            let msg = terms::down(mref.0, who.0, &terms::reason(&Reason::NoProc));
+            let _ = self.send(Target::Id(watcher), Envelope::message(MsgKind::Info, msg));
+        }
+        mref
+    }
+
+    /// `demonitor/1`: true if the monitor was active (no `DOWN` will be sent).
+    pub(crate) fn demonitor(&self, mref: MonitorRef) -> bool {
+        let Some(target) = self.links.monitors.lock().remove(&mref) else {
+            return false;
+        };
+        self.registry.with_id(target, |t| {
+            t.monitored_by.lock().retain(|&(r, _)| r != mref)
+        });
+        true
+    }
+
+    /// `process_flag(trap_exit, On)`; returns the previous value.
+    pub(crate) fn set_trap_exit(&self, actor: ActorId, on: bool) -> bool {
+        self.registry
+            .with_id(actor, |a| a.set_trap_exit(on))
+            .unwrap_or(false)
+    }
+
+    /// `exit/2`: an exit signal from `from` to `to`.
+    pub(crate) fn exit_signal(
+        &self,
+        from: ActorId,
+        to: Target<'_>,
+        reason: Vec<u8>,
+    ) -> Result<(), CallError> {
+        self.with_target(to, |t| {
+            self.deliver_signal(t, Signal::Exit { from, reason })
+        })
+        .ok_or_else(|| CallError::NoProc(to.to_string()))
+    }
+
+    /// Handles an actor's system messages (its core is locked). Returns true if one of
+    /// them stopped it (OTP's rules, in the module docs).
+    pub(super) fn handle_signals(&self, actor: &Arc<Actor>, core: &mut Core) -> bool {
+        for sig in actor.take_signals() {
+            let Signal::Exit { from, reason } = sig;
+            let r = Reason::from_etf(&reason);
+            if r == Reason::Kill {
+                self.stop_actor(actor, core, &terms::reason(&Reason::Killed), None);
+                return true;
+            }
+            if actor.traps_exits() {
+                let msg = terms::tagged("EXIT", from.0, Some(&reason));
+                actor.mailbox.push(Envelope::message(MsgKind::Info, msg));
+            } else if r != Reason::Normal {
+                self.stop_actor(actor, core, &reason, None);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sends the dead actor's exit signal to every linked actor (or, for a supervisor, up
+    /// as an upcall) and a `DOWN` message to every monitor, and cancels the timers
+    /// addressed to it. Runs after it was unregistered, so nobody can add more.
+    pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8]) {
+        let links = std::mem::take(&mut *actor.links.lock());
+        for l in links {
+            if self.links.supervisors.read().contains(&l) {
+                self.upcall(Upcall::ChildExit {
+                    sup: l,
+                    child: actor.id,
+                    reason: reason.to_vec(),
+                });
+                continue;
+            }
+            self.registry.with_id(l, |la| {
+                la.links.lock().retain(|&x| x != actor.id);
+                self.deliver_signal(
+                    la,
+                    Signal::Exit {
+                        from: actor.id,
+                        reason: reason.to_vec(),
+                    },
+                );
+            });
+        }
+        for t in std::mem::take(&mut *actor.timers.lock()) {
+            self.timers().cancel(t);
+        }
+        let monitors = std::mem::take(&mut *actor.monitored_by.lock());
+        for (mref, watcher) in monitors {
+            // A concurrent demonitor that won the race means no DOWN.
+            if self.links.monitors.lock().remove(&mref).is_some() {
+                let msg = terms::down(mref.0, actor.id.0, reason);
+                let _ = self.send(Target::Id(watcher), Envelope::message(MsgKind::Info, msg));
+            }
+        }
+    }
+}

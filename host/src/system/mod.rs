@@ -1,0 +1,223 @@
+//! The actor system: actors, their mailboxes, the registry, the scheduler, timers, calls,
+//! links and monitors, and the run loop — everything that makes a message reach a callback.
+//! It knows nothing of libraries, files, supervisors' strategies or the operator: an actor
+//! runs a [`BehaviourVersion`] someone else loaded, and what the system needs from the
+//! layers above (a supervised child's exit, `ctx.start_child`, `ctx.spawn_link`) it sends
+//! up as an `Upcall`.
+//!
+//! Where things go:
+//! - a message: `System::send` → `mailbox` → the `scheduler` → `process::run` (the run
+//!   loop) → the plugin's callback through `ffi`;
+//! - a call: `calls` (waiters, request/reply, timeouts);
+//! - a crash or stop: `process::exit` → `links` (exit signals, `DOWN`) and an `Upcall`
+//!   for a supervisor;
+//! - a timer: `timer` (the wheel and its thread) and `delayed` (`send_after`, intervals);
+//! - suspend / resume / state / trace / what an operator sees of an actor: `sys`.
+
+mod actor;
+mod behaviour;
+mod calls;
+mod delayed;
+mod errors;
+pub(crate) mod ffi;
+mod links;
+pub(crate) mod mailbox;
+mod process;
+mod registry;
+pub(crate) mod scheduler;
+pub(crate) mod sys;
+pub mod timer;
+mod upcall;
+
+use std::sync::Arc;
+
+use plugin_api::abi::MsgKind;
+
+pub(crate) use actor::Actor;
+pub use behaviour::BehaviourVersion;
+pub use errors::{CallError, SpawnError};
+pub use registry::RegisterError;
+pub(crate) use upcall::Upcall;
+
+use crate::observe::Observer;
+use crate::util::ids::{ActorId, IdSource};
+use crate::util::terms;
+use calls::Calls;
+use delayed::Intervals;
+use links::Links;
+use mailbox::Envelope;
+use registry::Registry;
+use scheduler::RunQueue;
+use timer::Timers;
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// An actor id.
+    Id(ActorId),
+    /// A registered name.
+    Name(&'a str),
+}
+
+impl From<ActorId> for Target<'_> {
+    fn from(id: ActorId) -> Self {
+        Target::Id(id)
+    }
+}
+
+impl<'a> From<&'a str> for Target<'a> {
+    fn from(n: &'a str) -> Self {
+        Target::Name(n)
+    }
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Id(id) => write!(f, "actor {id}"),
+            Target::Name(n) => write!(f, "`{n}`"),
+        }
+    }
+}
+
+/// The actor system. Each part owns its own state; this type only holds them together so
+/// the run loop and the FFI glue reach them through one reference.
+pub(crate) struct System {
+    /// Live actors by id and by name.
+    pub(crate) registry: Registry,
+    /// Where runnable actors wait for a scheduler thread.
+    run_queue: RunQueue,
+    /// The timer wheel (its thread belongs to whoever assembled the system).
+    timers: Timers,
+    /// Who waits for which reply.
+    calls: Calls,
+    /// Monitors, and which ids are supervisors.
+    links: Links,
+    /// Interval timers.
+    intervals: Intervals,
+    /// Actor ids and tags.
+    ids: IdSource,
+    /// What the system asks of the layer above.
+    upcalls: crossbeam::channel::Sender<Upcall>,
+    /// Where events, counters and traces go.
+    pub(crate) observer: Arc<Observer>,
+}
+
+impl System {
+    /// An actor system that queues runnable actors on `run_queue`, arms timers on
+    /// `timers`, and sends what it needs from above to `upcalls`.
+    pub(crate) fn new(
+        run_queue: RunQueue,
+        timers: Timers,
+        upcalls: crossbeam::channel::Sender<Upcall>,
+        observer: Arc<Observer>,
+    ) -> System {
+        System {
+            registry: Registry::default(),
+            run_queue,
+            timers,
+            calls: Calls::default(),
+            links: Links::default(),
+            intervals: Intervals::default(),
+            ids: IdSource::default(),
+            upcalls,
+            observer,
+        }
+    }
+
+    /// The scheduler's queue (for its length and idle clocks).
+    pub(crate) fn run_queue(&self) -> &RunQueue {
+        &self.run_queue
+    }
+
+    /// The timer wheel.
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
+    /// A fresh actor (or supervisor) id.
+    pub(crate) fn next_actor_id(&self) -> ActorId {
+        self.ids.actor()
+    }
+
+    pub(crate) fn next_tag(&self) -> u64 {
+        self.ids.tag()
+    }
+
+    /// Sends `up` to the layer above (dropped if it is gone: the host is stopping).
+    pub(crate) fn upcall(&self, up: Upcall) {
+        let _ = self.upcalls.send(up);
+    }
+
+    pub(crate) fn resolve(&self, to: Target<'_>) -> Option<Arc<Actor>> {
+        match to {
+            Target::Id(id) => self.registry.get(id),
+            Target::Name(n) => self.registry.by_name(n),
+        }
+    }
+
+    /// Puts a message in an actor's mailbox and makes sure the actor will run.
+    pub(crate) fn deliver(&self, actor: &Arc<Actor>, env: Envelope) {
+        actor.mailbox.push(env);
+        if actor.try_claim() {
+            self.run_queue.push(actor.clone());
+        }
+    }
+
+    /// Queues an actor whose claim the caller holds (`Actor::try_claim` returned true).
+    pub(crate) fn requeue(&self, actor: Arc<Actor>) {
+        self.run_queue.push(actor);
+    }
+
+    pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {
+        self.with_target(to, |a| self.deliver(a, env))
+            .ok_or_else(|| CallError::NoProc(to.to_string()))
+    }
+
+    /// Runs `f` on the target actor under the registry's read lock.
+    fn with_target<R>(&self, to: Target<'_>, f: impl FnOnce(&Arc<Actor>) -> R) -> Option<R> {
+        match to {
+            Target::Id(id) => self.registry.with_id(id, f),
+            Target::Name(n) => self.registry.with_name(n, f),
+        }
+    }
+
+    /// Delivers `{reply, Tag, Payload}` to an actor (answers the host makes itself).
+    pub(crate) fn deliver_reply(&self, to: ActorId, tag: u64, payload: &[u8]) {
+        let msg = terms::tagged("reply", tag, Some(payload));
+        let _ = self.send(Target::Id(to), Envelope::message(MsgKind::Info, msg));
+    }
+
+    /// `ctx.start_child`: handed up (a callback never waits for it); the outcome comes back
+    /// to `requester` as `{reply, Tag, ...}`.
+    pub(crate) fn start_child(&self, requester: ActorId, sup: &str, args: Vec<u8>) -> u64 {
+        let tag = self.next_tag();
+        self.upcall(Upcall::StartChild {
+            sup: sup.to_string(),
+            args,
+            requester,
+            tag,
+        });
+        tag
+    }
+
+    /// `ctx.spawn_link`: handed up (a spawn inside a callback could wait on the behaviour
+    /// table while a swap waits on this very actor).
+    pub(crate) fn spawn_link_async(
+        &self,
+        requester: ActorId,
+        behaviour: &str,
+        name: Option<String>,
+        args: Vec<u8>,
+    ) -> u64 {
+        let tag = self.next_tag();
+        self.upcall(Upcall::SpawnLink {
+            behaviour: behaviour.to_string(),
+            name,
+            args,
+            requester,
+            tag,
+        });
+        tag
+    }
+}

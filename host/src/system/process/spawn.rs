@@ -1,0 +1,78 @@
+//! Spawning an actor.
+
+use std::sync::Arc;
+
+use abi_stable::std_types::RSlice;
+use plugin_api::abi::{OutcomeCode, StatePtr};
+
+use crate::observe::Event;
+use crate::system::ffi::RunCtx;
+use crate::system::{Actor, BehaviourVersion, SpawnError, System};
+use crate::util::ids::ActorId;
+
+impl System {
+    /// Starts an actor running `version`, optionally registered as `name` and linked from
+    /// birth to `link` (a supervisor, or the parent of a `spawn_link`, so no exit can slip
+    /// by unseen). `init` runs on this thread.
+    ///
+    /// The caller holds the behaviour table for reading until this returns, so a swap
+    /// either sees this actor or happens before it and the actor starts on the new version.
+    pub(crate) fn spawn(
+        &self,
+        version: Arc<BehaviourVersion>,
+        name: Option<&str>,
+        args: &[u8],
+        link: Option<ActorId>,
+    ) -> Result<ActorId, SpawnError> {
+        let id = self.next_actor_id();
+        let actor = Arc::new(Actor::new(
+            id,
+            name.map(str::to_string),
+            version.clone(),
+            StatePtr::NULL,
+        ));
+        // Hold the run claim while `init` runs: messages sent to the actor meanwhile
+        // (even by itself) only queue, and no worker blocks on its core; they run after
+        // `init`, when the claim is released below (invariant 1).
+        let claimed = actor.try_claim();
+        debug_assert!(claimed, "a new actor is idle");
+        if let Some(s) = link {
+            actor.links.lock().push(s);
+        }
+        let mut core = actor.core.lock();
+        self.registry
+            .insert(actor.clone())
+            .map_err(SpawnError::Name)?;
+        let mut state = StatePtr::NULL;
+        let ctx = RunCtx::new(self, id, &version, false);
+        let out = (version.desc.init)(RSlice::from_slice(args), &ctx.raw(), &mut state);
+        let code = out.code;
+        let detail = String::from_utf8_lossy(&out.detail).into_owned();
+        drop(out);
+        if code != OutcomeCode::Ok {
+            core.alive = false;
+            drop(core);
+            self.registry.remove(id);
+            self.fail_mailbox(&actor, "init failed");
+            let behaviour = version.name.to_string();
+            let e = match code {
+                OutcomeCode::BadMessage => SpawnError::BadArgs { behaviour, detail },
+                OutcomeCode::Panic => SpawnError::InitPanicked { behaviour, detail },
+                _ => SpawnError::InitFailed { behaviour, detail },
+            };
+            self.observer.emit(Event::SpawnFailed {
+                behaviour: &version.name,
+                name: name.unwrap_or(""),
+                error: &e.to_string(),
+            });
+            return Err(e);
+        }
+        core.state = state;
+        drop(core);
+        // Invariant 4: releasing re-checks the mailbox for what arrived during `init`.
+        if actor.release() {
+            self.requeue(actor);
+        }
+        Ok(id)
+    }
+}

@@ -1,0 +1,31 @@
+//! What the actor system asks of the layer above it. The system never calls upward: it
+//! sends one of these on a channel the supervision thread reads, so no lock or callback
+//! of the system is held while a supervisor decides or a spawn runs.
+
+use crate::util::ids::ActorId;
+
+/// A request from the actor system to the supervision layer.
+pub(crate) enum Upcall {
+    /// An actor linked to supervisor `sup` died (`reason` is ETF).
+    ChildExit {
+        sup: ActorId,
+        child: ActorId,
+        reason: Vec<u8>,
+    },
+    /// `ctx.start_child`: start a child of the `simple_one_for_one` supervisor named `sup`;
+    /// answer `requester` with `{reply, Tag, StartChildReply}`.
+    StartChild {
+        sup: String,
+        args: Vec<u8>,
+        requester: ActorId,
+        tag: u64,
+    },
+    /// `ctx.spawn_link`: start an actor linked to `requester`; answer as above.
+    SpawnLink {
+        behaviour: String,
+        name: Option<String>,
+        args: Vec<u8>,
+        requester: ActorId,
+        tag: u64,
+    },
+}
