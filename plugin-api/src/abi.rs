@@ -28,8 +28,12 @@ use abi_stable::{package_version_strings, StableAbi};
 ///
 /// `abi_stable` already checks type layouts and the `plugin-api` crate version; this
 /// number is bumped when the *meaning* of a field changes without its layout changing,
-/// which no layout check can see.
-pub const ABI_VERSION: u32 = 3;
+/// which no layout check can see — and with every change to the callbacks, so the
+/// refusal names the calling convention even where the layout check would also catch it.
+///
+/// History: 4 added [`BehaviourDesc::downgrade`] (OTP's `code_change({down, Vsn}, ...)`
+/// run by the newer version on a rollback).
+pub const ABI_VERSION: u32 = 4;
 
 /// An actor's state, as an opaque pointer owned by the behaviour version that created it.
 ///
@@ -78,7 +82,8 @@ pub enum MsgKind {
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutcomeCode {
-    /// Carry on. `detail` is empty, or the exported state for `export_state`.
+    /// Carry on. `detail` is empty, or the exported state for `export_state` and
+    /// `downgrade`.
     Ok = 0,
     /// The callback asked to stop; `detail` is the reason as ETF.
     Stop = 1,
@@ -86,7 +91,8 @@ pub enum OutcomeCode {
     Panic = 2,
     /// The message (or init args, or old state) did not decode; `detail` says why (UTF-8).
     BadMessage = 3,
-    /// The callback returned an error (`init`, `code_change`, `export_state`); UTF-8 text.
+    /// The callback returned an error (`init`, `code_change`, `export_state`,
+    /// `downgrade`); UTF-8 text.
     Error = 4,
 }
 
@@ -254,7 +260,8 @@ pub struct BehaviourDesc {
     /// `export_state(state)`: the state as ETF in `detail`.
     pub export_state: extern "C" fn(state: StatePtr) -> Outcome,
     /// `code_change(old_vsn, down, old_state, extra, out_state)`: `down` is true on a
-    /// rollback to this (older) version, OTP's `{down, Vsn}`.
+    /// rollback to this (older) version, OTP's `{down, Vsn}`; `old_state` is then what
+    /// the newer version's `downgrade` wrote.
     pub code_change: extern "C" fn(
         old_vsn: RStr<'_>,
         down: bool,
@@ -267,6 +274,13 @@ pub struct BehaviourDesc {
         extern "C" fn(state: StatePtr, reason: RSlice<'_, u8>, ctx: &RawCtx<'_>) -> Outcome,
     /// `drop_state(state)`: frees the state without calling `terminate`.
     pub drop_state: extern "C" fn(state: StatePtr),
+    /// `downgrade(state, to_vsn, extra)`: on a rollback from this version to the older
+    /// `to_vsn`, the state written for the older version, as ETF in `detail` (the
+    /// newer half of OTP's `code_change({down, Vsn}, ...)`; the older version's
+    /// `code_change` with `down = true` reads it). Borrows the state: it neither changes
+    /// nor frees it. `Ok`, or `Error` / `Panic` with UTF-8 text.
+    pub downgrade:
+        extern "C" fn(state: StatePtr, to_vsn: RStr<'_>, extra: RSlice<'_, u8>) -> Outcome,
 }
 
 /// The root module every plugin exports; the host finds it through `abi_stable`'s header.

@@ -140,7 +140,8 @@ impl Reason {
 ///
 /// An upgrade (a new build replaced the running one) gives `Up(Vsn)` — OTP's plain `Vsn`;
 /// a rollback (`host ctl rollback` swapping back to this older version) gives `Down(Vsn)`
-/// — OTP's `{down, Vsn}` — with the version being left. Compare with a string to match an
+/// — OTP's `{down, Vsn}` — with the version being left, after that version's
+/// [`Behaviour::downgrade`] wrote the state for this one. Compare with a string to match an
 /// upgrade: `old_vsn == "1"` is true only for `Up("1")`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldVsn<'a> {
@@ -271,6 +272,11 @@ pub trait Behaviour: 'static {
     /// `#[serde(default)]` just works. Keep the old type (say `StateV1`) and decode
     /// `old_state` into it when the shape changes more than that. An error (or a panic)
     /// rolls the whole reload back: every actor keeps the old version and its old state.
+    ///
+    /// On a rollback to this (older) version, `old_vsn` is `OldVsn::Down(newer)` and
+    /// `old_state` is what the newer version's [`downgrade`](Behaviour::downgrade) wrote
+    /// for this version: by default its state as it is, or the older shape if that
+    /// version translated it back.
     fn code_change(
         old_vsn: OldVsn<'_>,
         old_state: EtfRef<'_>,
@@ -278,6 +284,45 @@ pub trait Behaviour: 'static {
     ) -> Result<Self::State, BoxError> {
         let _ = (old_vsn, extra);
         Ok(old_state.decode()?)
+    }
+
+    /// The newer half of a rollback, OTP's `code_change({down, Vsn}, State, Extra)`: this
+    /// version, which is being left, writes its state in the shape the older version
+    /// `to_vsn` reads, as an encoded term ([`etf::to_vec`]). Only this version knows both
+    /// shapes, so only it can translate a renamed or restructured field back.
+    ///
+    /// The default writes the state as it is, which is all an additive change needs (the
+    /// older version ignores unknown map keys). When the shape changed, keep the older
+    /// type (say `StateV1`) and write that:
+    ///
+    /// ```ignore
+    /// fn downgrade(s: &State, to_vsn: &str, _extra: EtfRef<'_>) -> Result<Vec<u8>, BoxError> {
+    ///     Ok(etf::to_vec(&StateV1 { balance: s.cents })?)
+    /// }
+    /// ```
+    ///
+    /// The contract, on `host ctl rollback` from version N (this one) to version M:
+    ///
+    /// - M is the version loaded before N — the previous one in *load* order — whatever
+    ///   the two version strings say (M's may well compare "higher").
+    /// 1. The host suspends every actor of the behaviours in N's library at a message
+    ///    boundary, as for an upgrade.
+    /// 2. For each actor it calls N's `downgrade(&state, to_vsn = M's VERSION, extra)`.
+    ///    The state is borrowed, not consumed: it stays N's until the end.
+    /// 3. It calls M's [`code_change`](Behaviour::code_change) with
+    ///    `OldVsn::Down(N's VERSION)`, the bytes returned here as `old_state`, and the same
+    ///    `extra` (an encoded term; today the empty list `[]`).
+    /// 4. All or nothing: only if steps 2 and 3 succeeded for every actor are M's new
+    ///    states installed and N's dropped. An error, a panic or bytes that are not one
+    ///    ETF term, in either step for any actor, leaves every actor on N with its state
+    ///    untouched, and the rollback is reported as failed. Then the actors resume.
+    fn downgrade(
+        state: &Self::State,
+        to_vsn: &str,
+        extra: EtfRef<'_>,
+    ) -> Result<Vec<u8>, BoxError> {
+        let _ = (to_vsn, extra);
+        Ok(etf::to_vec(state)?)
     }
 
     /// Runs when the actor stops, with the reason. The state is dropped afterwards.

@@ -211,6 +211,36 @@ pub extern "C" fn code_change<B: Behaviour>(
     })
 }
 
+/// The newer half of a rollback: `B` (the version being left) writes its state for the
+/// older version `to_vsn`. The state is only borrowed; it stays this version's until the
+/// host commits the rollback.
+pub extern "C" fn downgrade<B: Behaviour>(
+    state: StatePtr,
+    to_vsn: RStr<'_>,
+    extra: RSlice<'_, u8>,
+) -> Outcome {
+    guard(|| {
+        // SAFETY: as in `export_state`: made by `boxed::<B::State>` in this version, and
+        // the actor is suspended, so nothing else touches it during the call.
+        let state = unsafe { &*state.0.cast::<B::State>() };
+        match B::downgrade(state, to_vsn.as_str(), EtfRef(extra.as_slice())) {
+            // Checked here, where the fault is: the older version would only see a state
+            // that does not decode.
+            Ok(bytes) => match etf::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                Ok(_) => Outcome::with(OutcomeCode::Ok, bytes),
+                Err(e) => Outcome::with(
+                    OutcomeCode::Error,
+                    format!(
+                        "downgrade to {} returned bytes that are not one ETF term: {e}",
+                        to_vsn.as_str()
+                    ),
+                ),
+            },
+            Err(e) => Outcome::with(OutcomeCode::Error, e.to_string()),
+        }
+    })
+}
+
 /// Runs `terminate` and frees the state.
 pub extern "C" fn terminate<B: Behaviour>(
     state: StatePtr,
@@ -315,5 +345,6 @@ pub fn desc<B: Behaviour>() -> crate::abi::BehaviourDesc {
         code_change: code_change::<B>,
         terminate: terminate::<B>,
         drop_state: drop_state::<B>,
+        downgrade: downgrade::<B>,
     }
 }

@@ -12,7 +12,7 @@
 //! [`Behaviour::code_change`] — the Erlang/OTP `gen_server` model, across a stable ABI.
 //!
 //! - [`behaviour`]: the callbacks an author writes (`init`, `handle_call`, `handle_cast`,
-//!   `handle_info`, `code_change`, `terminate`).
+//!   `handle_info`, `code_change`, `downgrade`, `terminate`).
 //! - [`ctx`]: what a callback can do (send, reply, request with timeout, timers, logging).
 //! - [`etf`]: the Erlang External Term Format codec all messages and states travel in.
 //! - [`abi`]: the `#[repr(C)]` types both sides of the boundary share (authors never use

@@ -13,7 +13,7 @@ use plugin_api::etf::{self, Term};
 use proptest::prelude::*;
 
 mod common;
-use common::term;
+use common::{compress, term};
 use proptest::sample::Index;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -328,6 +328,43 @@ proptest! {
         let offset = e.offset().expect("a decode error names its byte offset");
         prop_assert!(offset <= cut, "{} beyond the input of {} bytes", e, cut);
     }
+
+    #[test]
+    fn compressed_terms_round_trip(t in term(), level in 0u32..=9) {
+        let plain = t.encode();
+        let z = compress(&plain, level);
+        let back = Term::decode(&z).unwrap();
+        prop_assert_eq!(back.encode(), plain.clone());
+        prop_assert_eq!(etf::from_slice::<Term>(&z).unwrap(), back);
+        prop_assert_eq!(etf::display(&z), etf::display(&plain));
+        decode_all(&z);
+    }
+
+    #[test]
+    fn mutated_compressed_encodings_never_panic(
+        t in term(),
+        edits in proptest::collection::vec(edit(), 1..5),
+    ) {
+        let mut bytes = compress(&t.encode(), 6);
+        apply(&mut bytes, &edits);
+        decode_all(&bytes);
+        if let Err(e) = Term::decode(&bytes) {
+            let offset = e.offset().expect("a decode error names its byte offset");
+            prop_assert!(offset <= bytes.len(), "{} beyond the input of {} bytes", e, bytes.len());
+        }
+    }
+
+    #[test]
+    fn truncated_compressed_encodings_are_errors_with_offsets(
+        t in term(),
+        cut in any::<Index>(),
+    ) {
+        let bytes = compress(&t.encode(), 6);
+        let cut = cut.index(bytes.len());
+        let e = Term::decode(&bytes[..cut]).unwrap_err();
+        let offset = e.offset().expect("a decode error names its byte offset");
+        prop_assert!(offset <= cut, "{} beyond the input of {} bytes", e, cut);
+    }
 }
 
 // ---- forged length fields ----------------------------------------------------------------
@@ -461,6 +498,56 @@ fn forged_length_fields_never_allocate_from_the_field() {
         let e = Term::decode(&input).unwrap_err();
         assert!(e.to_string().contains(" at byte "), "{name}: {e}");
     }
+}
+
+/// A compressed term's declared size is a length field too: a size the zlib data cannot
+/// back is refused before anything is allocated, and a size it can back (or a lie the
+/// data only shows while inflating) costs memory in proportion to the bytes inflated,
+/// never to the header.
+#[test]
+fn compressed_sizes_never_allocate_from_the_header() {
+    // 4 MiB of zeros compress to about 4 KB.
+    let real = compress(&etf::to_vec(&Bytes(vec![0; 4 << 20])).unwrap(), 9);
+    let zlib = real[6..].to_vec();
+    let with_size = |declared: u32| [&[131, 80][..], &declared.to_be_bytes(), &zlib].concat();
+    let decoders: [(&str, &Decoder); 4] = [
+        ("Term::decode", &|b| Term::decode(b).err()),
+        ("Term", &|b| etf::from_slice::<Term>(b).err()),
+        ("Bytes", &|b| etf::from_slice::<Bytes>(b).err()),
+        ("IgnoredAny", &|b| {
+            etf::from_slice::<serde::de::IgnoredAny>(b).err()
+        }),
+    ];
+    // The inflater's own state is a fixed ~43 KB, whatever the input.
+    const INFLATER: usize = 64 * 1024;
+    // (declared size, largest allocation allowed)
+    let cases = [
+        // Refused before the inflater exists.
+        (u32::MAX, 1024),
+        ((zlib.len() * 1032 + 1) as u32, 1024),
+        // Plausible for the ratio, but the data inflates past it: stops one byte after.
+        (100, INFLATER),
+        (200_000, INFLATER.max(2 * 200_000)),
+    ];
+    for (declared, limit) in cases {
+        let input = with_size(declared);
+        for (name, decode) in &decoders {
+            let mut err = None;
+            let largest = largest_allocation(|| err = decode(&input));
+            assert!(
+                largest <= limit,
+                "{name}, declared {declared}: an allocation of {largest} bytes"
+            );
+            let e = err.unwrap_or_else(|| panic!("{name}, declared {declared}: accepted"));
+            assert_eq!(e.offset(), Some(2), "{name}: {e}");
+        }
+    }
+    // The true size decodes, allocating about the inflated size (a few times at most).
+    let largest = largest_allocation(|| {
+        let b: Bytes = etf::from_slice(&real).unwrap();
+        assert_eq!(b.0.len(), 4 << 20);
+    });
+    assert!(largest <= 3 * (4 << 20), "{largest}");
 }
 
 #[test]

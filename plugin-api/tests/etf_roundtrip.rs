@@ -581,7 +581,10 @@ fn version_byte_and_trailing_bytes() {
     let e = etf::from_slice::<u8>(&[131, 80, 0, 0, 0, 1])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("compressed"), "{e}");
+    assert!(
+        e.contains("compressed term declares 1 uncompressed bytes"),
+        "{e}"
+    );
 }
 
 // ---- property tests ------------------------------------------------------------

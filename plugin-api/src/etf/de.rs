@@ -75,7 +75,8 @@ impl fmt::Display for Int {
 }
 
 impl<'de> Deserializer<'de> {
-    /// A reader over a full encoding: checks the version byte and refuses compressed terms.
+    /// A reader over a full, uncompressed encoding: checks the version byte. (The
+    /// callers inflate a compressed term first, see `compressed`.)
     #[inline]
     pub(crate) fn from_versioned(input: &'de [u8]) -> Result<Self> {
         match input.first() {
@@ -88,8 +89,7 @@ impl<'de> Deserializer<'de> {
                 };
                 if input.get(1) == Some(&COMPRESSED) {
                     return Err(Error::at(
-                        "compressed terms (tag 80) are not supported; encode without the \
-                         `compressed` option",
+                        "internal: a compressed term reached the plain reader",
                         1,
                     ));
                 }
@@ -603,7 +603,9 @@ impl<'de> Deserializer<'de> {
     #[cold]
     pub(crate) fn unsupported(&self, tag: u8) -> Error {
         let msg = match tag {
-            COMPRESSED => "compressed terms (tag 80) are not supported".to_owned(),
+            COMPRESSED => "a compressed term (tag 80) may only follow the version byte, \
+                 not appear inside a term"
+                .to_owned(),
             ATOM_CACHE_REF => "atom cache references (tag 82) only occur inside the distribution \
                  protocol and are not supported"
                 .to_owned(),

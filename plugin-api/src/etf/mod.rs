@@ -71,8 +71,18 @@
 //! Decoding untrusted bytes never panics: a malformed input is an [`Error`] naming what
 //! was expected, what was found (with the ETF tag name) and the byte offset. Length
 //! fields are never trusted for allocation (capacity is capped by the bytes actually
-//! left), nesting is limited to [`MAX_DEPTH`] levels, trailing bytes after the term are
-//! an error, and compressed terms (tag 80) are refused with a clear error.
+//! left), nesting is limited to [`MAX_DEPTH`] levels, and trailing bytes after the term
+//! are an error.
+//!
+//! Compressed terms (`term_to_binary(T, [compressed])`: 131, 80, `Size:32`, zlib data)
+//! are inflated before decoding, by every decoder ([`from_slice`], [`Term::decode`],
+//! [`display`]). The declared size gets the same rule as any length field — it may not
+//! promise more than the input can back: more than the zlib bytes can inflate to (deflate
+//! expands at most 1032:1) is refused before anything is allocated. The buffer grows
+//! only with output actually inflated, inflation stops one byte past the declared size,
+//! and the result must be exactly that size, with nothing after the zlib stream. An
+//! error inside the inflated term is reported at byte 1 (the compressed term) and says
+//! where in the inflated bytes it was.
 //!
 //! # Text syntax
 //!
@@ -82,6 +92,7 @@
 //! `<<"text">>`) and read replies; see [`parse`] for the grammar.
 
 mod atom;
+mod compressed;
 mod de;
 mod error;
 mod ser;
@@ -142,11 +153,17 @@ pub fn append_to_vec<T: ?Sized + Serialize>(buf: &mut Vec<u8>, value: &T) -> Res
 }
 
 /// Decodes one complete ETF message (it must start with the version byte 131 and
-/// contain exactly one term) into `T`.
+/// contain exactly one term) into `T`. A compressed term (`term_to_binary(T,
+/// [compressed])`, tag 80) is inflated first, within the limits in the module docs.
 ///
-/// `T` may borrow from `bytes` (`&str`, `&[u8]` fields decode without copying). Never
-/// panics on malformed input; see the module docs for what each Rust type accepts.
+/// `T` may borrow from `bytes` (`&str`, `&[u8]` fields decode without copying) — except
+/// from a compressed term, whose inflated bytes do not outlive the call: decode those into
+/// owned types (`String`, `Vec<u8>`, `Cow`). Never panics on malformed input; see the
+/// module docs for what each Rust type accepts.
 pub fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
+    if compressed::is_compressed(bytes) {
+        return compressed::from_slice(bytes);
+    }
     let mut de = de::Deserializer::from_versioned(bytes)?;
     let value = T::deserialize(&mut de)?;
     de.end()?;

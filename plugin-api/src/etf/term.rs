@@ -218,10 +218,18 @@ impl Term {
         Term::Atom(s.into())
     }
 
-    /// Decodes a full encoding (starting with the version byte 131) of any term.
+    /// Decodes a full encoding (starting with the version byte 131) of any term, also
+    /// a compressed one (tag 80, inflated first).
     ///
     /// Never panics on malformed input; trailing bytes are an error.
     pub fn decode(bytes: &[u8]) -> Result<Term> {
+        if super::compressed::is_compressed(bytes) {
+            let data = super::compressed::inflate(bytes)?;
+            let mut de = Deserializer::raw(&data);
+            let t = de.parse_term().map_err(super::compressed::inside)?;
+            de.end().map_err(super::compressed::inside)?;
+            return Ok(t);
+        }
         let mut de = Deserializer::from_versioned(bytes)?;
         let t = de.parse_term()?;
         de.end()?;

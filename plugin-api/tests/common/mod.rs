@@ -150,3 +150,21 @@ pub fn term() -> impl Strategy<Value = Term> {
         ]
     })
 }
+
+/// What `term_to_binary(T, [{compressed, Level}])` writes for an encoding `plain` (with
+/// its version byte): 131, 80, the uncompressed size, then the zlib stream of the term
+/// without its version byte.
+pub fn compress(plain: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write;
+    assert_eq!(
+        plain.first(),
+        Some(&131),
+        "an encoding with its version byte"
+    );
+    let body = &plain[1..];
+    let mut out = vec![131, 80];
+    out.extend((body.len() as u32).to_be_bytes());
+    let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::new(level));
+    z.write_all(body).unwrap();
+    z.finish().unwrap()
+}
