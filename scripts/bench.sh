@@ -72,6 +72,13 @@ med() {
     awk '{ v[NR] = $1 } END { if (NR) printf "%s", v[int(NR / 2) + 1] }'
 }
 
+# The lowest and highest of one implementation's values for one key ("—" if none).
+spread() {
+  awk -F'\t' -v k="$2" '$1 == "row" && $2 == k { print $3 }' "$out/$1.tsv" 2>/dev/null | sort -g |
+    awk 'function f(v) { return v >= 100 ? sprintf("%.0f", v) : sprintf("%.2f", v) }
+      { v[NR] = $1 } END { if (NR) printf "%s–%s", f(v[1]), f(v[NR]); else printf "—" }'
+}
+
 rows=(
   "host_to_actor|message host → actor, 200k pipelined casts (ns/msg)"
   "actor_to_actor|message actor → actor, 200k casts (ns/msg)"
@@ -102,6 +109,18 @@ for row in "${rows[@]}"; do
     NR == 5 { floor = $1 }
     END { printf "%s | %s", r(ours, best), r(ours, floor) }')
   echo "$line | $ratios |"
+done
+echo
+echo "Spread over the rounds (lowest–highest):"
+echo
+echo "| row | ours | actix | ractor | kameo | tokio floor |"
+echo "|---|---|---|---|---|---|"
+for row in "${rows[@]}"; do
+  line="| ${row#*|}"
+  for impl in "${impls[@]}"; do
+    line+=" | $(spread "$impl" "${row%%|*}")"
+  done
+  echo "$line |"
 done
 echo
 echo "Medians of $rounds rounds (each process the median of $runs runs; spawn and memory from 3 rounds of 100k in one process);" \
