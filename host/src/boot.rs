@@ -34,6 +34,7 @@ pub fn run(cfg: &Config, cli: Overrides) -> ExitCode {
         plugin_dirs: cfg.plugin_dirs.clone(),
         watch: cfg.watch_config(),
         versions: cfg.versions.policy(),
+        libraries: cfg.libraries.clone(),
     };
     let host = match Host::start(opts) {
         Ok(h) => Arc::new(h),
@@ -60,7 +61,7 @@ pub fn run(cfg: &Config, cli: Overrides) -> ExitCode {
         match host.spawn(&spec.behaviour, spec.name.as_deref(), &args) {
             Ok(id) => Event::ActorStarted {
                 actor: id,
-                name: spec.name.as_deref().unwrap_or(""),
+                name: spec.name.as_deref(),
                 behaviour: &spec.behaviour,
                 version: &host.version_of(&spec.behaviour).unwrap_or_default(),
             }

@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! plugin_dirs = ["target/debug"]   # relative paths are relative to this file
+//! libraries = ["counter", "echo"]  # only these from plugin_dirs (default: every lib*.so)
 //! threads = 0                      # scheduler threads; 0 = one per core
 //! log_format = "text"              # or "json": one JSON object per event
 //!
@@ -146,6 +147,10 @@ pub struct ActorSpec {
 pub struct Config {
     /// Directories holding plugin libraries (`lib*.so`).
     pub plugin_dirs: Vec<PathBuf>,
+    /// Load only these libraries from `plugin_dirs` (crate names such as `counter`, or
+    /// file names); every `lib*.so` there when absent.
+    #[serde(default)]
+    pub libraries: Option<Vec<String>>,
     /// Scheduler threads; 0 means one per core.
     #[serde(default)]
     pub threads: usize,

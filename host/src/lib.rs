@@ -34,5 +34,5 @@ pub use code::ReloadError;
 pub use facade::{Host, HostError, HostOptions, StatsSampler, DEFAULT_CALL_TIMEOUT};
 pub use observe::events::{HostEvent, ReloadOutcome, ReloadReport};
 pub use supervisor::StartError;
-pub use system::{CallError, SpawnError, Target};
+pub use system::{CallError, SpawnError, SysError, Target};
 pub use util::ids::ActorId;

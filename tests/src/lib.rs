@@ -185,6 +185,91 @@ serde = {{ version = "1", features = ["derive"] }}
     copy
 }
 
+/// Builds one of the example plugins under `plugins/` (`package`, with `features` on) the
+/// way [`build`] builds the test plugin — its own crate in the e2e target directory, so
+/// versions of one example built with different features do not overwrite each other —
+/// and returns a private copy of the artifact.
+pub fn build_example(package: &str, features: &[&str]) -> PathBuf {
+    static EXAMPLES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let map = EXAMPLES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    let krate = format!("{package}_{}", features.join("_"));
+    if let Some(p) = map.get(&krate) {
+        return p.clone();
+    }
+    let root = workspace_root();
+    let e2e = e2e_dir();
+    let dir = e2e.join("crates").join(&krate);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Every feature the example declares (`name = []` lines), so its `cfg`s all resolve.
+    let own = std::fs::read_to_string(root.join("plugins").join(package).join("Cargo.toml"))
+        .expect("the example's Cargo.toml");
+    let declared: Vec<String> = own
+        .lines()
+        .skip_while(|l| l.trim() != "[features]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| l.trim_end().ends_with("= []"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    let on: Vec<String> = features.iter().map(|f| format!("\"{f}\"")).collect();
+    let manifest = format!(
+        r#"[package]
+name = "{krate}"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[lib]
+path = "{src}"
+crate-type = ["cdylib"]
+
+[features]
+default = [{on}]
+{declared}
+
+[dependencies]
+plugin-api = {{ path = "{api}" }}
+serde = {{ version = "1", features = ["derive"] }}
+
+[workspace]
+"#,
+        src = root
+            .join("plugins")
+            .join(package)
+            .join("src/lib.rs")
+            .display(),
+        on = on.join(", "),
+        declared = declared.join("\n"),
+        api = root.join("plugin-api").display(),
+    );
+    write_if_changed(&dir.join("Cargo.toml"), &manifest);
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("workspace Cargo.lock");
+    if !dir.join("Cargo.lock").exists() {
+        std::fs::write(dir.join("Cargo.lock"), lock).unwrap();
+    }
+    let target = e2e.join("target");
+    let out = Command::new(cargo())
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building {krate} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = target.join("debug").join(format!("lib{krate}.so"));
+    let keep = e2e.join("artifacts");
+    std::fs::create_dir_all(&keep).unwrap();
+    let copy = keep.join(format!("{krate}-{}.so", std::process::id()));
+    std::fs::copy(&built, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    map.insert(krate, copy.clone());
+    copy
+}
+
 /// A copy of plugin-api whose crate version is `version` (abi_stable then refuses it), or
 /// the same version with one of [`API_PATCHES`] applied to `abi.rs`.
 fn fake_api(version: Option<&str>, patch: Option<&str>) -> PathBuf {

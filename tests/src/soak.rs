@@ -109,6 +109,7 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
     let host = Host::start(HostOptions {
         threads: 2,
         plugin_dirs: vec![dir.path()],
+        libraries: None,
         watch: Some(WatchConfig::default()),
         versions: VersionPolicy {
             unload: cfg.unload,

@@ -165,3 +165,83 @@ fn bad_configs_are_refused_with_a_clear_error() {
         run_expecting_failure(&["--config", nodir.to_str().unwrap(), "--threads", "1000000"]);
     assert!(code == 2 && err.contains("--threads 1000000"), "{err}");
 }
+
+/// Runs the binary with `format` logs on a pipe, crashes actor `a` through `host ctl`,
+/// and returns everything it logged.
+fn crash_log(format: &str) -> String {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    std::fs::write(
+        dir.path().join("host.toml"),
+        format!(
+            "plugin_dirs = [\".\"]\nthreads = 2\nlog_format = \"{format}\"\n\n[control]\nsocket = \"host.sock\"\n\n[[actors]]\nbehaviour = \"tp\"\nname = \"a\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(host_bin())
+        .current_dir(dir.path())
+        .args(["--config", "host.toml", "--run-for", "30"])
+        .env_remove("NO_COLOR")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("host starts");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut until = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+                let hit = l.contains(want);
+                seen.push(l);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!("no {want} in {seen:#?}");
+    };
+    until("control_listening");
+    let sent = Command::new(host_bin())
+        .current_dir(dir.path())
+        .args(["--socket", "host.sock", "ctl", "send", "a", "panic"])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    until("crash");
+    let _ = child.kill();
+    let _ = child.wait();
+    seen.join("\n")
+}
+
+#[test]
+fn logs_on_a_pipe_have_no_colour_codes_and_json_keys_are_unique() {
+    let text = crash_log("text");
+    assert!(
+        !text.contains('\x1b'),
+        "escape codes in a piped log:\n{text}"
+    );
+    let crash = text.lines().find(|l| l.contains("crash")).unwrap();
+    assert!(crash.contains("event=\"crash\""), "{crash}");
+    assert!(crash.contains("last_message=\"panic\""), "{crash}");
+
+    let json = crash_log("json");
+    let crash = json
+        .lines()
+        .find(|l| l.contains(r#""event":"crash""#))
+        .unwrap();
+    assert_eq!(crash.matches(r#""message":"#).count(), 1, "{crash}");
+    assert!(crash.contains(r#""last_message":"panic""#), "{crash}");
+    // Unnamed fields are left out rather than written empty.
+    let started = json
+        .lines()
+        .find(|l| l.contains(r#""event":"actor_started""#))
+        .unwrap();
+    assert!(!started.contains(r#":"""#), "an empty field: {started}");
+}

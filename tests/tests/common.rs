@@ -84,6 +84,7 @@ pub fn start_with(
     let host = Host::start(HostOptions {
         threads: 2,
         plugin_dirs: vec![dir.path()],
+        libraries: None,
         watch: Some(WatchConfig::default()),
         versions,
     })

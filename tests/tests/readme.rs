@@ -836,3 +836,35 @@ fn the_rust_check_names_the_readme_line() {
         "{warning}"
     );
 }
+
+/// The README's "Log events" table names exactly the events the host writes
+/// (`host::observe::events::EVENT_NAMES`, the one module that writes them), so the table
+/// and the code cannot drift apart.
+#[test]
+fn the_log_event_table_lists_exactly_the_events_the_host_writes() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let section = readme
+        .split("## Log events")
+        .nth(1)
+        .expect("a Log events section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let first_cell = line.split('|').nth(1).unwrap_or("");
+        for name in first_cell.split('`').skip(1).step_by(2) {
+            documented.insert(name.to_string());
+        }
+    }
+    let written: std::collections::BTreeSet<String> = host::observe::events::EVENT_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let missing: Vec<_> = written.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&written).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README's event table is out of date: not documented {missing:?}; documented but never written {extra:?}"
+    );
+}

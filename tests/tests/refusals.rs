@@ -201,3 +201,33 @@ fn the_loader_itself_refuses_bad_files_with_their_reason() {
         "{e}"
     );
 }
+
+/// `libraries` picks what to load from a directory shared with other crates' libraries
+/// (`target/debug`): the others are neither loaded nor refused, and a named library that
+/// is not there stops the start with its name.
+#[test]
+fn only_the_named_libraries_are_loaded_from_a_shared_directory() {
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    // Another crate's library beside it (here a copy, which would clash if loaded).
+    std::fs::copy(dir.lib(), dir.path().join("libother.so")).unwrap();
+    let start = |libraries: Vec<&str>| {
+        host::Host::start(host::HostOptions {
+            threads: 2,
+            plugin_dirs: vec![dir.path()],
+            libraries: Some(libraries.into_iter().map(String::from).collect()),
+            watch: None,
+            ..Default::default()
+        })
+    };
+    let host = start(vec!["tp"]).expect("starts");
+    assert_eq!(host.behaviour_names(), vec!["tp".to_string()]);
+    assert_eq!(host.versions().len(), 1, "libother.so was not loaded");
+    assert_eq!(host.stats().reloads_rejected, 0, "nor refused");
+    drop(host);
+    let e = start(vec!["tp", "nope"])
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("`nope` (libnope.so)"), "{e}");
+}

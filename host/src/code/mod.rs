@@ -27,6 +27,7 @@ use crate::util::ids::ActorId;
 use versions::{LibraryRecord, VersionPolicy};
 
 pub(crate) use server::reload_loop;
+pub(crate) use swap::EXTRA_NIL;
 
 /// The code server's state. It owns the behaviour table; the actor system only ever sees
 /// the [`BehaviourVersion`] an actor runs.
@@ -114,6 +115,36 @@ impl Code {
             .lock()
             .get(&path)
             .map_or(0, |r| r.retired.len())
+    }
+}
+
+/// Which libraries of the plugin directories the host loads: all `lib*.so` (`None`), or
+/// only those named (`counter` or `libcounter.so`), so a directory such as `target/debug`
+/// that also holds other crates' libraries can be watched safely.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Selection(pub(crate) Option<Vec<String>>);
+
+impl Selection {
+    /// Whether the library at `path` is one the host loads.
+    pub(crate) fn wants(&self, path: &Path) -> bool {
+        let Some(names) = &self.0 else { return true };
+        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        names
+            .iter()
+            .any(|n| n == file || Self::file_name(n) == file)
+    }
+
+    /// `counter` -> `libcounter.so` (on macOS `.dylib`); a file name stays as it is.
+    pub(crate) fn file_name(name: &str) -> String {
+        if name.starts_with("lib") && (name.ends_with(".so") || name.ends_with(".dylib")) {
+            return name.to_string();
+        }
+        let ext = if cfg!(target_os = "macos") {
+            "dylib"
+        } else {
+            "so"
+        };
+        format!("lib{}.{ext}", name.replace('-', "_"))
     }
 }
 

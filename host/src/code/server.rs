@@ -20,12 +20,13 @@ impl Code {
     /// Loads the library at `path`: a first load registers its behaviours, a later one
     /// swaps every actor of them to the new version. Logs and publishes the outcome.
     pub(crate) fn load_path(&self, path: &Path) -> HostEvent {
-        self.load_into(path, path)
+        self.load_into(path, path, &swap::EXTRA_NIL)
     }
 
     /// Loads `file` as the next version of the library known by `path` (the watched file;
     /// `file` is the same path, or another build given by an operator).
-    pub(crate) fn load_into(&self, path: &Path, file: &Path) -> HostEvent {
+    /// `extra` (ETF) reaches every `code_change`.
+    pub(crate) fn load_into(&self, path: &Path, file: &Path, extra: &[u8]) -> HostEvent {
         let key = library_key(path);
         let file = if file == path { key.as_path() } else { file };
         let path = key.as_path();
@@ -75,7 +76,7 @@ impl Code {
                 }
             }
             Some(old) => {
-                let ev = swap::swap(self, &old, &lib, Direction::Up);
+                let ev = swap::swap(self, &old, &lib, Direction::Up, extra);
                 drop(old);
                 self.settle_swap(path, ev, |rec| Some(rec.advance(lib)))
             }
@@ -151,7 +152,9 @@ impl Code {
     }
 
     /// Swaps `behaviour`'s library back to its most recent retired version.
-    pub(crate) fn rollback(&self, behaviour: &str) -> Result<HostEvent, ReloadError> {
+    /// `extra` (ETF) reaches the newer version's `downgrade` and the older one's
+    /// `code_change`.
+    pub(crate) fn rollback(&self, behaviour: &str, extra: &[u8]) -> Result<HostEvent, ReloadError> {
         let path = self.library_of(behaviour)?;
         let _serial = self.reload_lock.lock();
         let (current, target) = {
@@ -166,7 +169,7 @@ impl Code {
                 .ok_or_else(|| ReloadError::NothingToRollBackTo(path.clone()))?;
             (rec.current.clone(), target)
         };
-        let ev = swap::swap(self, &current, &target, Direction::Down);
+        let ev = swap::swap(self, &current, &target, Direction::Down, extra);
         drop(current);
         Ok(self.settle_swap(&path, ev, |rec| rec.restore(&target.hash)))
     }
@@ -271,10 +274,21 @@ fn rejected(old: &LoadedLibrary, reason: String) -> HostEvent {
 }
 
 /// The reloader thread: applies what the watcher reports until the watcher goes.
-pub(crate) fn reload_loop(rx: Receiver<WatchEvent>, code: std::sync::Weak<Code>) {
+pub(crate) fn reload_loop(
+    rx: Receiver<WatchEvent>,
+    code: std::sync::Weak<Code>,
+    selection: super::Selection,
+) {
     // Ends when the watcher is dropped (its sender goes away).
     for ev in rx.iter() {
         let Some(code) = code.upgrade() else { return };
+        let path = match &ev {
+            WatchEvent::Changed(a) => &a.path,
+            WatchEvent::Removed { path } | WatchEvent::Rejected { path, .. } => path,
+        };
+        if !selection.wants(path) {
+            continue; // another crate's library in a shared directory
+        }
         match ev {
             WatchEvent::Changed(a) => {
                 code.load_path(&a.path);

@@ -5,8 +5,12 @@
 //! 2. Take the behaviour table for writing (no spawn can start on the old version now) and
 //!    suspend every actor of the library's behaviours at a message boundary. Their
 //!    mailboxes keep filling, in order.
-//! 3. Export each actor's state through the old version (ETF), and build a new state from
-//!    it through the new version's `code_change`. The old states stay untouched.
+//! 3. Export each actor's state (ETF) and build a new state from it through the new
+//!    version's `code_change`. Going up, the running (older) version exports its state as
+//!    it is; going down (a rollback), the running version is the *newer* one, which knows
+//!    both shapes, so it writes the state down with its `downgrade` and the older version's
+//!    `code_change` receives that with `{down, Vsn}` — OTP's order, with both versions
+//!    having a say. The old states stay untouched.
 //! 4. All succeeded: install the new states and version, resume, then free the old states
 //!    through the old code. Anything failed or panicked: free the new states through the
 //!    new code, resume on the old version and old states, report `rolled_back`.
@@ -24,8 +28,8 @@ use super::Code;
 use crate::observe::events::{HostEvent, ReloadOutcome, ReloadReport, VersionChange};
 use crate::system::{Actor, BehaviourVersion};
 
-/// `extra` passed to `code_change`: the empty list `[]`.
-const EXTRA_NIL: [u8; 2] = [131, 106];
+/// `extra` passed to `code_change` when the operator gives none: the empty list `[]`.
+pub(crate) const EXTRA_NIL: [u8; 2] = [131, 106];
 
 /// One actor being migrated.
 struct Migration {
@@ -49,6 +53,7 @@ pub(crate) fn swap(
     old: &Arc<LoadedLibrary>,
     new: &Arc<LoadedLibrary>,
     direction: Direction,
+    extra: &[u8],
 ) -> HostEvent {
     let mut changes: Vec<VersionChange> = old
         .behaviours
@@ -101,6 +106,13 @@ pub(crate) fn swap(
         .system
         .registry
         .select(|a| old.behaviours.iter().any(|b| b.name == a.behaviour));
+    // Every actor of each behaviour is counted, also when a failure stops the migration
+    // before it reaches them: the report says how many the reload concerned.
+    for a in &actors {
+        if let Some(c) = changes.iter_mut().find(|c| *c.behaviour == *a.behaviour) {
+            c.actors += 1;
+        }
+    }
     let started = Instant::now();
     code.system.suspend(&actors);
 
@@ -115,11 +127,22 @@ pub(crate) fn swap(
         }
         let from = core.version.clone();
         let to = new.behaviour(&from.name).expect("checked above").clone();
-        let exported = (from.desc.export_state)(core.state);
+        let exported = match direction {
+            Direction::Up => (from.desc.export_state)(core.state),
+            Direction::Down => (from.desc.downgrade)(
+                core.state,
+                RStr::from_str(&to.version),
+                RSlice::from_slice(extra),
+            ),
+        };
         drop(core);
         if exported.code != OutcomeCode::Ok {
+            let what = match direction {
+                Direction::Up => "exporting the state".to_string(),
+                Direction::Down => format!("downgrade to {}", to.version),
+            };
             failure = Some(format!(
-                "exporting the state of actor {} ({} {}) failed: {}",
+                "{what} of actor {} ({} {}) failed: {}",
                 actor.id,
                 from.name,
                 from.version,
@@ -132,7 +155,7 @@ pub(crate) fn swap(
             RStr::from_str(&from.version),
             direction == Direction::Down,
             RSlice::from_slice(&exported.detail),
-            RSlice::from_slice(&EXTRA_NIL),
+            RSlice::from_slice(extra),
             &mut state,
         );
         drop(exported);
@@ -152,9 +175,6 @@ pub(crate) fn swap(
             ));
         }
         drop(out);
-        if let Some(c) = changes.iter_mut().find(|c| c.behaviour == *from.name) {
-            c.actors += 1;
-        }
         migrations.push(Migration {
             actor: actor.clone(),
             to,

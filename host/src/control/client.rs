@@ -13,7 +13,7 @@ use crate::observe::model::TraceEvent;
 fn connect(socket: &Path) -> Result<UnixStream, String> {
     UnixStream::connect(socket).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
-            "no host is listening on {} (is it running? see --socket)",
+            "no host is listening on {} (is it running? a host started with --config FILE: `host ctl -c FILE ...`; or give --socket PATH)",
             socket.display()
         ),
         std::io::ErrorKind::PermissionDenied => format!(

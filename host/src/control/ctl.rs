@@ -12,7 +12,7 @@ use plugin_api::etf;
 
 use super::client;
 use super::protocol::{Request, SwapOutcome};
-use crate::observe::model::{ActorInfo, Stats, TreeNode, VersionRow};
+use crate::observe::model::{ActorInfo, ActorStatus, Stats, TreeNode, VersionRow};
 
 /// A `host ctl` command.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -56,11 +56,35 @@ pub enum CtlCommand {
         behaviour: String,
         /// Another build of the library to load instead.
         path: Option<PathBuf>,
+        /// `Extra` for every `code_change` (Erlang term syntax; default `[]`).
+        #[arg(long, value_name = "TERM")]
+        extra: Option<String>,
     },
-    /// Swap a behaviour's library back to its previous retained version.
+    /// Swap a behaviour's library back to its previous retained version: the running
+    /// version's `downgrade` writes each state down, the older one's `code_change` reads it.
     Rollback {
         /// A behaviour of the library.
         behaviour: String,
+        /// `Extra` for `downgrade` and `code_change` (Erlang term syntax; default `[]`).
+        #[arg(long, value_name = "TERM")]
+        extra: Option<String>,
+    },
+    /// Hold an actor at its next message boundary, like `sys:suspend` (its mailbox keeps
+    /// filling; calls to it wait or time out) until `resume`.
+    Suspend {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
+    },
+    /// Let an actor held by `suspend` run again, like `sys:resume`.
+    Resume {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
+    },
+    /// One actor in detail, like `sys:get_status`: behaviour, version, status, mailbox,
+    /// links, monitors, trap_exit, restarts.
+    Status {
+        /// Registered name, `<0.ID.0>` or id.
+        name: String,
     },
     /// The supervision tree with each child's status and restarts.
     Tree,
@@ -177,7 +201,12 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                 print_versions(&decode::<Vec<VersionRow>>(v)?);
             }
         }
-        CtlCommand::Reload { behaviour, path } => {
+        CtlCommand::Reload {
+            behaviour,
+            path,
+            extra,
+        } => {
+            let extra = extra.as_deref().map(parse_term).transpose()?;
             let path = match path {
                 Some(p) => Some(
                     std::fs::canonicalize(&p)
@@ -187,10 +216,30 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                 ),
                 None => None,
             };
-            swap(socket, json, &Request::Reload { behaviour, path })?;
+            let req = Request::Reload {
+                behaviour,
+                path,
+                extra,
+            };
+            swap(socket, json, &req)?;
         }
-        CtlCommand::Rollback { behaviour } => {
-            swap(socket, json, &Request::Rollback { behaviour })?;
+        CtlCommand::Rollback { behaviour, extra } => {
+            let extra = extra.as_deref().map(parse_term).transpose()?;
+            swap(socket, json, &Request::Rollback { behaviour, extra })?;
+        }
+        CtlCommand::Suspend { name } => {
+            one_way(socket, json, &Request::Suspend { to: name })?;
+        }
+        CtlCommand::Resume { name } => {
+            one_way(socket, json, &Request::Resume { to: name })?;
+        }
+        CtlCommand::Status { name } => {
+            let v = ask(socket, &Request::Status { to: name }, WAIT)?;
+            if json {
+                print_json(&v);
+            } else {
+                print_status(&decode::<ActorStatus>(v)?);
+            }
         }
         CtlCommand::Tree => {
             let v = ask(socket, &Request::Tree, WAIT)?;
@@ -428,4 +477,35 @@ fn print_stats(s: &Stats) {
             vec!["crashes".into(), s.crashes.to_string()],
         ],
     );
+}
+
+fn print_status(s: &ActorStatus) {
+    let list = |ids: &[crate::ActorId]| {
+        if ids.is_empty() {
+            "-".to_string()
+        } else {
+            ids.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let status = if s.suspended_by_operator {
+        format!(
+            "{} (by an operator: `host ctl resume` releases it)",
+            s.status
+        )
+    } else {
+        s.status.clone()
+    };
+    println!("actor        {}", s.id);
+    println!("name         {}", s.name.as_deref().unwrap_or("-"));
+    println!("behaviour    {} {}", s.behaviour, s.version);
+    println!("status       {status}");
+    println!("mailbox      {}", s.mailbox);
+    println!("handled      {}", s.handled);
+    println!("links        {}", list(&s.links));
+    println!("monitored by {}", list(&s.monitored_by));
+    println!("trap_exit    {}", s.trap_exit);
+    println!("restarts     {}", s.restarts);
 }

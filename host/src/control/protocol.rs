@@ -54,11 +54,32 @@ pub enum Request {
         behaviour: String,
         /// The file to load instead of the watched one.
         path: Option<String>,
+        /// `Extra` for every `code_change`, ETF (default `[]`).
+        #[serde(default)]
+        extra: Option<Vec<u8>>,
     },
     /// Swap a behaviour's library back to its previous retained version.
     Rollback {
         /// A behaviour of the library.
         behaviour: String,
+        /// `Extra` for `downgrade` and `code_change`, ETF (default `[]`).
+        #[serde(default)]
+        extra: Option<Vec<u8>>,
+    },
+    /// Hold an actor at its next message boundary (`sys:suspend`).
+    Suspend {
+        /// Registered name, `<0.ID.0>` or a bare id.
+        to: String,
+    },
+    /// Let a suspended actor run again (`sys:resume`).
+    Resume {
+        /// Registered name, `<0.ID.0>` or a bare id.
+        to: String,
+    },
+    /// One actor in detail (`sys:get_status`).
+    Status {
+        /// Registered name, `<0.ID.0>` or a bare id.
+        to: String,
     },
     /// The supervision trees.
     Tree,

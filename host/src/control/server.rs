@@ -316,12 +316,14 @@ fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| format!("cannot encode the answer: {e}"))
 }
 
+/// Refuses bytes that are not one well-formed term.
+fn check_term(bytes: &[u8]) -> Result<(), String> {
+    etf::Term::decode(bytes)
+        .map(|_| ())
+        .map_err(|e| format!("the term does not decode: {e}"))
+}
+
 fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Value, String> {
-    let check_term = |bytes: &[u8]| {
-        etf::Term::decode(bytes)
-            .map(|_| ())
-            .map_err(|e| format!("the term does not decode: {e}"))
-    };
     match req {
         Request::List => json(&host.actors()),
         Request::Send { to, etf } => {
@@ -355,16 +357,33 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
             Ok(serde_json::Value::String(etf::display(&bytes)))
         }
         Request::Versions => json(&host.versions()),
-        Request::Reload { behaviour, path } => {
+        Request::Reload {
+            behaviour,
+            path,
+            extra,
+        } => {
+            let extra = extra_term(extra)?;
             let ev = host
-                .reload_behaviour(&behaviour, path.as_deref().map(Path::new))
+                .reload_with(&behaviour, path.as_deref().map(Path::new), &extra)
                 .map_err(|e| e.to_string())?;
             json(&SwapOutcome::from_event(&ev))
         }
-        Request::Rollback { behaviour } => {
-            let ev = host.rollback(&behaviour).map_err(|e| e.to_string())?;
+        Request::Rollback { behaviour, extra } => {
+            let extra = extra_term(extra)?;
+            let ev = host
+                .rollback_with(&behaviour, &extra)
+                .map_err(|e| e.to_string())?;
             json(&SwapOutcome::from_event(&ev))
         }
+        Request::Suspend { to } => {
+            host.suspend(target(&to)).map_err(|e| e.to_string())?;
+            Ok(serde_json::Value::Null)
+        }
+        Request::Resume { to } => {
+            host.resume(target(&to)).map_err(|e| e.to_string())?;
+            Ok(serde_json::Value::Null)
+        }
+        Request::Status { to } => json(&host.status(target(&to)).map_err(|e| e.to_string())?),
         Request::Tree => json(&host.tree().map_err(|e| e.to_string())?),
         Request::Stats => json(&stats(host, sampler)),
         Request::Snapshot => {
@@ -378,5 +397,16 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
             })
         }
         Request::Trace { .. } => Err("trace is answered as a stream".into()),
+    }
+}
+
+/// `Extra` for a swap: the operator's term, checked, or `[]`.
+fn extra_term(extra: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
+    match extra {
+        Some(etf) => {
+            check_term(&etf)?;
+            Ok(etf)
+        }
+        None => Ok(vec![131, 106]),
     }
 }

@@ -21,6 +21,15 @@ pub enum HostError {
     Watch(WatchError),
     /// A thread of the host could not be started.
     Thread(std::io::Error),
+    /// A library named in `libraries` is in none of the plugin directories.
+    NoSuchLibrary {
+        /// As configured.
+        name: String,
+        /// The file looked for.
+        file: String,
+        /// Where.
+        dirs: Vec<PathBuf>,
+    },
 }
 
 impl fmt::Display for HostError {
@@ -32,6 +41,15 @@ impl fmt::Display for HostError {
             HostError::CopyDir(e) => write!(f, "cannot create the private copy directory: {e}"),
             HostError::Watch(e) => write!(f, "watcher: {e}"),
             HostError::Thread(e) => write!(f, "cannot start a host thread: {e}"),
+            HostError::NoSuchLibrary { name, file, dirs } => write!(
+                f,
+                "library `{name}` ({file}) is in none of the plugin directories ({}); build it \
+                 first (cargo build -p {name}) or fix `libraries`",
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -42,6 +60,7 @@ impl std::error::Error for HostError {
             HostError::PluginDir { source, .. } => Some(source),
             HostError::CopyDir(e) | HostError::Thread(e) => Some(e),
             HostError::Watch(e) => Some(e),
+            HostError::NoSuchLibrary { .. } => None,
         }
     }
 }

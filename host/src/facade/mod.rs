@@ -40,6 +40,9 @@ pub struct HostOptions {
     pub threads: usize,
     /// Directories holding plugin libraries, loaded at start and watched.
     pub plugin_dirs: Vec<PathBuf>,
+    /// Load only these libraries from the directories: crate names (`counter`) or file
+    /// names (`libcounter.so`). `None`: every `lib*.so` there.
+    pub libraries: Option<Vec<String>>,
     /// Watch the directories for rebuilt libraries (`None`: load once, never reload).
     pub watch: Option<WatchConfig>,
     /// What happens to versions no actor runs any more.
@@ -51,6 +54,7 @@ impl Default for HostOptions {
         HostOptions {
             threads: 0,
             plugin_dirs: Vec::new(),
+            libraries: None,
             watch: Some(WatchConfig::default()),
             versions: VersionPolicy::default(),
         }
@@ -147,6 +151,26 @@ impl Host {
                 source: std::io::Error::other(e.to_string()),
             }
         })?;
+        let selection = code::Selection(opts.libraries.clone());
+        let found: Vec<_> = found
+            .into_iter()
+            .filter(|a| selection.wants(&a.path))
+            .collect();
+        if let Some(names) = &opts.libraries {
+            for name in names {
+                let file = code::Selection::file_name(name);
+                if !found
+                    .iter()
+                    .any(|a| a.path.file_name().and_then(|f| f.to_str()) == Some(&file))
+                {
+                    return Err(HostError::NoSuchLibrary {
+                        name: name.clone(),
+                        file,
+                        dirs: opts.plugin_dirs.clone(),
+                    });
+                }
+            }
+        }
         for artifact in &found {
             code.load_path(&artifact.path);
         }
@@ -175,7 +199,7 @@ impl Host {
             host.reloader = Some(
                 std::thread::Builder::new()
                     .name("reloader".into())
-                    .spawn(move || code::reload_loop(rx, code))
+                    .spawn(move || code::reload_loop(rx, code, selection))
                     .map_err(HostError::Thread)?,
             );
             host.watcher = Some(w);
@@ -314,20 +338,37 @@ impl Host {
         behaviour: &str,
         file: Option<&Path>,
     ) -> Result<HostEvent, ReloadError> {
+        self.reload_with(behaviour, file, &crate::code::EXTRA_NIL)
+    }
+
+    /// [`Host::reload_behaviour`] with `extra` (ETF) handed to every `code_change`, as
+    /// OTP's release handler passes `Extra`.
+    pub fn reload_with(
+        &self,
+        behaviour: &str,
+        file: Option<&Path>,
+        extra: &[u8],
+    ) -> Result<HostEvent, ReloadError> {
         let path = self.code.library_of(behaviour)?;
         if let Some(f) = file {
             if !f.is_file() {
                 return Err(ReloadError::NotAFile(f.to_path_buf()));
             }
         }
-        Ok(self.code.load_into(&path, file.unwrap_or(&path)))
+        Ok(self.code.load_into(&path, file.unwrap_or(&path), extra))
     }
 
-    /// Swaps the library that provides `behaviour` back to its previous retained version:
-    /// every actor's state goes through that version's `code_change` with `{down, Vsn}`.
-    /// All or nothing, like any swap.
+    /// Swaps the library that provides `behaviour` back to its previous retained version
+    /// (the previous one in load order): each actor's state is written down by the running
+    /// (newer) version's `downgrade`, then read by the older version's `code_change` with
+    /// `{down, Vsn}`. All or nothing, like any swap.
     pub fn rollback(&self, behaviour: &str) -> Result<HostEvent, ReloadError> {
-        self.code.rollback(behaviour)
+        self.rollback_with(behaviour, &crate::code::EXTRA_NIL)
+    }
+
+    /// [`Host::rollback`] with `extra` (ETF) handed to `downgrade` and `code_change`.
+    pub fn rollback_with(&self, behaviour: &str, extra: &[u8]) -> Result<HostEvent, ReloadError> {
+        self.code.rollback(behaviour, extra)
     }
 
     /// Every loaded version of every library: current, retired and pinned, with how many

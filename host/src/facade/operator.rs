@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::Receiver;
 
 use super::Host;
-use crate::observe::model::{ActorInfo, RecentEvent, Stats, TraceEvent, TreeNode};
+use crate::observe::model::{ActorInfo, ActorStatus, RecentEvent, Stats, TraceEvent, TreeNode};
 use crate::supervisor::StartError;
-use crate::system::{CallError, Target};
+use crate::system::{CallError, SysError, Target};
 use crate::util::ids::ActorId;
 
 impl Host {
@@ -38,6 +38,37 @@ impl Host {
     /// The supervision trees, as the supervision thread sees them now.
     pub fn tree(&self) -> Result<Vec<TreeNode>, StartError> {
         self.supervision().snapshot(Duration::from_secs(2))
+    }
+
+    /// Holds an actor at its next message boundary until [`Host::resume`] (OTP's
+    /// `sys:suspend`); its mailbox keeps filling, calls to it wait or time out. A hot swap
+    /// still migrates it, and it stays suspended.
+    pub fn suspend(&self, to: Target<'_>) -> Result<(), SysError> {
+        self.system.sys_suspend(to)
+    }
+
+    /// Lets an actor suspended with [`Host::suspend`] run again (OTP's `sys:resume`).
+    pub fn resume(&self, to: Target<'_>) -> Result<(), SysError> {
+        self.system.sys_resume(to)
+    }
+
+    /// One actor in detail (OTP's `sys:get_status`).
+    pub fn status(&self, to: Target<'_>) -> Result<ActorStatus, CallError> {
+        let actor = self
+            .system
+            .resolve(to)
+            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
+        let mut restarts = 0;
+        fn find(n: &TreeNode, id: ActorId, out: &mut u64) {
+            if n.actor == id && n.kind == "worker" {
+                *out = n.restarts;
+            }
+            n.children.iter().for_each(|c| find(c, id, out));
+        }
+        for n in &self.tree().unwrap_or_default() {
+            find(n, actor.id, &mut restarts);
+        }
+        self.system.status(Target::Id(actor.id), restarts)
     }
 
     /// An actor's state, exported through the version running it, as ETF.

@@ -307,12 +307,14 @@ impl HostEvent {
             } => tracing::error!(
                 event = "crash",
                 actor = actor.0,
-                name = name.as_deref().unwrap_or(""),
+                name = name.as_deref(),
                 behaviour = behaviour.as_str(),
                 version = version.as_str(),
                 reason = reason.as_str(),
                 panic = panic.as_str(),
-                message = message.as_str(),
+                // Not `message`: that is the log line's own field (in JSON two `message`
+                // keys, and parsers keep only the last).
+                last_message = message.as_str(),
                 "actor crashed"
             ),
             HostEvent::Supervisor {
@@ -322,8 +324,10 @@ impl HostEvent {
                 actor,
                 reason,
             } => {
-                let (supervisor, child, reason) =
-                    (supervisor.as_str(), child.as_str(), reason.as_str());
+                // Fields without a value are left out (no `reason=""`, no `actor=0`).
+                let (supervisor, child) = (supervisor.as_str(), child.as_str());
+                let reason = (!reason.is_empty()).then_some(reason.as_str());
+                let actor = (actor.0 != 0).then_some(actor.0);
                 match kind {
                     SupervisorEvent::GaveUp => tracing::error!(
                         event = kind.as_str(),
@@ -335,15 +339,16 @@ impl HostEvent {
                         event = kind.as_str(),
                         supervisor,
                         child,
-                        actor = actor.0,
+                        actor,
                         reason,
-                        "child {child} of {supervisor} exited: {reason}"
+                        "child {child} of {supervisor} exited: {}",
+                        reason.unwrap_or("")
                     ),
                     _ => tracing::info!(
                         event = kind.as_str(),
                         supervisor,
                         child,
-                        actor = actor.0,
+                        actor,
                         reason,
                         "{} {child} ({supervisor})",
                         kind.as_str()
@@ -359,7 +364,7 @@ impl HostEvent {
             } => tracing::info!(
                 event = "actor_stopped",
                 actor = actor.0,
-                name = name.as_deref().unwrap_or(""),
+                name = name.as_deref(),
                 behaviour = behaviour.as_str(),
                 version = version.as_str(),
                 reason = reason.as_str(),
@@ -426,7 +431,7 @@ pub enum Event<'a> {
     /// An actor from the configuration started.
     ActorStarted {
         actor: ActorId,
-        name: &'a str,
+        name: Option<&'a str>,
         behaviour: &'a str,
         version: &'a str,
     },
@@ -439,7 +444,7 @@ pub enum Event<'a> {
     /// A spawn failed (`init` refused, panicked, or the name was taken).
     SpawnFailed {
         behaviour: &'a str,
-        name: &'a str,
+        name: Option<&'a str>,
         error: &'a str,
     },
     /// A message did not decode; dropped, the actor carries on.
@@ -583,11 +588,12 @@ impl Event<'_> {
             } => tracing::warn!(
                 event = "bad_message",
                 actor = actor.0,
-                name = name.unwrap_or(""),
+                name,
                 behaviour,
                 version,
                 kind,
-                message,
+                // The dropped message; not `message`, the log line's own field.
+                term = message,
                 error,
                 "message dropped: it does not decode"
             ),
@@ -669,10 +675,12 @@ impl Event<'_> {
             Event::WatchReport { report } => {
                 tracing::debug!(event = "watch_report", report, "plugin artifact event")
             }
-            Event::WatchUnchanged { path } => tracing::debug!(
+            // Info, not debug: "the watcher missed my build" and "the build made the same
+            // bytes" must be told apart without turning debug logs on.
+            Event::WatchUnchanged { path } => tracing::info!(
                 event = "watch_unchanged",
                 path = %path.display(),
-                "artifact settled with the known hash; not reporting"
+                "library rebuilt with identical content; nothing to reload"
             ),
             Event::WatchRetry {
                 path,

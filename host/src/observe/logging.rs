@@ -20,11 +20,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether text lines get ANSI colours: only when stderr is a terminal and `NO_COLOR`
+/// (<https://no-color.org>) is unset or empty — so a log piped to a file or a pager reads
+/// as plain `key=value` text that `grep 'event="reload"'` finds.
+pub fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber. Safe to call twice (the second call does nothing).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),

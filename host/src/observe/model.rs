@@ -52,6 +52,35 @@ pub struct TreeNode {
     pub children: Vec<TreeNode>,
 }
 
+/// One actor in detail (`host ctl status`, OTP's `sys:get_status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorStatus {
+    /// Actor id.
+    pub id: ActorId,
+    /// Registered name.
+    pub name: Option<String>,
+    /// Behaviour.
+    pub behaviour: String,
+    /// Version it runs.
+    pub version: String,
+    /// `waiting`, `running` or `suspended`.
+    pub status: String,
+    /// Whether an operator suspended it (`host ctl suspend`).
+    pub suspended_by_operator: bool,
+    /// Messages waiting.
+    pub mailbox: usize,
+    /// Messages handled.
+    pub handled: u64,
+    /// Linked actors (and supervisors).
+    pub links: Vec<ActorId>,
+    /// Actors monitoring it.
+    pub monitored_by: Vec<ActorId>,
+    /// Whether exit signals arrive as messages.
+    pub trap_exit: bool,
+    /// Times its supervisor restarted it (0 if unsupervised).
+    pub restarts: u64,
+}
+
 /// One behaviour version (`host ctl versions`); see [`VersionInfo`].
 pub type VersionRow = VersionInfo;
 

@@ -73,6 +73,8 @@ struct Child {
     spec: ChildSpec,
     /// The running actor's id, or the nested supervisor's id.
     pid: Option<ActorId>,
+    /// The id it had before it last stopped (reported with its restart).
+    last_pid: Option<ActorId>,
     /// Times the strategy restarted this child.
     restarts: u64,
 }
@@ -313,6 +315,7 @@ impl<H: ChildHost> Tree<H> {
         s.children.push(Child {
             spec,
             pid: None,
+            last_pid: None,
             restarts: 0,
         });
         let i = s.children.len() - 1;
@@ -345,6 +348,7 @@ impl<H: ChildHost> Tree<H> {
                 .map(|c| Child {
                     spec: c.clone(),
                     pid: None,
+                    last_pid: None,
                     restarts: 0,
                 })
                 .collect()
@@ -407,7 +411,7 @@ impl<H: ChildHost> Tree<H> {
                 ChildSpec::Worker(_) => self.stop_worker(sup, pid, spec.shutdown()),
             };
             if let Some(s) = self.sups.get_mut(&sup) {
-                s.children[i].pid = None;
+                s.children[i].last_pid = s.children[i].pid.take();
             }
             self.event(sup, SupervisorEvent::ChildTerminated, &name, pid, &reason);
         }
@@ -481,7 +485,7 @@ impl<H: ChildHost> Tree<H> {
         let Some(i) = s.children.iter().position(|c| c.pid == Some(pid)) else {
             return; // already replaced or stopped by us
         };
-        s.children[i].pid = None;
+        s.children[i].last_pid = s.children[i].pid.take();
         let name = s.children[i].spec.name();
         let text = etf::display(reason);
         self.event(sup, SupervisorEvent::ChildExited, &name, pid, &text);
@@ -522,12 +526,13 @@ impl<H: ChildHost> Tree<H> {
             self.stop_children(sup, j..j + 1);
         }
         for j in range {
-            let name = self
+            let (name, last) = self
                 .sups
                 .get(&sup)
-                .map(|s| s.children[j].spec.name())
+                .map(|s| (s.children[j].spec.name(), s.children[j].last_pid))
                 .unwrap_or_default();
-            self.event(sup, SupervisorEvent::Restarting, &name, ActorId(0), "");
+            let last = last.unwrap_or(ActorId(0));
+            self.event(sup, SupervisorEvent::Restarting, &name, last, "");
             if let Some(c) = self.sups.get_mut(&sup).and_then(|s| s.children.get_mut(j)) {
                 c.restarts += 1;
             }

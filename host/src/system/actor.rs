@@ -7,12 +7,13 @@
 //! 2. `core.state` was made by `core.version` and is freed by it, exactly once.
 //! 3. A runner checks `suspended` under `core` before every message; the swap sets
 //!    `suspended` *before* taking `core`. So once the swap holds `core`, no further message
-//!    is handled until it clears `suspended` — the actor stops at a message boundary.
+//!    is handled until it releases its hold — the actor stops at a message boundary.
+//!    Holds count: an operator's suspend and a swap's are independent.
 //! 4. Whoever makes `queued` go IDLE re-checks the mailbox afterwards (see
 //!    [`Actor::release`]), so a message pushed concurrently is never stranded.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -61,8 +62,12 @@ pub(crate) struct Actor {
     pub(crate) mailbox: crossbeam::utils::CachePadded<Mailbox>,
     /// True while the actor is in a run queue or running (invariant 4).
     queued: AtomicBool,
-    /// Set by a swap to hold the actor at a message boundary (invariant 3).
-    suspended: AtomicBool,
+    /// How many holders keep the actor at a message boundary (invariant 3): a swap, and
+    /// an operator's `suspend`, independently — a swap's resume does not undo an
+    /// operator's suspend.
+    suspended: AtomicU32,
+    /// Whether an operator suspended the actor (`host ctl suspend`); their one hold.
+    sys_suspended: AtomicBool,
     /// Someone follows this actor's messages (`host ctl trace`). Read once per message
     /// and once per callback, next to the flags the runner reads anyway.
     traced: AtomicBool,
@@ -98,7 +103,8 @@ impl Actor {
             behaviour: version.name.clone(),
             mailbox: crossbeam::utils::CachePadded::new(Mailbox::default()),
             queued: AtomicBool::new(false),
-            suspended: AtomicBool::new(false),
+            suspended: AtomicU32::new(0),
+            sys_suspended: AtomicBool::new(false),
             traced: AtomicBool::new(false),
             core: Mutex::new(Core {
                 version,
@@ -131,8 +137,7 @@ impl Actor {
     /// caller now owns the claim (invariant 4).
     pub(crate) fn release(&self) -> bool {
         self.queued.store(false, Ordering::SeqCst);
-        if self.suspended.load(Ordering::SeqCst) || (self.mailbox.is_empty() && !self.has_signals())
-        {
+        if self.is_suspended() || (self.mailbox.is_empty() && !self.has_signals()) {
             return false;
         }
         self.try_claim()
@@ -164,20 +169,45 @@ impl Actor {
 
     /// Whether a runner should stop before the next message.
     pub(crate) fn is_suspended(&self) -> bool {
-        self.suspended.load(Ordering::SeqCst)
+        self.suspended.load(Ordering::SeqCst) > 0
     }
 
     /// Holds the actor at its next message boundary (invariant 3): set *before* taking
     /// `core`, so once the caller holds `core` no further message is handled.
     pub(crate) fn suspend(&self) {
-        self.suspended.store(true, Ordering::SeqCst);
+        self.suspended.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Lets a suspended actor run again. Returns true if it has mail and the caller won
-    /// the claim and must queue it (invariant 4).
+    /// Releases one hold taken by [`Actor::suspend`]. Returns true if that was the last
+    /// hold, the actor has mail (or signals), and the caller won the claim and must queue
+    /// it (invariant 4).
     pub(crate) fn resume(&self) -> bool {
-        self.suspended.store(false, Ordering::SeqCst);
-        !self.mailbox.is_empty() && self.try_claim()
+        let before = self.suspended.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(before > 0, "resume without suspend");
+        before == 1 && (!self.mailbox.is_empty() || self.has_signals()) && self.try_claim()
+    }
+
+    /// An operator's suspend (`sys:suspend`): false if they already hold the actor.
+    pub(crate) fn sys_suspend(&self) -> bool {
+        if self.sys_suspended.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.suspend();
+        true
+    }
+
+    /// An operator's resume (`sys:resume`): `None` if they did not hold the actor, else
+    /// whether the caller must queue it (as [`Actor::resume`]).
+    pub(crate) fn sys_resume(&self) -> Option<bool> {
+        if !self.sys_suspended.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        Some(self.resume())
+    }
+
+    /// Whether an operator holds the actor suspended.
+    pub(crate) fn is_sys_suspended(&self) -> bool {
+        self.sys_suspended.load(Ordering::SeqCst)
     }
 
     /// Whether someone follows this actor's messages.

@@ -140,8 +140,11 @@ impl System {
                     // message now rather than waiting for the deadline.
                     Err(_) => terms::tagged("timeout", tag, None),
                 };
-                self.send(Target::Id(id), Envelope::message(MsgKind::Info, msg))
-                    .is_ok()
+                let env = match &result {
+                    Ok(_) => Envelope::reply(tag, msg),
+                    Err(_) => Envelope::message(MsgKind::Info, msg),
+                };
+                self.send(Target::Id(id), env).is_ok()
             }
         }
     }

@@ -16,7 +16,9 @@ pub use crate::util::terms::MsgBytes;
 pub struct Envelope {
     /// Which callback handles it.
     pub kind: MsgKind,
-    /// For a call: who waits for the reply. Zeroed otherwise.
+    /// For a call: who waits for the reply. For a reply to a request: the request's tag
+    /// (`caller` 0), so a reply the requester cannot decode can still be answered (see
+    /// `process::run`). Zeroed otherwise.
     pub from: FromRaw,
     /// The message as ETF (version byte first).
     pub bytes: MsgBytes,
@@ -30,6 +32,22 @@ impl Envelope {
             from: FromRaw { caller: 0, tag: 0 },
             bytes: bytes.into(),
         }
+    }
+
+    /// `{reply, Tag, Reply}` to the actor that made request `tag`: an info message that
+    /// remembers its tag.
+    pub fn reply(tag: u64, bytes: impl Into<MsgBytes>) -> Self {
+        Envelope {
+            kind: MsgKind::Info,
+            from: FromRaw { caller: 0, tag },
+            bytes: bytes.into(),
+        }
+    }
+
+    /// The request tag this info message answers, if it is a reply.
+    pub fn reply_to(&self) -> Option<u64> {
+        (self.kind == MsgKind::Info && self.from.caller == 0 && self.from.tag != 0)
+            .then_some(self.from.tag)
     }
 
     /// A call awaiting a reply routed by `from`.

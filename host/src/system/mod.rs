@@ -31,12 +31,11 @@ mod upcall;
 
 use std::sync::Arc;
 
-use plugin_api::abi::MsgKind;
-
 pub(crate) use actor::Actor;
 pub use behaviour::BehaviourVersion;
 pub use errors::{CallError, SpawnError};
 pub use registry::RegisterError;
+pub use sys::SysError;
 pub(crate) use upcall::Upcall;
 
 use crate::observe::Observer;
@@ -185,7 +184,7 @@ impl System {
     /// Delivers `{reply, Tag, Payload}` to an actor (answers the host makes itself).
     pub(crate) fn deliver_reply(&self, to: ActorId, tag: u64, payload: &[u8]) {
         let msg = terms::tagged("reply", tag, Some(payload));
-        let _ = self.send(Target::Id(to), Envelope::message(MsgKind::Info, msg));
+        let _ = self.send(Target::Id(to), Envelope::reply(tag, msg));
     }
 
     /// `ctx.start_child`: handed up (a callback never waits for it); the outcome comes back

@@ -10,7 +10,7 @@ use plugin_api::abi::OutcomeCode;
 use plugin_api::etf;
 
 use super::{Actor, CallError, System, Target};
-use crate::observe::model::{ActorInfo, TraceEvent};
+use crate::observe::model::{ActorInfo, ActorStatus, TraceEvent};
 use crate::util::ids::{pid_text, ActorId};
 
 impl System {
@@ -30,6 +30,64 @@ impl System {
                 self.requeue(a.clone());
             }
         }
+    }
+
+    /// `sys:suspend/1`: holds the actor at its next message boundary until
+    /// [`System::sys_resume`]; its mailbox keeps filling. Returns once it is held (it
+    /// waits for a running batch to end).
+    pub(crate) fn sys_suspend(&self, to: Target<'_>) -> Result<(), SysError> {
+        let actor = self
+            .resolve(to)
+            .ok_or_else(|| SysError::NoProc(to.to_string()))?;
+        if !actor.sys_suspend() {
+            return Err(SysError::AlreadySuspended(to.to_string()));
+        }
+        // Invariant 3: once we have held `core`, no further message is handled.
+        drop(actor.core.lock());
+        Ok(())
+    }
+
+    /// `sys:resume/1`: lets an actor suspended by [`System::sys_suspend`] run again.
+    pub(crate) fn sys_resume(&self, to: Target<'_>) -> Result<(), SysError> {
+        let actor = self
+            .resolve(to)
+            .ok_or_else(|| SysError::NoProc(to.to_string()))?;
+        match actor.sys_resume() {
+            None => Err(SysError::NotSuspended(to.to_string())),
+            Some(queue) => {
+                if queue {
+                    self.requeue(actor);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `sys:get_status/1`, for an operator: what the actor runs, its state of play, its
+    /// mailbox, links, monitors and flags. `restarts` as in [`System::describe_actors`].
+    pub(crate) fn status(&self, to: Target<'_>, restarts: u64) -> Result<ActorStatus, CallError> {
+        let a = self
+            .resolve(to)
+            .ok_or_else(|| CallError::NoProc(to.to_string()))?;
+        let version = a.core.lock().version.version.to_string();
+        let mut links = a.links.lock().clone();
+        links.sort();
+        let mut monitored_by: Vec<_> = a.monitored_by.lock().iter().map(|&(_, w)| w).collect();
+        monitored_by.sort();
+        Ok(ActorStatus {
+            id: a.id,
+            name: a.name.clone(),
+            behaviour: a.behaviour.to_string(),
+            version,
+            status: status_of(&a).into(),
+            suspended_by_operator: a.is_sys_suspended(),
+            mailbox: a.mailbox.len(),
+            handled: a.handled(),
+            links,
+            monitored_by,
+            trap_exit: a.traps_exits(),
+            restarts,
+        })
     }
 
     /// An actor's state, exported through the version running it, as ETF.
@@ -118,13 +176,7 @@ impl System {
             .into_iter()
             .map(|a| {
                 let version = a.core.lock().version.version.to_string();
-                let status = if a.is_suspended() {
-                    "suspended"
-                } else if a.is_queued() {
-                    "running"
-                } else {
-                    "waiting"
-                };
+                let status = status_of(&a);
                 ActorInfo {
                     id: a.id,
                     name: a.name.clone(),
@@ -147,3 +199,42 @@ impl System {
         (actors.iter().map(|a| a.handled()).sum(), actors.len())
     }
 }
+
+/// What an operator reads as an actor's status.
+fn status_of(a: &Actor) -> &'static str {
+    if a.is_suspended() {
+        "suspended"
+    } else if a.is_queued() {
+        "running"
+    } else {
+        "waiting"
+    }
+}
+
+/// Why a `sys` operation on an actor was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SysError {
+    /// No such actor.
+    NoProc(String),
+    /// An operator already suspended it.
+    AlreadySuspended(String),
+    /// No operator suspended it.
+    NotSuspended(String),
+}
+
+impl std::fmt::Display for SysError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SysError::NoProc(who) => write!(f, "noproc: no actor {who}"),
+            SysError::AlreadySuspended(who) => write!(f, "{who} is already suspended"),
+            SysError::NotSuspended(who) => {
+                write!(
+                    f,
+                    "{who} is not suspended (only `suspend` can be undone by `resume`)"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for SysError {}

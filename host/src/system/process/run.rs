@@ -91,17 +91,28 @@ impl System {
             match code {
                 OutcomeCode::BadMessage => {
                     let error = String::from_utf8_lossy(&detail).into_owned();
+                    let reply_to = env.reply_to();
                     self.observer.emit(Event::BadMessage {
                         actor: actor.id,
                         name: actor.name.as_deref(),
                         behaviour: &version.name,
                         version: &version.version,
-                        kind: kind_name(env.kind),
+                        kind: if reply_to.is_some() {
+                            "reply"
+                        } else {
+                            kind_name(env.kind)
+                        },
                         message: &etf::display(&env.bytes),
                         error: &error,
                     });
                     if env.kind == MsgKind::Call {
                         self.reply(env.from.tag, Err(CallError::BadMessage(error)));
+                    } else if let Some(tag) = reply_to {
+                        // A reply the requester cannot decode: it still hears back, as
+                        // `{timeout, ReqId}` (its deadline was cancelled by the reply), so
+                        // a pending request never hangs. Queued behind what is waiting.
+                        let msg = terms::tagged("timeout", tag, None);
+                        actor.mailbox.push(Envelope::message(MsgKind::Info, msg));
                     }
                 }
                 OutcomeCode::Stop => {

@@ -62,7 +62,7 @@ impl System {
             };
             self.observer.emit(Event::SpawnFailed {
                 behaviour: &version.name,
-                name: name.unwrap_or(""),
+                name,
                 error: &e.to_string(),
             });
             return Err(e);
