@@ -109,7 +109,14 @@ impl fmt::Display for LoadError {
     }
 }
 
-impl std::error::Error for LoadError {}
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// One loaded copy of a library. Mapped until [`unload`] succeeds (see the module docs).
 pub struct LoadedLibrary {
