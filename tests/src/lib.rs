@@ -152,35 +152,7 @@ serde = {{ version = "1", features = ["derive"] }}
         pair = if variant.pair { ", \"pair\"" } else { "" },
         api = api_path.display(),
     );
-    write_if_changed(&dir.join("Cargo.toml"), &manifest);
-    // Same dependency versions as the workspace, without a registry lookup.
-    let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("workspace Cargo.lock");
-    if !dir.join("Cargo.lock").exists() {
-        std::fs::write(dir.join("Cargo.lock"), lock).unwrap();
-    }
-    let target = e2e.join("target");
-    let mut cmd = Command::new(cargo());
-    cmd.args(["build", "--quiet", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"));
-    if variant.release {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building {krate} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let profile = if variant.release { "release" } else { "debug" };
-    let built = target.join(profile).join(format!("lib{krate}.so"));
-    let keep = e2e.join("artifacts");
-    std::fs::create_dir_all(&keep).unwrap();
-    let copy = keep.join(format!("{krate}-{profile}-{}.so", std::process::id()));
-    std::fs::copy(&built, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    let copy = compile(&dir, &krate, &manifest, variant.release);
     map.insert(variant.clone(), copy.clone());
     copy
 }
@@ -243,15 +215,30 @@ serde = {{ version = "1", features = ["derive"] }}
         declared = declared.join("\n"),
         api = root.join("plugin-api").display(),
     );
-    write_if_changed(&dir.join("Cargo.toml"), &manifest);
+    let copy = compile(&dir, &krate, &manifest, false);
+    map.insert(krate, copy.clone());
+    copy
+}
+
+/// Builds the crate `krate` whose manifest is `manifest` in `dir`, into the shared e2e
+/// target directory, with the workspace's dependency versions (no registry lookup), and
+/// returns a private copy of the library that nothing else writes to.
+fn compile(dir: &Path, krate: &str, manifest: &str, release: bool) -> PathBuf {
+    let root = workspace_root();
+    let e2e = e2e_dir();
+    write_if_changed(&dir.join("Cargo.toml"), manifest);
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).expect("workspace Cargo.lock");
     if !dir.join("Cargo.lock").exists() {
         std::fs::write(dir.join("Cargo.lock"), lock).unwrap();
     }
     let target = e2e.join("target");
-    let out = Command::new(cargo())
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
+    let mut cmd = Command::new(cargo());
+    cmd.args(["build", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"));
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("RUSTFLAGS")
         .output()
@@ -261,12 +248,12 @@ serde = {{ version = "1", features = ["derive"] }}
         "building {krate} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let built = target.join("debug").join(format!("lib{krate}.so"));
+    let profile = if release { "release" } else { "debug" };
+    let built = target.join(profile).join(format!("lib{krate}.so"));
     let keep = e2e.join("artifacts");
     std::fs::create_dir_all(&keep).unwrap();
-    let copy = keep.join(format!("{krate}-{}.so", std::process::id()));
+    let copy = keep.join(format!("{krate}-{profile}-{}.so", std::process::id()));
     std::fs::copy(&built, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
-    map.insert(krate, copy.clone());
     copy
 }
 
