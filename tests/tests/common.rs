@@ -86,6 +86,7 @@ pub fn start_with(
         plugin_dirs: vec![dir.path()],
         watch: Some(WatchConfig::default()),
         versions,
+        ..Default::default()
     })
     .expect("host starts");
     let rx = host.subscribe();

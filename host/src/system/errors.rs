@@ -18,6 +18,8 @@ pub enum CallError {
     BadMessage(String),
     /// The request or reply could not be encoded or decoded on the host side.
     Codec(String),
+    /// The actor stayed inside a callback past the timeout (an operator's `state`).
+    Busy(String),
 }
 
 impl fmt::Display for CallError {
@@ -28,6 +30,7 @@ impl fmt::Display for CallError {
             CallError::Exit(r) => write!(f, "the callee exited: {r}"),
             CallError::BadMessage(e) => write!(f, "bad message: {e}"),
             CallError::Codec(e) => write!(f, "codec error: {e}"),
+            CallError::Busy(who) => write!(f, "busy: {who}"),
         }
     }
 }

@@ -37,6 +37,18 @@ impl System {
         let terminate_failed = (out.code != OutcomeCode::Ok)
             .then(|| String::from_utf8_lossy(&out.detail).into_owned());
         drop(out);
+        // Invariant 5 of `actor`: if a kill made it dead to the world while `terminate`
+        // ran, the world has been told already.
+        if !actor.abandon() {
+            if let Some(t) = terminate_failed {
+                self.observer.emit(Event::TerminateFailed {
+                    actor: actor.id,
+                    behaviour: &version.name,
+                    error: &t,
+                });
+            }
+            return;
+        }
         self.registry.remove(actor.id);
         self.observer.actor_stopped(actor.handled());
         let reason_text = etf::display(reason);
