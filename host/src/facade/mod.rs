@@ -371,20 +371,26 @@ impl Host {
 impl Host {
     /// The orderly stop: the watcher, then every supervision tree in reverse order (each
     /// child asked with `shutdown`, so `terminate` runs, and killed after its shutdown
-    /// time), then the unsupervised actors, newest first, asked the same way and killed
-    /// if still there at `deadline` less a quarter of the time left. Returns the actors
-    /// still alive at `deadline`, abandoned (their callbacks never returned).
+    /// time), then the unsupervised actors, newest first, asked the same way. Those still
+    /// there when three quarters of the time to `deadline` have passed are killed
+    /// (no `terminate`). Returns the actors that did not stop by themselves in time —
+    /// killed, or abandoned inside a callback — as `<0.N.0> (name, behaviour)`.
     ///
     /// Runs on the caller's thread and may outlive `deadline` if a supervision tree's own
     /// shutdown times are longer: the binary calls it on a thread it can abandon. The
     /// scheduler and timers stop when the host is dropped afterwards.
     pub fn shutdown(&mut self, deadline: std::time::Instant) -> Vec<String> {
         use std::time::Instant;
+        let started = Instant::now();
         self.watcher.take();
         if let Some(r) = self.reloader.take() {
             let _ = r.join();
         }
         self.supervision.take();
+        let describe = |a: &Actor| match &a.name {
+            Some(n) => format!("{} ({n}, {})", a.id, a.behaviour),
+            None => format!("{} ({})", a.id, a.behaviour),
+        };
         let shutdown = crate::util::terms::reason(&plugin_api::Reason::Shutdown);
         let kill = crate::util::terms::reason(&plugin_api::Reason::Kill);
         for a in self.system.registry.select(|_| true).iter().rev() {
@@ -392,17 +398,16 @@ impl Host {
                 .system
                 .exit_signal(ActorId(0), Target::Id(a.id), shutdown.clone());
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let kill_at = deadline - left / 4;
-        let mut killed = false;
+        let kill_at = started + deadline.saturating_duration_since(started) * 3 / 4;
+        let mut killed: Vec<String> = Vec::new();
         while self.system.registry.len() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            if !killed && now >= kill_at {
-                killed = true;
+            if killed.is_empty() && now >= kill_at {
                 for a in self.system.registry.select(|_| true) {
+                    killed.push(describe(&a));
                     let _ = self
                         .system
                         .exit_signal(ActorId(0), Target::Id(a.id), kill.clone());
@@ -410,15 +415,13 @@ impl Host {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        self.system
-            .registry
-            .select(|_| true)
-            .iter()
-            .map(|a| match &a.name {
-                Some(n) => format!("{} ({n}, {})", a.id, a.behaviour),
-                None => format!("{} ({})", a.id, a.behaviour),
-            })
-            .collect()
+        for a in self.system.registry.select(|_| true) {
+            let d = describe(&a);
+            if !killed.contains(&d) {
+                killed.push(d);
+            }
+        }
+        killed
     }
 
     /// The private directory holding each loaded version's copy (removed when the host

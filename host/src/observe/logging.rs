@@ -93,14 +93,12 @@ impl<'a> MakeWriter<'a> for NonBlocking {
     }
 }
 
-/// The writer thread: stderr, blocking only itself.
+/// The writer thread: stderr, blocking only itself. (Not holding stderr's lock between
+/// lines: the binary's own `eprintln!` must get through.)
 fn write_loop(rx: Receiver<Vec<u8>>) {
-    let mut err = std::io::stderr().lock();
+    let mut err = std::io::stderr();
     while let Ok(line) = rx.recv() {
         let _ = err.write_all(&line);
-        if rx.is_empty() {
-            let _ = err.flush();
-        }
         if let Some(q) = QUEUE.get() {
             q.pending.fetch_sub(1, Ordering::SeqCst);
         }
@@ -110,9 +108,7 @@ fn write_loop(rx: Receiver<Vec<u8>>) {
                 .get()
                 .map_or(0, |q| q.dropped.swap(0, Ordering::Relaxed));
             if dropped > 0 {
-                drop(err);
                 Event::LogLinesDropped { dropped }.log();
-                err = std::io::stderr().lock();
             }
         }
     }
