@@ -425,6 +425,8 @@ pub struct ChildConfig {
     pub restart: Restart,
     /// Worker: `"brutal_kill"`, `"infinity"` or a timeout in ms (default 5000).
     pub shutdown: Option<toml::Value>,
+    /// Worker: how long `init` may run before the start fails (default 5000 ms).
+    pub start_timeout_ms: Option<u64>,
     /// Nested supervisor: strategy.
     pub strategy: Option<Strategy>,
     /// Nested supervisor: intensity.
@@ -491,6 +493,10 @@ impl ChildConfig {
                     args,
                     restart: self.restart,
                     shutdown,
+                    start_timeout: self.start_timeout_ms.map_or(
+                        crate::supervisor::DEFAULT_START_TIMEOUT,
+                        Duration::from_millis,
+                    ),
                 }))
             }
             (None, Some(children)) => {

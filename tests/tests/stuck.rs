@@ -378,6 +378,57 @@ fn the_watchdog_logs_a_long_callback_and_kills_past_its_limit() {
 }
 
 #[test]
+fn an_init_that_hangs_fails_its_start_at_the_deadline_and_restarts_go_on() {
+    let config = format!(
+        "{}\n[supervisor]\nname = \"root\"\nstrategy = \"one_for_one\"\nintensity = 5\n\n\
+         [[supervisor.children]]\nbehaviour = \"tp\"\nname = \"w\"\n\n\
+         [[supervisor.children]]\nname = \"pool\"\nstrategy = \"simple_one_for_one\"\n\
+         children = [{{ behaviour = \"tp\", start_timeout_ms = 500 }}]\n",
+        actors(&["a"])
+    );
+    let p = start(&config, &["--run-for", "120", "--threads", "3"], true);
+    let quick = Duration::from_secs(5);
+    // A pool child whose init sleeps a minute, then a crash in the other subtree.
+    let o = ctl(
+        &p,
+        &[
+            "call",
+            "a",
+            "{start_child_with, <<\"pool\">>, {sleep, 60000}}",
+        ],
+        quick,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    std::thread::sleep(Duration::from_millis(100));
+    let crashed = Instant::now();
+    assert!(ctl(&p, &["cast", "w", "panic"], quick).status.success());
+    let deadline = Instant::now() + quick;
+    let restarted = || {
+        p.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(r#""event":"child_started""#) && l.contains(r#""child":"w""#))
+            .count()
+            >= 2
+    };
+    while !restarted() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(restarted(), "w restarted");
+    assert!(
+        crashed.elapsed() < Duration::from_millis(2500),
+        "the restart waited {:?} for the hanging init",
+        crashed.elapsed()
+    );
+    // The requester heard why the start failed.
+    let inbox = ctl(&p, &["call", "a", "inbox"], quick);
+    assert!(text(&inbox).contains("start deadline"), "{}", text(&inbox));
+    let get = ctl(&p, &["call", "w", "get"], quick);
+    assert!(get.status.success(), "{}", text(&get));
+}
+
+#[test]
 fn sigterm_and_sigint_stop_the_host_in_order() {
     for sig in ["TERM", "INT"] {
         let config = format!(

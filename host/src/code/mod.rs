@@ -101,6 +101,19 @@ impl Code {
         args: &[u8],
         link: Option<ActorId>,
     ) -> Result<ActorId, SpawnError> {
+        self.spawn_noting(behaviour, name, args, link, |_| {})
+    }
+
+    /// [`Code::spawn`], telling `registered` the new actor's id before its `init` runs
+    /// (so whoever waits for `init` with a deadline knows whom to kill).
+    pub(crate) fn spawn_noting(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+        link: Option<ActorId>,
+        registered: impl FnOnce(ActorId),
+    ) -> Result<ActorId, SpawnError> {
         // Held until the actor is registered, not across its `init`: a swap either sees
         // this actor (and waits, with its deadline, for `init` to end) or commits before
         // it and we start on the new version (step 5 of `swap`).
@@ -113,8 +126,10 @@ impl Code {
                 known,
             }
         })?;
-        self.system
-            .spawn(version, name, args, link, move || drop(table))
+        self.system.spawn(version, name, args, link, move |id| {
+            drop(table);
+            registered(id);
+        })
     }
 
     /// The current version of a behaviour.

@@ -156,6 +156,8 @@ impl Host {
                 system: system.clone(),
                 code: code.clone(),
                 observer: observer.clone(),
+                starter: parking_lot::Mutex::new(None),
+                stack_size: opts.stack_size,
             },
             upcalls_rx,
         );

@@ -52,6 +52,8 @@ pub enum SpawnError {
     InitFailed { behaviour: String, detail: String },
     /// `init` panicked.
     InitPanicked { behaviour: String, detail: String },
+    /// `init` did not return within the start deadline; the actor was killed.
+    InitTimeout { behaviour: String, ms: u64 },
 }
 
 impl fmt::Display for SpawnError {
@@ -74,6 +76,11 @@ impl fmt::Display for SpawnError {
             SpawnError::InitPanicked { behaviour, detail } => {
                 write!(f, "`{behaviour}` init panicked: {detail}")
             }
+            SpawnError::InitTimeout { behaviour, ms } => write!(
+                f,
+                "`{behaviour}` init did not return within its {ms} ms start deadline \
+                 (start_timeout_ms); the actor was killed"
+            ),
         }
     }
 }

@@ -89,9 +89,6 @@ impl System {
         self.registry.remove(actor.id);
         self.observer.actor_stopped(actor.handled());
         let text = plugin_api::etf::display(reason);
-        self.fail_mailbox(actor, &text);
-        self.fail_waiters(actor.id, &text);
-        self.notify_links_and_monitors(actor, reason);
         let replaced = self.run_queue().retire_worker_of(actor.id.0);
         let version = actor.running_version();
         if replaced {
@@ -100,13 +97,17 @@ impl System {
                 behaviour: &version.name,
             });
         }
+        // As `stop_actor`: the event before anyone reacts to it.
         self.observer.publish(HostEvent::Stopped {
             actor: actor.id,
             name: actor.name.clone(),
             behaviour: version.name.to_string(),
             version: version.version.to_string(),
-            reason: text,
+            reason: text.clone(),
         });
+        self.fail_mailbox(actor, &text);
+        self.fail_waiters(actor.id, &text);
+        self.notify_links_and_monitors(actor, reason);
         true
     }
 

@@ -15,7 +15,8 @@ impl System {
     /// birth to `link` (a supervisor, or the parent of a `spawn_link`, so no exit can slip
     /// by unseen). `init` runs on this thread.
     ///
-    /// `registered` runs once the actor is registered (or refused), before `init`: the
+    /// `registered` runs with the new id once the actor is registered (or refused),
+    /// before `init`: the
     /// caller holds the behaviour table until then, so a swap either lists this actor or
     /// commits before it — and no lock of the caller's is held while `init` runs.
     pub(crate) fn spawn(
@@ -24,7 +25,7 @@ impl System {
         name: Option<&str>,
         args: &[u8],
         link: Option<ActorId>,
-        registered: impl FnOnce(),
+        registered: impl FnOnce(ActorId),
     ) -> Result<ActorId, SpawnError> {
         let id = self.next_actor_id();
         let actor = Arc::new(Actor::new(
@@ -43,7 +44,7 @@ impl System {
         }
         let mut core = actor.core.lock();
         let inserted = self.registry.insert(actor.clone());
-        registered();
+        registered(id);
         inserted.map_err(SpawnError::Name)?;
         let mut state = StatePtr::NULL;
         let ctx = RunCtx::new(self, id, &version, false);
