@@ -20,6 +20,18 @@
 //! enabled = true                   # listen for `host ctl` / `host top`
 //! socket = "host.sock"             # default: $XDG_RUNTIME_DIR/actor-host/host.sock
 //!
+//! [reload]
+//! suspend_timeout_ms = 5000        # every actor at a message boundary by then, or roll back
+//! code_change_timeout_ms = 5000    # one actor's code_change, or roll back
+//!
+//! [watchdog]
+//! enabled = true
+//! warn_after_ms = 1000             # long_callback logged once past this
+//! kill_after_ms = 60000            # the actor killed past this (0: never)
+//!
+//! [shutdown]
+//! timeout_ms = 10000               # orderly stop on SIGTERM / SIGINT, then abandon
+//!
 //! [[actors]]
 //! behaviour = "counter"
 //! name = "counter"
@@ -128,6 +140,74 @@ impl ControlSettings {
     }
 }
 
+/// Deadlines of a swap (`[reload]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadSettings {
+    /// How long every actor of the behaviour has to reach a message boundary.
+    pub suspend_timeout_ms: u64,
+    /// How long one actor's `code_change` may run.
+    pub code_change_timeout_ms: u64,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        let d = crate::code::Limits::default();
+        ReloadSettings {
+            suspend_timeout_ms: d.suspend_timeout.as_millis() as u64,
+            code_change_timeout_ms: d.code_change_timeout.as_millis() as u64,
+        }
+    }
+}
+
+/// The watchdog (`[watchdog]`), OTP's `long_schedule` monitor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogSettings {
+    /// Watch callbacks (and publish what each scheduler thread runs).
+    pub enabled: bool,
+    /// Log `long_callback` once for a callback running this long.
+    pub warn_after_ms: u64,
+    /// Kill the actor of a callback running this long (0: never).
+    pub kill_after_ms: u64,
+}
+
+impl Default for WatchdogSettings {
+    fn default() -> Self {
+        let d = crate::system::WatchdogConfig::default();
+        WatchdogSettings {
+            enabled: d.enabled,
+            warn_after_ms: d.warn_after.as_millis() as u64,
+            kill_after_ms: d.kill_after.map_or(0, |k| k.as_millis() as u64),
+        }
+    }
+}
+
+impl WatchdogSettings {
+    /// The watchdog as the host takes it.
+    pub fn config(&self) -> crate::system::WatchdogConfig {
+        crate::system::WatchdogConfig {
+            enabled: self.enabled,
+            warn_after: Duration::from_millis(self.warn_after_ms),
+            kill_after: (self.kill_after_ms > 0).then(|| Duration::from_millis(self.kill_after_ms)),
+        }
+    }
+}
+
+/// The orderly stop (`[shutdown]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSettings {
+    /// How long an orderly stop may take before stuck actors are abandoned.
+    pub timeout_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        ShutdownSettings { timeout_ms: 10_000 }
+    }
+}
+
 /// An actor started at boot.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +246,18 @@ pub struct Config {
     /// Control socket settings.
     #[serde(default)]
     pub control: ControlSettings,
+    /// Stack size of each scheduler thread, in KiB (default 8192).
+    #[serde(default = "default_stack_kib")]
+    pub stack_size_kib: usize,
+    /// Swap deadlines.
+    #[serde(default)]
+    pub reload: ReloadSettings,
+    /// The watchdog.
+    #[serde(default)]
+    pub watchdog: WatchdogSettings,
+    /// The orderly stop.
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
     /// Actors to start, in order, unsupervised.
     #[serde(default)]
     pub actors: Vec<ActorSpec>,
@@ -180,6 +272,13 @@ pub struct Config {
 fn yes() -> bool {
     true
 }
+
+fn default_stack_kib() -> usize {
+    crate::system::scheduler::DEFAULT_STACK_SIZE >> 10
+}
+
+/// The most a scheduler thread's stack may be, in KiB (1 GiB).
+pub const MAX_STACK_KIB: usize = 1 << 20;
 
 /// A configuration that could not be used.
 #[derive(Debug)]
@@ -238,6 +337,12 @@ impl Config {
                 "{origin}: threads = {} is more than the {MAX_THREADS} scheduler threads \
                  allowed (0 means one per core)",
                 cfg.threads
+            )));
+        }
+        if !(64..=MAX_STACK_KIB).contains(&cfg.stack_size_kib) {
+            return Err(ConfigError(format!(
+                "{origin}: stack_size_kib = {} is outside 64..={MAX_STACK_KIB}",
+                cfg.stack_size_kib
             )));
         }
         for (i, a) in cfg.actors.iter().enumerate() {
@@ -325,6 +430,8 @@ pub struct ChildConfig {
     pub restart: Restart,
     /// Worker: `"brutal_kill"`, `"infinity"` or a timeout in ms (default 5000).
     pub shutdown: Option<toml::Value>,
+    /// Worker: how long `init` may run before the start fails (default 5000 ms).
+    pub start_timeout_ms: Option<u64>,
     /// Nested supervisor: strategy.
     pub strategy: Option<Strategy>,
     /// Nested supervisor: intensity.
@@ -391,6 +498,10 @@ impl ChildConfig {
                     args,
                     restart: self.restart,
                     shutdown,
+                    start_timeout: self.start_timeout_ms.map_or(
+                        crate::supervisor::DEFAULT_START_TIMEOUT,
+                        Duration::from_millis,
+                    ),
                 }))
             }
             (None, Some(children)) => {

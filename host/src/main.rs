@@ -125,5 +125,7 @@ fn main() -> ExitCode {
         run_for: cli.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         demo: cli.config.is_none(),
     };
-    host::boot::run(&cfg, opts)
+    let status = host::boot::run(&cfg, opts);
+    host::observe::logging::flush(Duration::from_secs(1));
+    status
 }

@@ -116,6 +116,7 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
             retain: 1,
             max_retained: cfg.cycles + 8,
         },
+        ..Default::default()
     })
     .expect("host starts");
     let events = host.subscribe();

@@ -87,6 +87,7 @@ pub fn start_with(
         libraries: None,
         watch: Some(WatchConfig::default()),
         versions,
+        ..Default::default()
     })
     .expect("host starts");
     let rx = host.subscribe();

@@ -154,6 +154,7 @@ fn worker(name: &str, args: &InitArgs) -> ChildSpec {
         args: plugin_api::etf::to_vec(args).unwrap(),
         restart: Restart::Permanent,
         shutdown: Shutdown::Timeout(Duration::from_millis(500)),
+        start_timeout: host::supervisor::DEFAULT_START_TIMEOUT,
     })
 }
 

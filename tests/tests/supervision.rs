@@ -32,6 +32,7 @@ fn worker(name: &str, restart: Restart) -> ChildSpec {
         args: plugin_api::etf::to_vec(&()).unwrap(),
         restart,
         shutdown: Shutdown::Timeout(Duration::from_millis(500)),
+        start_timeout: host::supervisor::DEFAULT_START_TIMEOUT,
     })
 }
 
@@ -283,6 +284,7 @@ fn a_child_that_fails_to_start_stops_the_tree_start_with_its_name() {
         args: plugin_api::etf::to_vec(&()).unwrap(),
         restart: Restart::Permanent,
         shutdown: Shutdown::BrutalKill,
+        start_timeout: host::supervisor::DEFAULT_START_TIMEOUT,
     });
     let e = host
         .start_supervisor(sup(

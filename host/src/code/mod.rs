@@ -7,7 +7,7 @@
 //! - `swap`: suspend / code_change / commit or roll back / resume, all or nothing;
 //! - `versions`: which versions stay mapped, and the policy that decides;
 //! - `watcher`: plugin directories watched for settled, changed files;
-//! - `server` (this module's `impl Code`): the operations, serialised by one lock.
+//! - `server` (this module's `impl Code`): the operations, serialised per library.
 
 pub mod loader;
 mod server;
@@ -18,6 +18,7 @@ pub mod watcher;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -41,10 +42,35 @@ pub(crate) struct Code {
     libraries: Mutex<HashMap<PathBuf, LibraryRecord>>,
     /// What happens to retired versions.
     policy: VersionPolicy,
-    /// Serialises loads and swaps.
-    reload_lock: Mutex<()>,
+    /// Per library: serialises its loads and swaps (see `server`).
+    reload_locks: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
     /// Where each version's private copy lives.
     copy_dir: tempfile::TempDir,
+    /// Deadlines on the plugin code a swap waits for.
+    limits: Limits,
+}
+
+/// Deadlines on the plugin code a swap waits for (`[reload]` in the config), and the
+/// stack of the thread that runs `code_change`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long every actor of a behaviour has to reach a message boundary (OTP's
+    /// `sys:suspend` default: 5 s).
+    pub suspend_timeout: Duration,
+    /// How long one actor's `code_change` (with the export of its old state) may run.
+    pub code_change_timeout: Duration,
+    /// Stack size of the thread running `code_change`.
+    pub stack_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            suspend_timeout: Duration::from_millis(5000),
+            code_change_timeout: Duration::from_millis(5000),
+            stack_size: crate::system::scheduler::DEFAULT_STACK_SIZE,
+        }
+    }
 }
 
 impl Code {
@@ -54,6 +80,7 @@ impl Code {
         observer: Arc<Observer>,
         policy: VersionPolicy,
         copy_dir: tempfile::TempDir,
+        limits: Limits,
     ) -> Code {
         Code {
             system,
@@ -61,8 +88,9 @@ impl Code {
             behaviours: RwLock::new(HashMap::new()),
             libraries: Mutex::new(HashMap::new()),
             policy,
-            reload_lock: Mutex::new(()),
+            reload_locks: Mutex::new(HashMap::new()),
             copy_dir,
+            limits,
         }
     }
 
@@ -74,8 +102,22 @@ impl Code {
         args: &[u8],
         link: Option<ActorId>,
     ) -> Result<ActorId, SpawnError> {
-        // Held until the actor is registered: a swap (write lock) either sees this actor
-        // or happens before it and we start on the new version.
+        self.spawn_noting(behaviour, name, args, link, |_| {})
+    }
+
+    /// [`Code::spawn`], telling `registered` the new actor's id before its `init` runs
+    /// (so whoever waits for `init` with a deadline knows whom to kill).
+    pub(crate) fn spawn_noting(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+        link: Option<ActorId>,
+        registered: impl FnOnce(ActorId),
+    ) -> Result<ActorId, SpawnError> {
+        // Held until the actor is registered, not across its `init`: a swap either sees
+        // this actor (and waits, with its deadline, for `init` to end) or commits before
+        // it and we start on the new version (step 5 of `swap`).
         let table = self.behaviours.read();
         let version = table.get(behaviour).cloned().ok_or_else(|| {
             let mut known: Vec<String> = table.keys().map(|k| k.to_string()).collect();
@@ -85,7 +127,10 @@ impl Code {
                 known,
             }
         })?;
-        self.system.spawn(version, name, args, link)
+        self.system.spawn(version, name, args, link, move |id| {
+            drop(table);
+            registered(id);
+        })
     }
 
     /// The current version of a behaviour.
@@ -106,6 +151,11 @@ impl Code {
             .collect();
         v.sort();
         v
+    }
+
+    /// Where each version's private copy lives.
+    pub(crate) fn copy_dir(&self) -> &Path {
+        self.copy_dir.path()
     }
 
     /// Number of retired (still mapped, unpinned) versions of the library at `path`.

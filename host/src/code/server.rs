@@ -1,6 +1,7 @@
 //! The code server's operations: load a library (first load or reload), roll back,
-//! describe and sweep versions. Every one of them takes `reload_lock`, so loads and swaps
-//! of one host happen one at a time (a slow swap delays the next reload, never a spawn).
+//! describe and sweep versions. Each takes its library's serial lock, so loads and swaps
+//! of one library happen one at a time; a slow swap of one library delays the next reload
+//! of that library only (never another library's, a spawn or a restart).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,8 @@ impl Code {
         let key = library_key(path);
         let file = if file == path { key.as_path() } else { file };
         let path = key.as_path();
-        let _serial = self.reload_lock.lock();
+        let serial = self.serial(path);
+        let _serial = serial.lock();
         let previous = match self.libraries.lock().get(path) {
             None => None,
             Some(rec) => match rec.check_room(&self.policy) {
@@ -141,6 +143,15 @@ impl Code {
         ev
     }
 
+    /// The lock that serialises loads and swaps of the library at `path`.
+    fn serial(&self, path: &Path) -> Arc<parking_lot::Mutex<()>> {
+        self.reload_locks
+            .lock()
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone()
+    }
+
     /// The library file that provides `behaviour` now.
     pub(crate) fn library_of(&self, behaviour: &str) -> Result<PathBuf, ReloadError> {
         self.libraries
@@ -156,7 +167,8 @@ impl Code {
     /// `code_change`.
     pub(crate) fn rollback(&self, behaviour: &str, extra: &[u8]) -> Result<HostEvent, ReloadError> {
         let path = self.library_of(behaviour)?;
-        let _serial = self.reload_lock.lock();
+        let serial = self.serial(&path);
+        let _serial = serial.lock();
         let (current, target) = {
             let libs = self.libraries.lock();
             let rec = libs
@@ -202,7 +214,9 @@ impl Code {
         // Actors per behaviour version, counted once (a version is one content hash).
         let mut per_hash: HashMap<crate::util::hash::ContentHash, usize> = HashMap::new();
         for a in self.system.registry.select(|_| true) {
-            let v = a.core.lock().version.hash;
+            // Published, never the core: an actor in a long callback must not hold this
+            // up (invariant 5 of `actor`).
+            let v = a.running_version().hash;
             *per_hash.entry(v).or_default() += 1;
         }
         let libs = self.libraries.lock();
@@ -215,14 +229,19 @@ impl Code {
     }
 
     pub(crate) fn sweep_versions(&self) -> Vec<VersionReport> {
-        let _serial = self.reload_lock.lock();
-        let fates: Vec<VersionReport> = self
-            .libraries
-            .lock()
-            .values_mut()
-            .flat_map(|r| r.sweep(&self.policy))
-            .filter(|f| !matches!(f.fate, VersionFate::CapReached { .. }))
-            .collect();
+        let paths: Vec<PathBuf> = self.libraries.lock().keys().cloned().collect();
+        let mut fates: Vec<VersionReport> = Vec::new();
+        for path in paths {
+            let serial = self.serial(&path);
+            let _serial = serial.lock();
+            if let Some(r) = self.libraries.lock().get_mut(&path) {
+                fates.extend(
+                    r.sweep(&self.policy)
+                        .into_iter()
+                        .filter(|f| !matches!(f.fate, VersionFate::CapReached { .. })),
+                );
+            }
+        }
         for f in &fates {
             self.observer.publish(HostEvent::Version(f.clone()));
         }

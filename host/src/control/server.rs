@@ -312,6 +312,9 @@ pub fn target(to: &str) -> Target<'_> {
     }
 }
 
+/// How long `state` waits for an actor inside a callback before answering `busy`.
+const STATE_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| format!("cannot encode the answer: {e}"))
 }
@@ -353,7 +356,9 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
             Ok(serde_json::Value::String(etf::display(&r)))
         }
         Request::State { to } => {
-            let bytes = host.state(target(&to)).map_err(|e| e.to_string())?;
+            let bytes = host
+                .state_within(target(&to), STATE_TIMEOUT)
+                .map_err(|e| e.to_string())?;
             Ok(serde_json::Value::String(etf::display(&bytes)))
         }
         Request::Versions => json(&host.versions()),

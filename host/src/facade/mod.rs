@@ -25,9 +25,11 @@ use crate::code::{self, Code, ReloadError};
 use crate::observe::{Event, HostEvent, Observer};
 use crate::supervisor::{StartError, Supervision, SupervisorSpec};
 use crate::system::mailbox::Envelope;
+use crate::system::scheduler::Running;
 use crate::system::scheduler::Scheduler;
 use crate::system::timer::{TimerService, Timers};
-use crate::system::{Actor, CallError, SpawnError, System, Target};
+use crate::system::watchdog::Watchdog;
+use crate::system::{Actor, CallError, SpawnError, System, Target, WatchdogConfig};
 use crate::util::ids::ActorId;
 
 /// Default timeout of a call, as in OTP.
@@ -47,6 +49,12 @@ pub struct HostOptions {
     pub watch: Option<WatchConfig>,
     /// What happens to versions no actor runs any more.
     pub versions: VersionPolicy,
+    /// Deadlines of a swap (`[reload]`).
+    pub reload: code::Limits,
+    /// The watchdog (`[watchdog]`).
+    pub watchdog: WatchdogConfig,
+    /// Stack size of each scheduler thread, in bytes.
+    pub stack_size: usize,
 }
 
 impl Default for HostOptions {
@@ -57,6 +65,9 @@ impl Default for HostOptions {
             libraries: None,
             watch: Some(WatchConfig::default()),
             versions: VersionPolicy::default(),
+            reload: code::Limits::default(),
+            watchdog: WatchdogConfig::default(),
+            stack_size: crate::system::scheduler::DEFAULT_STACK_SIZE,
         }
     }
 }
@@ -72,6 +83,7 @@ pub struct Host {
     watcher: Option<Watcher>,
     reloader: Option<JoinHandle<()>>,
     supervision: Option<Supervision>,
+    _watchdog: Option<Watchdog>,
     scheduler: Option<Scheduler>,
     _timers: TimerService,
 }
@@ -113,7 +125,7 @@ impl Host {
         // Bottom up: each layer gets the handles of those below it, nothing is filled in
         // after construction.
         let observer = Arc::new(Observer::default());
-        let mut scheduler = Scheduler::new(threads);
+        let mut scheduler = Scheduler::new(threads, opts.stack_size);
         let timers = Timers::new();
         let (upcalls_tx, upcalls_rx) = channel::unbounded();
         let system = Arc::new(System::new(
@@ -121,6 +133,7 @@ impl Host {
             timers.clone(),
             upcalls_tx,
             observer.clone(),
+            opts.watchdog,
         ));
         let weak = Arc::downgrade(&system);
         let timer_service = TimerService::start_on(timers, move |action| {
@@ -129,18 +142,26 @@ impl Host {
             }
         });
         let run = system.clone();
-        scheduler.start(Arc::new(move |actor: &Arc<Actor>| run.run_actor(actor)));
+        scheduler.start(Arc::new(move |actor: &Arc<Actor>, r: &Running| {
+            run.run_actor(actor, r)
+        }));
+        let watchdog = Watchdog::start(Arc::downgrade(&system)).map_err(HostError::Thread)?;
+        let mut reload = opts.reload;
+        reload.stack_size = opts.stack_size;
         let code = Arc::new(Code::new(
             system.clone(),
             observer.clone(),
             opts.versions,
             copy_dir,
+            reload,
         ));
         let supervision = Supervision::start(
             supervision::Children {
                 system: system.clone(),
                 code: code.clone(),
                 observer: observer.clone(),
+                starter: parking_lot::Mutex::new(None),
+                stack_size: opts.stack_size,
             },
             upcalls_rx,
         );
@@ -182,6 +203,7 @@ impl Host {
             watcher: None,
             reloader: None,
             supervision: Some(supervision),
+            _watchdog: Some(watchdog),
             scheduler: Some(scheduler),
             _timers: timer_service,
         };
@@ -290,8 +312,7 @@ impl Host {
     /// The version an actor runs right now.
     pub fn actor_version(&self, to: Target<'_>) -> Option<String> {
         let actor = self.system.resolve(to)?;
-        let core = actor.core.lock();
-        Some(core.version.version.to_string())
+        Some(actor.running_version().version.to_string())
     }
 
     /// Names of the loaded behaviours, sorted.
@@ -387,6 +408,69 @@ impl Host {
         self.supervision
             .as_ref()
             .expect("supervision runs until the host is dropped")
+    }
+}
+
+impl Host {
+    /// The orderly stop: the watcher, then every supervision tree in reverse order (each
+    /// child asked with `shutdown`, so `terminate` runs, and killed after its shutdown
+    /// time), then the unsupervised actors, newest first, asked the same way. Those still
+    /// there when three quarters of the time to `deadline` have passed are killed
+    /// (no `terminate`). Returns the actors that did not stop by themselves in time —
+    /// killed, or abandoned inside a callback — as `<0.N.0> (name, behaviour)`.
+    ///
+    /// Runs on the caller's thread and may outlive `deadline` if a supervision tree's own
+    /// shutdown times are longer: the binary calls it on a thread it can abandon. The
+    /// scheduler and timers stop when the host is dropped afterwards.
+    pub fn shutdown(&mut self, deadline: std::time::Instant) -> Vec<String> {
+        use std::time::Instant;
+        let started = Instant::now();
+        self.watcher.take();
+        if let Some(r) = self.reloader.take() {
+            let _ = r.join();
+        }
+        self.supervision.take();
+        let describe = |a: &Actor| match &a.name {
+            Some(n) => format!("{} ({n}, {})", a.id, a.behaviour),
+            None => format!("{} ({})", a.id, a.behaviour),
+        };
+        let shutdown = crate::util::terms::reason(&plugin_api::Reason::Shutdown);
+        let kill = crate::util::terms::reason(&plugin_api::Reason::Kill);
+        for a in self.system.registry.select(|_| true).iter().rev() {
+            let _ = self
+                .system
+                .exit_signal(ActorId(0), Target::Id(a.id), shutdown.clone());
+        }
+        let kill_at = started + deadline.saturating_duration_since(started) * 3 / 4;
+        let mut killed: Vec<String> = Vec::new();
+        while self.system.registry.len() > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if killed.is_empty() && now >= kill_at {
+                for a in self.system.registry.select(|_| true) {
+                    killed.push(describe(&a));
+                    let _ = self
+                        .system
+                        .exit_signal(ActorId(0), Target::Id(a.id), kill.clone());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for a in self.system.registry.select(|_| true) {
+            let d = describe(&a);
+            if !killed.contains(&d) {
+                killed.push(d);
+            }
+        }
+        killed
+    }
+
+    /// The private directory holding each loaded version's copy (removed when the host
+    /// is dropped; the binary removes it itself when it abandons a stuck stop).
+    pub fn copy_dir(&self) -> PathBuf {
+        self.code.copy_dir().to_path_buf()
     }
 }
 

@@ -73,10 +73,17 @@ impl Host {
 
     /// An actor's state, exported through the version running it, as ETF.
     ///
-    /// Takes the actor's lock, so it waits for a running batch to end, like a swap does;
-    /// the actor handles nothing while its state is being exported.
+    /// Waits for a running batch to end, like a swap does, at most
+    /// [`DEFAULT_CALL_TIMEOUT`](crate::DEFAULT_CALL_TIMEOUT): an actor still inside a
+    /// callback then answers [`CallError::Busy`]. The actor handles nothing while its
+    /// state is being exported.
     pub fn state(&self, to: Target<'_>) -> Result<Vec<u8>, CallError> {
-        self.system.export_state(to)
+        self.state_within(to, crate::DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// [`Host::state`], waiting at most `timeout` for a callback to end.
+    pub fn state_within(&self, to: Target<'_>, timeout: Duration) -> Result<Vec<u8>, CallError> {
+        self.system.export_state(to, timeout)
     }
 
     /// Follows an actor's incoming and outgoing messages until the receiver is dropped

@@ -1,8 +1,17 @@
 //! The supervision thread's view of the host: how it spawns, signals, answers and
 //! reports, through the actor system and the code server.
+//!
+//! A child's `init` runs on a starter thread the supervision thread waits for with the
+//! child's start deadline. Past it the half-started actor is killed (its name freed at
+//! once, invariant 5 of `actor`), the start fails, and the starter is abandoned: a fresh
+//! one serves the next start, and the old one ends when the stuck `init` returns.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use crossbeam::channel::{self, Sender};
+use parking_lot::Mutex;
 use plugin_api::Reason;
 
 use crate::code::Code;
@@ -17,6 +26,50 @@ pub(super) struct Children {
     pub(super) system: Arc<System>,
     pub(super) code: Arc<Code>,
     pub(super) observer: Arc<Observer>,
+    /// The thread that runs `init` (started on first use, replaced when abandoned).
+    pub(super) starter: Mutex<Option<Sender<StartJob>>>,
+    /// Stack size of a starter thread (the scheduler's).
+    pub(super) stack_size: usize,
+}
+
+/// One start for the starter thread.
+pub(super) struct StartJob {
+    behaviour: String,
+    name: Option<String>,
+    args: Vec<u8>,
+    link: ActorId,
+    /// The id, once registered (0 before).
+    id: Arc<AtomicU64>,
+    reply: Sender<Result<ActorId, SpawnError>>,
+}
+
+impl Children {
+    fn starter(&self) -> Option<Sender<StartJob>> {
+        let mut slot = self.starter.lock();
+        if slot.is_none() {
+            let (tx, rx) = channel::unbounded::<StartJob>();
+            let code = self.code.clone();
+            std::thread::Builder::new()
+                .name("starter".into())
+                .stack_size(self.stack_size)
+                .spawn(move || {
+                    for job in rx {
+                        let id = job.id.clone();
+                        let r = code.spawn_noting(
+                            &job.behaviour,
+                            job.name.as_deref(),
+                            &job.args,
+                            Some(job.link),
+                            move |new| id.store(new.0, Ordering::SeqCst),
+                        );
+                        let _ = job.reply.send(r);
+                    }
+                })
+                .ok()?;
+            *slot = Some(tx);
+        }
+        slot.clone()
+    }
 }
 
 impl ChildHost for Children {
@@ -36,8 +89,43 @@ impl ChildHost for Children {
         name: Option<&str>,
         args: &[u8],
         link: ActorId,
+        start_timeout: Duration,
     ) -> Result<ActorId, SpawnError> {
-        self.code.spawn(behaviour, name, args, Some(link))
+        let Some(starter) = self.starter() else {
+            // No thread to be had: start here, without a deadline.
+            return self.code.spawn(behaviour, name, args, Some(link));
+        };
+        let id = Arc::new(AtomicU64::new(0));
+        let (reply, answer) = channel::bounded(1);
+        let job = StartJob {
+            behaviour: behaviour.to_string(),
+            name: name.map(str::to_string),
+            args: args.to_vec(),
+            link,
+            id: id.clone(),
+            reply,
+        };
+        if starter.send(job).is_err() {
+            return self.code.spawn(behaviour, name, args, Some(link));
+        }
+        match answer.recv_timeout(start_timeout) {
+            Ok(r) => r,
+            Err(_) => {
+                // Abandon this starter; kill the actor whose `init` hangs.
+                *self.starter.lock() = None;
+                let ms = start_timeout.as_millis() as u64;
+                let id = ActorId(id.load(Ordering::SeqCst));
+                if let Some(actor) = self.system.registry.get(id) {
+                    let why = format!("init did not return within its {ms} ms start deadline");
+                    self.system
+                        .kill_running(&actor, &terms::reason(&Reason::error(why)));
+                }
+                Err(SpawnError::InitTimeout {
+                    behaviour: behaviour.to_string(),
+                    ms,
+                })
+            }
+        }
     }
 
     fn add_link(&self, a: ActorId, b: ActorId) {

@@ -426,8 +426,31 @@ pub enum Event<'a> {
     },
     /// The host could not start, or lost its control socket.
     HostFailed { error: &'a str },
-    /// A root supervisor gave up; the host stops.
-    HostStopping { supervisor: &'a str },
+    /// The host begins an orderly stop (a signal, `--run-for`, a root supervisor that
+    /// gave up).
+    HostStopping { reason: &'a str },
+    /// The host stopped: how (`orderly`, or past its shutdown deadline with what was
+    /// abandoned) and the exit status.
+    HostStopped {
+        reason: &'a str,
+        abandoned: &'a str,
+        status: u8,
+        elapsed_ms: u64,
+    },
+    /// A callback ran past the watchdog's `warn_after_ms` (logged once per callback).
+    LongCallback {
+        actor: ActorId,
+        name: Option<&'a str>,
+        behaviour: &'a str,
+        version: &'a str,
+        callback: &'static str,
+        elapsed_ms: u64,
+    },
+    /// An actor was killed inside a callback: its scheduler thread left the pool and a
+    /// fresh one took its place.
+    WorkerReplaced { actor: ActorId, behaviour: &'a str },
+    /// The log sink stalled and lines were dropped (logged when it drains).
+    LogLinesDropped { dropped: u64 },
     /// An actor from the configuration started.
     ActorStarted {
         actor: ActorId,
@@ -530,10 +553,62 @@ impl Event<'_> {
             Event::HostFailed { error } => {
                 tracing::error!(event = "host_failed", error, "host could not start")
             }
-            Event::HostStopping { supervisor } => tracing::error!(
-                event = "host_stopping",
-                supervisor,
-                "root supervisor gave up; stopping"
+            Event::HostStopping { reason } => {
+                tracing::warn!(event = "host_stopping", reason, "host stopping: {reason}")
+            }
+            Event::HostStopped {
+                reason,
+                abandoned,
+                status,
+                elapsed_ms,
+            } => {
+                if abandoned.is_empty() {
+                    tracing::info!(
+                        event = "host_stopped",
+                        reason,
+                        abandoned,
+                        status,
+                        elapsed_ms,
+                        "host stopped ({reason}) in {elapsed_ms} ms"
+                    )
+                } else {
+                    tracing::error!(
+                        event = "host_stopped",
+                        reason,
+                        abandoned,
+                        status,
+                        elapsed_ms,
+                        "host stopped ({reason}) past its shutdown deadline; abandoned: {abandoned}"
+                    )
+                }
+            }
+            Event::LongCallback {
+                actor,
+                name,
+                behaviour,
+                version,
+                callback,
+                elapsed_ms,
+            } => tracing::warn!(
+                event = "long_callback",
+                actor = actor.0,
+                name = name.unwrap_or(""),
+                behaviour,
+                version,
+                callback,
+                elapsed_ms,
+                "{callback} of actor {actor} has run {elapsed_ms} ms"
+            ),
+            Event::WorkerReplaced { actor, behaviour } => tracing::warn!(
+                event = "worker_replaced",
+                actor = actor.0,
+                behaviour,
+                "actor {actor} was killed inside a callback; its scheduler thread left the pool and a fresh one took its place"
+            ),
+            Event::LogLinesDropped { dropped } => tracing::warn!(
+                event = "log_lines_dropped",
+                dropped,
+                "the log output stalled: {dropped} lines were dropped"
             ),
             Event::ActorStarted {
                 actor,
@@ -702,6 +777,10 @@ pub const EVENT_NAMES: &[&str] = &[
     "host_started",
     "host_failed",
     "host_stopping",
+    "host_stopped",
+    "long_callback",
+    "worker_replaced",
+    "log_lines_dropped",
     "load",
     "reload",
     "actor_started",

@@ -65,6 +65,10 @@ pub struct ActorStatus {
     pub version: String,
     /// `waiting`, `running` or `suspended`.
     pub status: String,
+    /// The callback running now (`handle_info`, ...), if one is.
+    pub callback: Option<String>,
+    /// For how long it has run, in milliseconds.
+    pub running_ms: Option<u64>,
     /// Whether an operator suspended it (`host ctl suspend`).
     pub suspended_by_operator: bool,
     /// Messages waiting.

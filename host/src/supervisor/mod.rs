@@ -70,7 +70,14 @@ pub struct WorkerSpec {
     pub restart: Restart,
     /// Shutdown (default 5000 ms).
     pub shutdown: Shutdown,
+    /// How long `init` may run before the start fails and the half-started actor is
+    /// killed (default [`DEFAULT_START_TIMEOUT`]).
+    pub start_timeout: Duration,
 }
+
+/// A child's default start deadline: `init` is meant to take microseconds, and OTP's
+/// callers of `start_link` wait 5 s by default.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// A supervisor and its children.
 #[derive(Debug, Clone)]

@@ -14,7 +14,9 @@
 //! Implemented: `one_for_one`, `one_for_all`, `rest_for_one`; restart `permanent`,
 //! `transient`, `temporary`; intensity / period; nested supervisors (a supervisor that
 //! gives up exits with `shutdown` and its parent decides); shutdown `brutal_kill` or a
-//! timeout, then `kill`; `simple_one_for_one` with children added by `ctx.start_child`.
+//! timeout, then `kill`; `simple_one_for_one` with children added by `ctx.start_child`;
+//! a start deadline per child: an `init` past it fails the start, so a hanging `init`
+//! holds this thread (every supervisor) for at most that long, never for ever.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -38,13 +40,15 @@ pub(crate) trait ChildHost {
     fn new_supervisor(&self) -> ActorId;
     /// The supervisor `id` is gone.
     fn forget_supervisor(&self, id: ActorId);
-    /// Starts an actor of `behaviour`, linked from birth to `link`.
+    /// Starts an actor of `behaviour`, linked from birth to `link`; an `init` still
+    /// running after `start_timeout` fails the start (and its actor is killed).
     fn spawn(
         &self,
         behaviour: &str,
         name: Option<&str>,
         args: &[u8],
         link: ActorId,
+        start_timeout: Duration,
     ) -> Result<ActorId, SpawnError>;
     /// Links `a` to `b` on `a`'s side.
     fn add_link(&self, a: ActorId, b: ActorId);
@@ -239,10 +243,13 @@ impl<H: ChildHost> Tree<H> {
                     requester,
                     tag,
                 }) => {
-                    let reply = match self
-                        .host
-                        .spawn(&behaviour, name.as_deref(), &args, requester)
-                    {
+                    let reply = match self.host.spawn(
+                        &behaviour,
+                        name.as_deref(),
+                        &args,
+                        requester,
+                        super::DEFAULT_START_TIMEOUT,
+                    ) {
                         Ok(pid) => {
                             self.host.add_link(requester, pid);
                             plugin_api::StartChildReply::Ok(pid)
@@ -380,7 +387,13 @@ impl<H: ChildHost> Tree<H> {
         let pid = match &spec {
             ChildSpec::Worker(w) => self
                 .host
-                .spawn(&w.behaviour, w.name.as_deref(), &w.args, sup)
+                .spawn(
+                    &w.behaviour,
+                    w.name.as_deref(),
+                    &w.args,
+                    sup,
+                    w.start_timeout,
+                )
                 .map_err(|source| StartError::Child {
                     supervisor: self.sups[&sup].spec.name.clone(),
                     child: name.clone(),
@@ -667,6 +680,7 @@ mod tests {
             name: Option<&str>,
             _: &[u8],
             _: ActorId,
+            _: Duration,
         ) -> Result<ActorId, SpawnError> {
             if self.broken.contains(&behaviour) {
                 return Err(SpawnError::InitFailed {
@@ -710,6 +724,7 @@ mod tests {
             args: Vec::new(),
             restart: Restart::Permanent,
             shutdown: Shutdown::Timeout(Duration::from_secs(1)),
+            start_timeout: crate::supervisor::DEFAULT_START_TIMEOUT,
         })
     }
 

@@ -11,6 +11,15 @@
 //!    Holds count: an operator's suspend and a swap's are independent.
 //! 4. Whoever makes `queued` go IDLE re-checks the mailbox afterwards (see
 //!    [`Actor::release`]), so a message pushed concurrently is never stranded.
+//! 5. An actor killed while a callback holds `core` is *abandoned* (see
+//!    [`Actor::abandon`]): whoever wins the flag makes it dead to the world at once
+//!    (unregistered, mailbox and callers failed, links and monitors told) without `core`;
+//!    the thread in the callback, when it returns, touches nothing of the world and frees
+//!    the state through `core.version` (invariant 2) — or, if it raced past its last look,
+//!    the actor's drop does.
+//! 6. Nothing that answers an operator or serves another actor waits on `core` without a
+//!    deadline: a callback may run for ever while holding it. What an operator sees
+//!    (the version, whether a callback runs and since when) is published outside it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -68,6 +77,8 @@ pub(crate) struct Actor {
     suspended: AtomicU32,
     /// Whether an operator suspended the actor (`host ctl suspend`); their one hold.
     sys_suspended: AtomicBool,
+    /// Killed while inside a callback (invariant 5).
+    abandoned: AtomicBool,
     /// Someone follows this actor's messages (`host ctl trace`). Read once per message
     /// and once per callback, next to the flags the runner reads anyway.
     traced: AtomicBool,
@@ -87,6 +98,9 @@ pub(crate) struct Actor {
     /// Timers addressed to this actor by id, cancelled when it dies (fired ones are pruned
     /// as new ones arrive).
     pub(crate) timers: parking_lot::Mutex<Vec<u64>>,
+    /// The version running it, published for operators (invariant 5); changed only with
+    /// `core.version`.
+    published: parking_lot::Mutex<Arc<BehaviourVersion>>,
 }
 
 impl Actor {
@@ -101,10 +115,12 @@ impl Actor {
             id,
             name,
             behaviour: version.name.clone(),
+            published: parking_lot::Mutex::new(version.clone()),
             mailbox: crossbeam::utils::CachePadded::new(Mailbox::default()),
             queued: AtomicBool::new(false),
             suspended: AtomicU32::new(0),
             sys_suspended: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             traced: AtomicBool::new(false),
             core: Mutex::new(Core {
                 version,
@@ -160,6 +176,28 @@ impl Actor {
         let mut q = self.signals.lock();
         self.signal_count.store(0, Ordering::SeqCst);
         std::mem::take(&mut *q)
+    }
+
+    /// Marks the actor killed inside a callback; true for the one caller that wins, who
+    /// then makes it dead to the world (invariant 5).
+    pub(crate) fn abandon(&self) -> bool {
+        !self.abandoned.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether the actor was abandoned (invariant 5): its runner must touch nothing more.
+    #[inline]
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Frees an abandoned actor's state through the version that made it (invariant 2),
+    /// once; the caller holds `core`.
+    pub(crate) fn reap(core: &mut Core) {
+        if core.alive {
+            core.alive = false;
+            let state = std::mem::replace(&mut core.state, StatePtr::NULL);
+            (core.version.desc.drop_state)(state);
+        }
     }
 
     /// Whether the actor is on a run queue or running (for operators; racy by nature).
@@ -230,6 +268,16 @@ impl Actor {
         self.trap_exit.swap(on, Ordering::SeqCst)
     }
 
+    /// The version it runs, as published (invariant 6): never waits on a callback.
+    pub(crate) fn running_version(&self) -> Arc<BehaviourVersion> {
+        self.published.lock().clone()
+    }
+
+    /// Publishes the version it now runs (after a swap changed `core.version`).
+    pub(crate) fn publish_version(&self, version: &Arc<BehaviourVersion>) {
+        *self.published.lock() = version.clone();
+    }
+
     /// Messages handled so far.
     pub(crate) fn handled(&self) -> u64 {
         self.handled.load(Ordering::Relaxed)
@@ -238,6 +286,15 @@ impl Actor {
     /// Counts `n` more handled messages (once per batch).
     pub(crate) fn count_handled(&self, n: u64) {
         self.handled.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Actor {
+    fn drop(&mut self) {
+        // Invariant 5: an abandoned actor whose runner raced past its last look.
+        if *self.abandoned.get_mut() {
+            Actor::reap(self.core.get_mut());
+        }
     }
 }
 

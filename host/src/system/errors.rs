@@ -18,6 +18,8 @@ pub enum CallError {
     BadMessage(String),
     /// The request or reply could not be encoded or decoded on the host side.
     Codec(String),
+    /// The actor stayed inside a callback past the timeout (an operator's `state`).
+    Busy(String),
 }
 
 impl fmt::Display for CallError {
@@ -28,6 +30,7 @@ impl fmt::Display for CallError {
             CallError::Exit(r) => write!(f, "the callee exited: {r}"),
             CallError::BadMessage(e) => write!(f, "bad message: {e}"),
             CallError::Codec(e) => write!(f, "codec error: {e}"),
+            CallError::Busy(who) => write!(f, "busy: {who}"),
         }
     }
 }
@@ -49,6 +52,8 @@ pub enum SpawnError {
     InitFailed { behaviour: String, detail: String },
     /// `init` panicked.
     InitPanicked { behaviour: String, detail: String },
+    /// `init` did not return within the start deadline; the actor was killed.
+    InitTimeout { behaviour: String, ms: u64 },
 }
 
 impl fmt::Display for SpawnError {
@@ -71,6 +76,11 @@ impl fmt::Display for SpawnError {
             SpawnError::InitPanicked { behaviour, detail } => {
                 write!(f, "`{behaviour}` init panicked: {detail}")
             }
+            SpawnError::InitTimeout { behaviour, ms } => write!(
+                f,
+                "`{behaviour}` init did not return within its {ms} ms start deadline \
+                 (start_timeout_ms); the actor was killed"
+            ),
         }
     }
 }

@@ -129,12 +129,25 @@ impl System {
     }
 
     /// `exit/2`: an exit signal from `from` to `to`.
+    ///
+    /// `kill` to an actor inside a callback (its core held by another thread) does not
+    /// wait for the callback: the actor is made dead to the world at once (invariant 5 of
+    /// `actor`); an actor between callbacks takes the signal ahead of its mailbox.
     pub(crate) fn exit_signal(
         &self,
         from: ActorId,
         to: Target<'_>,
         reason: Vec<u8>,
     ) -> Result<(), CallError> {
+        if Reason::from_etf(&reason) == Reason::Kill {
+            let t = self
+                .resolve(to)
+                .ok_or_else(|| CallError::NoProc(to.to_string()))?;
+            if t.id != from && t.core.try_lock().is_none() {
+                self.kill_running(&t, &terms::reason(&Reason::Killed));
+                return Ok(());
+            }
+        }
         self.with_target(to, |t| {
             self.deliver_signal(t, Signal::Exit { from, reason })
         })

@@ -12,7 +12,8 @@
 //! - a crash or stop: `process::exit` → `links` (exit signals, `DOWN`) and an `Upcall`
 //!   for a supervisor;
 //! - a timer: `timer` (the wheel and its thread) and `delayed` (`send_after`, intervals);
-//! - suspend / resume / state / trace / what an operator sees of an actor: `sys`.
+//! - suspend / resume / state / trace / what an operator sees of an actor: `sys`;
+//! - a callback that runs too long, and killing an actor inside one: `watchdog`.
 
 mod actor;
 mod behaviour;
@@ -28,6 +29,7 @@ pub(crate) mod scheduler;
 pub(crate) mod sys;
 pub mod timer;
 mod upcall;
+pub(crate) mod watchdog;
 
 use std::sync::Arc;
 
@@ -37,6 +39,7 @@ pub use errors::{CallError, SpawnError};
 pub use registry::RegisterError;
 pub use sys::SysError;
 pub(crate) use upcall::Upcall;
+pub use watchdog::WatchdogConfig;
 
 use crate::observe::Observer;
 use crate::util::ids::{ActorId, IdSource};
@@ -100,6 +103,8 @@ pub(crate) struct System {
     upcalls: crossbeam::channel::Sender<Upcall>,
     /// Where events, counters and traces go.
     pub(crate) observer: Arc<Observer>,
+    /// Whether workers publish what they run, and the watchdog's limits.
+    watchdog: WatchdogConfig,
 }
 
 impl System {
@@ -110,6 +115,7 @@ impl System {
         timers: Timers,
         upcalls: crossbeam::channel::Sender<Upcall>,
         observer: Arc<Observer>,
+        watchdog: WatchdogConfig,
     ) -> System {
         System {
             registry: Registry::default(),
@@ -121,6 +127,7 @@ impl System {
             ids: IdSource::default(),
             upcalls,
             observer,
+            watchdog,
         }
     }
 

@@ -12,9 +12,16 @@
 //! actor-to-actor messaging cheap. At most [`SLOT_STREAK`] slot runs happen in a row
 //! before the worker looks at the shared queue again, so a ping-pong pair cannot starve
 //! other actors.
+//!
+//! Each worker publishes which actor it runs, which callback and since when (a coarse
+//! clock, [`coarse_ms`], read per message: a relaxed load and two stores on the worker's own
+//! cache line), so operators and the watchdog see a long callback without waiting on the
+//! actor. A worker whose actor was killed while inside a callback is *retired*: a fresh
+//! thread takes its place in the pool at once (capacity is kept), and the retired thread
+//! exits when the abandoned callback returns, if ever.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,11 +46,90 @@ thread_local! {
 const SPIN_ROUNDS: u32 = 200;
 
 /// What a worker calls to run one actor; returns whether the actor must be queued again.
-pub type RunFn = dyn Fn(&Arc<Actor>) -> bool + Send + Sync;
+pub type RunFn = dyn Fn(&Arc<Actor>, &Running) -> bool + Send + Sync;
+
+/// Default stack of a scheduler thread: 8 MiB, as a Linux main thread, four times Rust's
+/// default for spawned threads (plugin code may recurse deeply; see the README).
+pub const DEFAULT_STACK_SIZE: usize = 8 << 20;
+
+/// Milliseconds since the host started, advanced by whoever calls [`tick_coarse_clock`]
+/// (the watchdog, every few milliseconds). Cheap enough to read per message.
+static COARSE_MS: AtomicU64 = AtomicU64::new(0);
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// The coarse clock now (see [`COARSE_MS`]).
+pub(crate) fn coarse_ms() -> u64 {
+    COARSE_MS.load(Ordering::Relaxed)
+}
+
+/// Advances the coarse clock; returns it.
+pub(crate) fn tick_coarse_clock() -> u64 {
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    COARSE_MS.store(now, Ordering::Relaxed);
+    now
+}
+
+/// What one worker is running, published for operators and the watchdog.
+#[derive(Default)]
+pub struct Running {
+    /// The actor's id (0: none).
+    actor: AtomicU64,
+    /// The callback (a [`plugin_api::abi::MsgKind`] as `u8`, or [`Running::INIT`]...).
+    callback: AtomicU8,
+    /// When the current callback started, on the coarse clock.
+    since: AtomicU64,
+    /// Set when this worker's actor was killed inside a callback: the worker leaves the
+    /// pool when the callback returns.
+    retired: AtomicBool,
+}
+
+impl Running {
+    /// Starts publishing: this worker runs `actor`.
+    #[inline]
+    pub(crate) fn enter(&self, actor: u64) {
+        self.actor.store(actor, Ordering::Relaxed);
+    }
+
+    /// A callback starts now.
+    #[inline]
+    pub(crate) fn callback(&self, callback: u8) {
+        self.callback.store(callback, Ordering::Relaxed);
+        self.since.store(coarse_ms(), Ordering::Relaxed);
+    }
+
+    /// This worker runs no actor any more.
+    #[inline]
+    pub(crate) fn leave(&self) {
+        self.actor.store(0, Ordering::Relaxed);
+    }
+
+    /// (actor, callback, since) if it runs one; racy by nature, checked twice.
+    pub(crate) fn read(&self) -> Option<(u64, u8, u64)> {
+        let a = self.actor.load(Ordering::Relaxed);
+        let cb = self.callback.load(Ordering::Relaxed);
+        let since = self.since.load(Ordering::Relaxed);
+        (a != 0 && self.actor.load(Ordering::Relaxed) == a).then_some((a, cb, since))
+    }
+
+    /// Whether this worker was retired (see the module docs).
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+}
+
+/// One place in the pool: the thread's parker, idle clock and what it runs. A retired
+/// worker keeps its own `Slot` (so its late writes land nowhere), and its replacement gets
+/// a fresh one at the same index.
+struct Slot {
+    unparker: Unparker,
+    clock: IdleClock,
+    running: Running,
+}
 
 struct Shared {
     queue: Injector<Arc<Actor>>,
-    unparkers: Vec<Unparker>,
+    /// The current worker of each place in the pool.
+    slots: parking_lot::RwLock<Vec<Arc<Slot>>>,
     /// Indices of parked (or about to park) workers.
     idle: Mutex<Vec<usize>>,
     idle_count: AtomicUsize,
@@ -51,15 +137,22 @@ struct Shared {
     /// wake-up: a futex wake costs the pusher microseconds, more than the message itself.
     spinning: AtomicUsize,
     shutdown: AtomicBool,
-    /// Per worker: time spent parked, for utilisation. Only parking reads the clock (a
-    /// futex sleep costs far more anyway): a worker that keeps finding work, or finds it
-    /// while spinning, pays nothing. Reading it around the spin as well cost about 40 ns
-    /// per message when a consumer keeps catching up with its producer.
-    clocks: Vec<IdleClock>,
     started: Instant,
+    /// What workers run (set by `start`, used again for each replacement).
+    run: OnceLock<Arc<RunFn>>,
+    /// Stack size of each worker thread.
+    stack_size: usize,
+    /// Threads started (the first ones and every replacement), for joining on drop.
+    threads: Mutex<Vec<(Arc<Slot>, JoinHandle<()>)>>,
+    /// Workers retired so far.
+    retired: AtomicUsize,
 }
 
 /// One worker's idle time: completed idle periods, and when the current one began.
+///
+/// Only parking reads the clock (a futex sleep costs far more anyway): a worker that keeps
+/// finding work, or finds it while spinning, pays nothing. Reading it around the spin as
+/// well cost about 40 ns per message when a consumer keeps catching up with its producer.
 #[derive(Default)]
 struct IdleClock {
     /// Nanoseconds idle in completed periods.
@@ -115,8 +208,10 @@ impl RunQueue {
         let now = self.shared.started.elapsed().as_nanos() as u64;
         let idle = self
             .shared
-            .clocks
+            .slots
+            .read()
             .iter()
+            .map(|s| &s.clock)
             .map(|c| {
                 let since = c.since.load(Ordering::Relaxed);
                 let open = if since == 0 {
@@ -129,6 +224,60 @@ impl RunQueue {
             .collect();
         (idle, now)
     }
+
+    /// What each worker runs now: (actor id, callback, since on the coarse clock).
+    pub(crate) fn running(&self) -> Vec<(u64, u8, u64)> {
+        self.shared
+            .slots
+            .read()
+            .iter()
+            .filter_map(|s| s.running.read())
+            .collect()
+    }
+
+    /// Retires the worker running `actor` (killed inside a callback) and starts a fresh
+    /// one in its place. False if no worker runs it now.
+    pub(crate) fn retire_worker_of(&self, actor: u64) -> bool {
+        let shared = &self.shared;
+        let mut slots = shared.slots.write();
+        let Some(i) = slots.iter().position(|s| {
+            s.running.actor.load(Ordering::SeqCst) == actor && !s.running.is_retired()
+        }) else {
+            return false;
+        };
+        slots[i].running.retired.store(true, Ordering::SeqCst);
+        let parker = Parker::new();
+        let slot = Arc::new(Slot {
+            unparker: parker.unparker().clone(),
+            clock: IdleClock::default(),
+            running: Running::default(),
+        });
+        slots[i] = slot.clone();
+        drop(slots);
+        shared.retired.fetch_add(1, Ordering::Relaxed);
+        if let Some(run) = shared.run.get() {
+            spawn_worker(shared_arc(self), i, slot, parker, run.clone());
+        }
+        true
+    }
+}
+
+fn shared_arc(q: &RunQueue) -> Arc<Shared> {
+    q.shared.clone()
+}
+
+/// Starts worker `i` on `slot`.
+fn spawn_worker(shared: Arc<Shared>, i: usize, slot: Arc<Slot>, parker: Parker, run: Arc<RunFn>) {
+    let q = RunQueue {
+        shared: shared.clone(),
+    };
+    let me = slot.clone();
+    let handle = std::thread::Builder::new()
+        .name(format!("sched-{i}"))
+        .stack_size(shared.stack_size)
+        .spawn(move || worker(i, &q.shared, &me, &parker, &*run, &q))
+        .expect("spawn scheduler thread");
+    shared.threads.lock().push((slot, handle));
 }
 
 impl IdleClock {
@@ -155,48 +304,56 @@ pub struct Scheduler {
     /// Until `start`: one parker per worker to be. (A `Parker` may move between
     /// threads but not be shared; the mutex makes the pool shareable before `start`.)
     parkers: Mutex<Vec<Parker>>,
-    threads: Vec<JoinHandle<()>>,
 }
 
 impl Scheduler {
     /// A pool of `threads` workers (at least one), not running yet; its queue can be used
     /// at once (actors queued before `start` wait for it).
-    pub fn new(threads: usize) -> Scheduler {
+    pub fn new(threads: usize, stack_size: usize) -> Scheduler {
         let threads = threads.max(1);
         let parkers: Vec<Parker> = (0..threads).map(|_| Parker::new()).collect();
         let shared = Arc::new(Shared {
             queue: Injector::new(),
-            unparkers: parkers.iter().map(|p| p.unparker().clone()).collect(),
+            slots: parking_lot::RwLock::new(
+                parkers
+                    .iter()
+                    .map(|p| {
+                        Arc::new(Slot {
+                            unparker: p.unparker().clone(),
+                            clock: IdleClock::default(),
+                            running: Running::default(),
+                        })
+                    })
+                    .collect(),
+            ),
             idle: Mutex::new(Vec::with_capacity(threads)),
             idle_count: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
-            clocks: (0..threads).map(|_| IdleClock::default()).collect(),
             started: Instant::now(),
+            run: OnceLock::new(),
+            stack_size: stack_size.max(64 << 10),
+            threads: Mutex::new(Vec::new()),
+            retired: AtomicUsize::new(0),
         });
         Scheduler {
             queue: RunQueue { shared },
             parkers: Mutex::new(parkers),
-            threads: Vec::new(),
         }
     }
 
     /// Starts the workers, which run actors with `run`.
     pub fn start(&mut self, run: Arc<RunFn>) {
-        let queue = self.queue.clone();
-        self.threads = std::mem::take(&mut *self.parkers.lock())
+        let shared = self.queue.shared.clone();
+        let _ = shared.run.set(run.clone());
+        let slots: Vec<Arc<Slot>> = shared.slots.read().clone();
+        for (i, (parker, slot)) in std::mem::take(&mut *self.parkers.lock())
             .into_iter()
+            .zip(slots)
             .enumerate()
-            .map(|(i, parker)| {
-                let shared = queue.shared.clone();
-                let run = run.clone();
-                let q = queue.clone();
-                std::thread::Builder::new()
-                    .name(format!("sched-{i}"))
-                    .spawn(move || worker(i, &shared, &parker, &*run, &q))
-                    .expect("spawn scheduler thread")
-            })
-            .collect();
+        {
+            spawn_worker(shared.clone(), i, slot, parker, run.clone());
+        }
     }
 
     /// A handle for queuing actors.
@@ -207,12 +364,17 @@ impl Scheduler {
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
-        self.queue.shared.shutdown.store(true, Ordering::SeqCst);
-        for u in &self.queue.shared.unparkers {
-            u.unpark();
+        let shared = &self.queue.shared;
+        shared.shutdown.store(true, Ordering::SeqCst);
+        for s in shared.slots.read().iter() {
+            s.unparker.unpark();
         }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // A retired worker may be inside a callback that never returns: not joined.
+        let threads = std::mem::take(&mut *shared.threads.lock());
+        for (slot, t) in threads {
+            if !slot.running.is_retired() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -227,18 +389,27 @@ fn take(shared: &Shared) -> Option<Arc<Actor>> {
     }
 }
 
-fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue) {
+fn worker(i: usize, shared: &Shared, me: &Slot, parker: &Parker, run: &RunFn, q: &RunQueue) {
     SLOT.with(|s| *s.borrow_mut() = Some(None));
     let take_slot = || SLOT.with(|s| s.borrow_mut().as_mut().and_then(Option::take));
     let mut streak = 0u32;
+    let running = &me.running;
     let run_one = |actor: Arc<Actor>| {
-        if run(&actor) {
+        if run(&actor, running) {
             // More mail: keep it on this core (next-run slot) rather than bouncing it to
             // the other worker each batch; the streak limit keeps this fair.
             q.push(actor);
         }
     };
     while !shared.shutdown.load(Ordering::Relaxed) {
+        if running.is_retired() {
+            // Killed inside a callback and replaced: hand the next-run slot's actor to
+            // the pool and leave it.
+            if let Some(actor) = take_slot() {
+                q.push_shared(actor);
+            }
+            return;
+        }
         if streak < SLOT_STREAK {
             if let Some(actor) = take_slot() {
                 streak += 1;
@@ -255,7 +426,7 @@ fn worker(i: usize, shared: &Shared, parker: &Parker, run: &RunFn, q: &RunQueue)
             continue;
         }
         // Spin a while: under load the next actor usually arrives within microseconds.
-        let clock = &shared.clocks[i];
+        let clock = &me.clock;
         shared.spinning.fetch_add(1, Ordering::SeqCst);
         let mut found = None;
         for round in 0..SPIN_ROUNDS {
@@ -313,7 +484,9 @@ fn unpark_one(shared: &Shared) {
     let who = shared.idle.lock().pop();
     if let Some(w) = who {
         shared.idle_count.fetch_sub(1, Ordering::SeqCst);
-        shared.unparkers[w].unpark();
+        if let Some(s) = shared.slots.read().get(w) {
+            s.unparker.unpark();
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! state, tracing its messages, and describing it to an operator.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crossbeam::channel::Receiver;
 use plugin_api::abi::OutcomeCode;
@@ -69,7 +69,9 @@ impl System {
         let a = self
             .resolve(to)
             .ok_or_else(|| CallError::NoProc(to.to_string()))?;
-        let version = a.core.lock().version.version.to_string();
+        // Published, never the core (invariant 5): a callback may hold it.
+        let version = a.running_version().version.to_string();
+        let running = self.running_for(a.id);
         let mut links = a.links.lock().clone();
         links.sort();
         let mut monitored_by: Vec<_> = a.monitored_by.lock().iter().map(|&(_, w)| w).collect();
@@ -79,7 +81,16 @@ impl System {
             name: a.name.clone(),
             behaviour: a.behaviour.to_string(),
             version,
-            status: status_of(&a).into(),
+            status: if a.is_suspended() {
+                "suspended"
+            } else if running.is_some() || a.is_queued() {
+                "running"
+            } else {
+                "waiting"
+            }
+            .into(),
+            callback: running.as_ref().map(|(c, _)| c.to_string()),
+            running_ms: running.as_ref().map(|(_, d)| d.as_millis() as u64),
             suspended_by_operator: a.is_sys_suspended(),
             mailbox: a.mailbox.len(),
             handled: a.handled(),
@@ -92,13 +103,26 @@ impl System {
 
     /// An actor's state, exported through the version running it, as ETF.
     ///
-    /// Takes the actor's lock, so it waits for a running batch to end, like a swap does;
-    /// the actor handles nothing while its state is being exported.
-    pub(crate) fn export_state(&self, to: Target<'_>) -> Result<Vec<u8>, CallError> {
+    /// Takes the actor's lock, so it waits for a running batch to end, like a swap does —
+    /// at most `timeout` (invariant 5): an actor still inside a callback then answers
+    /// `busy`. The actor handles nothing while its state is being exported.
+    pub(crate) fn export_state(
+        &self,
+        to: Target<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
         let actor = self
             .resolve(to)
             .ok_or_else(|| CallError::NoProc(to.to_string()))?;
-        let core = actor.core.lock();
+        let Some(core) = actor.core.try_lock_for(timeout) else {
+            let running = self.running_for(actor.id).map_or(String::new(), |(cb, d)| {
+                format!(" ({cb} running for {} ms)", d.as_millis())
+            });
+            return Err(CallError::Busy(format!(
+                "{to} stayed inside a callback{running} for the {} ms this request waits",
+                timeout.as_millis()
+            )));
+        };
         if !core.alive {
             return Err(CallError::NoProc(to.to_string()));
         }
@@ -175,14 +199,24 @@ impl System {
             .select(|_| true)
             .into_iter()
             .map(|a| {
-                let version = a.core.lock().version.version.to_string();
-                let status = status_of(&a);
+                // Published, never the core (invariant 5): a callback may hold it.
+                let version = a.running_version().version.to_string();
+                let running = self.running_for(a.id);
+                let status = if a.is_suspended() {
+                    "suspended".to_string()
+                } else if let Some((callback, d)) = running {
+                    format!("running {callback} {}", short_duration(d))
+                } else if a.is_queued() {
+                    "running".to_string()
+                } else {
+                    "waiting".to_string()
+                };
                 ActorInfo {
                     id: a.id,
                     name: a.name.clone(),
                     behaviour: a.behaviour.to_string(),
                     version,
-                    status: status.into(),
+                    status,
                     mailbox: a.mailbox.len(),
                     handled: a.handled(),
                     restarts: restarts(a.id),
@@ -200,16 +234,6 @@ impl System {
     }
 }
 
-/// What an operator reads as an actor's status.
-fn status_of(a: &Actor) -> &'static str {
-    if a.is_suspended() {
-        "suspended"
-    } else if a.is_queued() {
-        "running"
-    } else {
-        "waiting"
-    }
-}
 
 /// Why a `sys` operation on an actor was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,3 +262,15 @@ impl std::fmt::Display for SysError {
 }
 
 impl std::error::Error for SysError {}
+
+/// `850ms`, `12.3s`, `4m05s`: how long a callback has run, for a status column.
+fn short_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}

@@ -583,6 +583,7 @@ fn messaging_rows(opts: &Opts, dir: &PluginDir, rows: &mut Vec<Row>) {
                 args: unit.clone(),
                 restart: Restart::Permanent,
                 shutdown: Shutdown::BrutalKill,
+                start_timeout: host::supervisor::DEFAULT_START_TIMEOUT,
             })],
         };
         host.start_supervisor(tree).unwrap();

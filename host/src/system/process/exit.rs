@@ -19,9 +19,10 @@ pub(crate) struct Crash {
 
 impl System {
     /// Stops an actor whose core is locked: `terminate`, free the state (invariant 2: by
-    /// the version that made it), unregister, fail the calls still queued, then tell its
-    /// callers, links and monitors, in that order — after unregistering, nobody can add a
-    /// waiter, link or monitor that would be missed.
+    /// the version that made it), unregister, publish its `crash` / `actor_stopped`
+    /// event, fail the calls still queued, then tell its callers, links and monitors, in
+    /// that order — after unregistering, nobody can add a waiter, link or monitor that
+    /// would be missed, and the event precedes every reaction to it.
     pub(crate) fn stop_actor(
         &self,
         actor: &Arc<Actor>,
@@ -37,19 +38,31 @@ impl System {
         let terminate_failed = (out.code != OutcomeCode::Ok)
             .then(|| String::from_utf8_lossy(&out.detail).into_owned());
         drop(out);
+        // Invariant 5 of `actor`: if a kill made it dead to the world while `terminate`
+        // ran, the world has been told already.
+        if !actor.abandon() {
+            if let Some(t) = terminate_failed {
+                self.observer.emit(Event::TerminateFailed {
+                    actor: actor.id,
+                    behaviour: &version.name,
+                    error: &t,
+                });
+            }
+            return;
+        }
         self.registry.remove(actor.id);
         self.observer.actor_stopped(actor.handled());
         let reason_text = etf::display(reason);
-        self.fail_mailbox(actor, &reason_text);
-        self.fail_waiters(actor.id, &reason_text);
-        self.notify_links_and_monitors(actor, reason);
+        // The event goes out before anyone is told: a supervisor's reaction (its
+        // `child_exited`, the restart's `child_started`) always follows this actor's
+        // `crash` / `actor_stopped`, in the log and for every subscriber.
         let ev = match crash {
             Some(Crash { panic, message }) => HostEvent::Crash {
                 actor: actor.id,
                 name: actor.name.clone(),
                 behaviour: version.name.to_string(),
                 version: version.version.to_string(),
-                reason: reason_text,
+                reason: reason_text.clone(),
                 panic,
                 message,
             },
@@ -58,7 +71,7 @@ impl System {
                 name: actor.name.clone(),
                 behaviour: version.name.to_string(),
                 version: version.version.to_string(),
-                reason: reason_text,
+                reason: reason_text.clone(),
             },
         };
         self.observer.publish(ev);
@@ -69,5 +82,8 @@ impl System {
                 error: &t,
             });
         }
+        self.fail_mailbox(actor, &reason_text);
+        self.fail_waiters(actor.id, &reason_text);
+        self.notify_links_and_monitors(actor, reason);
     }
 }

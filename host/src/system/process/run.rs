@@ -9,6 +9,11 @@
 //!    its reason; a panic is a crash.
 //! 5. Put back what was not handled, release the claim, and tell the scheduler whether to
 //!    queue the actor again (invariant 4).
+//!
+//! With the watchdog on, the worker publishes the actor and, per message, the callback
+//! and when it started (the coarse clock: no system call). After every callback the
+//! runner looks whether the actor was killed meanwhile (invariant 5 of `actor`): if so it
+//! frees the state through its version and touches nothing else.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,22 +26,36 @@ use super::exit::Crash;
 use crate::observe::{kind_name, Event};
 use crate::system::ffi::RunCtx;
 use crate::system::mailbox::Envelope;
-use crate::system::scheduler::BATCH;
+use crate::system::scheduler::{Running, BATCH};
 use crate::system::{Actor, CallError, System};
 use crate::util::ids::ActorId;
 use crate::util::terms;
 
 impl System {
-    /// Runs up to `BATCH` messages of one actor (the scheduler's callback). Returns
-    /// whether the actor must be queued again.
-    pub(crate) fn run_actor(&self, actor: &Arc<Actor>) -> bool {
+    /// Runs up to `BATCH` messages of one actor (the scheduler's callback) on the worker
+    /// that publishes through `running`. Returns whether the actor must be queued again.
+    pub(crate) fn run_actor(&self, actor: &Arc<Actor>, running: &Running) -> bool {
+        if self.watchdog_on() {
+            let again = self.run_batch(actor, Some(running));
+            running.leave();
+            again
+        } else {
+            self.run_batch(actor, None)
+        }
+    }
+
+    fn run_batch(&self, actor: &Arc<Actor>, running: Option<&Running>) -> bool {
         thread_local! {
             /// This worker's batch buffer, reused so taking a batch allocates nothing.
             static BATCH_BUF: std::cell::RefCell<VecDeque<Envelope>> = const { std::cell::RefCell::new(VecDeque::new()) };
         }
         let mut core = actor.core.lock();
-        if !core.alive {
+        if !core.alive || actor.is_abandoned() {
+            Actor::reap(&mut core);
             return false;
+        }
+        if let Some(r) = running {
+            r.enter(actor.id.0);
         }
         let version = core.version.clone();
         let ctx = RunCtx::new(self, actor.id, &version, actor.is_traced());
@@ -74,6 +93,9 @@ impl System {
                     &env.bytes,
                 );
             }
+            if let Some(r) = running {
+                r.callback(env.kind as u8);
+            }
             let out = (version.desc.handle)(
                 core.state,
                 env.kind,
@@ -82,6 +104,16 @@ impl System {
                 &raw,
             );
             handled += 1;
+            if actor.is_abandoned() {
+                // Killed meanwhile (invariant 5): the world has been told; the result is
+                // dropped, the calls left in the batch are failed, the state freed.
+                drop(out);
+                actor.mailbox.put_back(&mut batch);
+                self.fail_mailbox(actor, "killed");
+                Actor::reap(&mut core);
+                stopped = true;
+                break;
+            }
             if out.code == OutcomeCode::Ok {
                 continue;
             }
@@ -152,6 +184,10 @@ impl System {
         BATCH_BUF.with(|b| *b.borrow_mut() = batch);
         actor.count_handled(handled);
         if stopped {
+            return false;
+        }
+        if actor.is_abandoned() {
+            Actor::reap(&mut core);
             return false;
         }
         drop(core);

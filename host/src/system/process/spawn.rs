@@ -15,14 +15,17 @@ impl System {
     /// birth to `link` (a supervisor, or the parent of a `spawn_link`, so no exit can slip
     /// by unseen). `init` runs on this thread.
     ///
-    /// The caller holds the behaviour table for reading until this returns, so a swap
-    /// either sees this actor or happens before it and the actor starts on the new version.
+    /// `registered` runs with the new id once the actor is registered (or refused),
+    /// before `init`: the
+    /// caller holds the behaviour table until then, so a swap either lists this actor or
+    /// commits before it — and no lock of the caller's is held while `init` runs.
     pub(crate) fn spawn(
         &self,
         version: Arc<BehaviourVersion>,
         name: Option<&str>,
         args: &[u8],
         link: Option<ActorId>,
+        registered: impl FnOnce(ActorId),
     ) -> Result<ActorId, SpawnError> {
         let id = self.next_actor_id();
         let actor = Arc::new(Actor::new(
@@ -40,9 +43,9 @@ impl System {
             actor.links.lock().push(s);
         }
         let mut core = actor.core.lock();
-        self.registry
-            .insert(actor.clone())
-            .map_err(SpawnError::Name)?;
+        let inserted = self.registry.insert(actor.clone());
+        registered(id);
+        inserted.map_err(SpawnError::Name)?;
         let mut state = StatePtr::NULL;
         let ctx = RunCtx::new(self, id, &version, false);
         let out = (version.desc.init)(RSlice::from_slice(args), &ctx.raw(), &mut state);
