@@ -11,9 +11,10 @@
 //! settle_ms = 10
 //!
 //! [versions]
-//! unload = false                   # opt-in: close versions no actor runs any more
+//! unload = true                    # close versions no actor runs (verified; false keeps all)
 //! retain = 1                       # old versions kept mapped for rollback
-//! max_retained = 64                # cap on old versions mapped per library
+//! max_retained = 64                # warn past this many old versions mapped per library
+//! max_library_mb = 512             # larger library files are refused
 //!
 //! [control]
 //! enabled = true                   # listen for `host ctl` / `host top`
@@ -68,12 +69,15 @@ impl Default for WatchSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VersionSettings {
-    /// Close retired versions once nothing made by them is alive (opt-in).
+    /// Close retired versions once nothing made by them is alive (on by default).
     pub unload: bool,
     /// Retired versions kept mapped per library for rollback.
     pub retain: usize,
-    /// Most old versions one library may keep mapped; past it reloads are refused.
+    /// Old versions one library may keep mapped before a warning (with `unload = false`,
+    /// before reloads are refused).
     pub max_retained: usize,
+    /// Largest library file loaded, in MiB.
+    pub max_library_mb: u64,
 }
 
 impl Default for VersionSettings {
@@ -83,6 +87,7 @@ impl Default for VersionSettings {
             unload: d.unload,
             retain: d.retain,
             max_retained: d.max_retained,
+            max_library_mb: d.max_library_bytes >> 20,
         }
     }
 }
@@ -94,6 +99,7 @@ impl VersionSettings {
             unload: self.unload,
             retain: self.retain,
             max_retained: self.max_retained,
+            max_library_bytes: self.max_library_mb.saturating_mul(1 << 20),
         }
     }
 }
@@ -233,6 +239,15 @@ impl Config {
                 "{origin}: threads = {} is more than the {MAX_THREADS} scheduler threads \
                  allowed (0 means one per core)",
                 cfg.threads
+            )));
+        }
+        cfg.versions
+            .policy()
+            .check()
+            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        if cfg.versions.max_library_mb == 0 {
+            return Err(ConfigError(format!(
+                "{origin}: [versions] max_library_mb = 0 would refuse every library"
             )));
         }
         for (i, a) in cfg.actors.iter().enumerate() {

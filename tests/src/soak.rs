@@ -114,6 +114,7 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
             unload: cfg.unload,
             retain: 1,
             max_retained: cfg.cycles + 8,
+            ..VersionPolicy::default()
         },
     })
     .expect("host starts");

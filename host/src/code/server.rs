@@ -11,7 +11,9 @@ use crossbeam::channel::Receiver;
 
 use super::loader::{self, LoadedLibrary};
 use super::swap::{self, Direction};
-use super::versions::{LibraryRecord, VersionFate, VersionInfo, VersionReport};
+use super::versions::{
+    self, FailedVersion, LibraryRecord, VersionFate, VersionInfo, VersionReport,
+};
 use super::watcher::WatchEvent;
 use super::{Code, ReloadError};
 use crate::observe::events::{self, Event, HostEvent, ReloadOutcome, ReloadReport};
@@ -26,6 +28,17 @@ impl Code {
     /// Loads `file` as the next version of the library known by `path` (the watched file;
     /// `file` is the same path, or another build given by an operator).
     pub(crate) fn load_into(&self, path: &Path, file: &Path) -> HostEvent {
+        self.load_expecting(path, file, None)
+    }
+
+    /// As [`Code::load_into`]; with `expect`, only the bytes with that hash (what the
+    /// watcher checked) are loaded.
+    pub(crate) fn load_expecting(
+        &self,
+        path: &Path,
+        file: &Path,
+        expect: Option<loader::ContentHash>,
+    ) -> HostEvent {
         let key = library_key(path);
         let file = if file == path { key.as_path() } else { file };
         let path = key.as_path();
@@ -43,10 +56,16 @@ impl Code {
             },
         };
         let started = Instant::now();
-        let lib = match loader::load(file, self.copy_dir.path()) {
+        let limits = loader::LoadLimits {
+            max_bytes: self.policy.max_library_bytes,
+            expect,
+        };
+        let lib = match loader::load_checked(file, self.copy_dir.path(), &limits) {
             Ok(lib) => Arc::new(lib),
-            Err(e) => {
+            Err((e, stranded)) => {
                 let reason = e.to_string();
+                let stranded =
+                    stranded.map(|s| FailedVersion::stranded(path, s, "refused by the loader"));
                 let ev = match &previous {
                     Some(old) => rejected(old, reason),
                     None => HostEvent::Load {
@@ -58,6 +77,16 @@ impl Code {
                     },
                 };
                 self.observer.publish(ev.clone());
+                if let Some(f) = stranded {
+                    let pinned = VersionFate::Pinned(f.reason.clone());
+                    self.observer.publish(HostEvent::Version(VersionReport {
+                        library: f.library.clone(),
+                        behaviours: f.behaviours.clone(),
+                        hash: f.hash.clone(),
+                        fate: pinned,
+                    }));
+                    self.failed.lock().push(f);
+                }
                 return ev;
             }
         };
@@ -66,19 +95,42 @@ impl Code {
             None => self.install_first(path, lib, load_time),
             Some(old) if old.hash == lib.hash => {
                 // Same bytes as what runs: nothing to do (the watcher normally filters this).
-                HostEvent::Load {
+                let ev = HostEvent::Load {
                     path: path.to_path_buf(),
                     outcome: events::LoadOutcome::Unchanged,
                     behaviours: names(&lib),
                     hash: lib.short_hash(),
                     reason: None,
-                }
+                };
+                self.fail(lib, "the same bytes as the running version".into());
+                ev
             }
             Some(old) => {
                 let ev = swap::swap(self, &old, &lib, Direction::Up);
                 drop(old);
+                if let HostEvent::Reload(r) = &ev {
+                    if r.outcome != ReloadOutcome::Ok {
+                        let why = r.reason.clone().unwrap_or_else(|| "failed".into());
+                        let ev = self.settle_swap(path, ev, |_| None);
+                        self.fail(lib, format!("its reload failed: {why}"));
+                        return ev;
+                    }
+                }
                 self.settle_swap(path, ev, |rec| Some(rec.advance(lib)))
             }
+        }
+    }
+
+    /// A version that was loaded and will never be current: released at once where the
+    /// policy allows (see [`versions::release_failed`]), otherwise kept and listed.
+    fn fail(&self, lib: Arc<LoadedLibrary>, reason: String) {
+        let fates = {
+            let mut failed = self.failed.lock();
+            failed.push(FailedVersion::open(lib, reason));
+            versions::release_failed(&mut failed, &self.policy)
+        };
+        for f in fates {
+            self.observer.publish(HostEvent::Version(f));
         }
     }
 
@@ -187,6 +239,11 @@ impl Code {
                 fates.extend(commit(rec));
                 fates.extend(rec.sweep(&self.policy));
             }
+            drop(libs);
+            fates.extend(versions::release_failed(
+                &mut self.failed.lock(),
+                &self.policy,
+            ));
         }
         self.observer.publish(ev.clone());
         for f in fates {
@@ -205,21 +262,27 @@ impl Code {
         let libs = self.libraries.lock();
         let mut paths: Vec<&PathBuf> = libs.keys().collect();
         paths.sort();
-        paths
+        let mut out: Vec<VersionInfo> = paths
             .into_iter()
             .flat_map(|p| libs[p].describe(|l| per_hash.get(&l.hash).copied().unwrap_or(0)))
-            .collect()
+            .collect();
+        out.extend(self.failed.lock().iter().map(versions::describe_failed));
+        out
     }
 
     pub(crate) fn sweep_versions(&self) -> Vec<VersionReport> {
         let _serial = self.reload_lock.lock();
-        let fates: Vec<VersionReport> = self
+        let mut fates: Vec<VersionReport> = self
             .libraries
             .lock()
             .values_mut()
             .flat_map(|r| r.sweep(&self.policy))
             .filter(|f| !matches!(f.fate, VersionFate::CapReached { .. }))
             .collect();
+        fates.extend(versions::release_failed(
+            &mut self.failed.lock(),
+            &self.policy,
+        ));
         for f in &fates {
             self.observer.publish(HostEvent::Version(f.clone()));
         }
@@ -277,7 +340,7 @@ pub(crate) fn reload_loop(rx: Receiver<WatchEvent>, code: std::sync::Weak<Code>)
         let Some(code) = code.upgrade() else { return };
         match ev {
             WatchEvent::Changed(a) => {
-                code.load_path(&a.path);
+                code.load_expecting(&a.path, &a.path, Some(a.hash));
             }
             WatchEvent::Removed { path } => {
                 code.observer.emit(Event::ArtifactRemoved { path: &path });

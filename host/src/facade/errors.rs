@@ -21,6 +21,8 @@ pub enum HostError {
     Watch(WatchError),
     /// A thread of the host could not be started.
     Thread(std::io::Error),
+    /// The version policy cannot work (see `VersionPolicy::check`).
+    Policy(String),
 }
 
 impl fmt::Display for HostError {
@@ -32,6 +34,7 @@ impl fmt::Display for HostError {
             HostError::CopyDir(e) => write!(f, "cannot create the private copy directory: {e}"),
             HostError::Watch(e) => write!(f, "watcher: {e}"),
             HostError::Thread(e) => write!(f, "cannot start a host thread: {e}"),
+            HostError::Policy(e) => f.write_str(e),
         }
     }
 }
@@ -42,6 +45,7 @@ impl std::error::Error for HostError {
             HostError::PluginDir { source, .. } => Some(source),
             HostError::CopyDir(e) | HostError::Thread(e) => Some(e),
             HostError::Watch(e) => Some(e),
+            HostError::Policy(_) => None,
         }
     }
 }

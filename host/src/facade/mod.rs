@@ -77,6 +77,7 @@ impl Host {
     /// the scheduler and timers, and (unless disabled) the watcher that hot-swaps rebuilt
     /// libraries.
     pub fn start(mut opts: HostOptions) -> Result<Host, HostError> {
+        opts.versions.check().map_err(HostError::Policy)?;
         for dir in &mut opts.plugin_dirs {
             if !dir.is_dir() {
                 return Err(HostError::PluginDir {

@@ -29,12 +29,15 @@ pub enum VersionFate {
     Unloaded,
     /// Closed or retired but still mapped; the reason says why.
     Pinned(String),
-    /// The library keeps as many versions as the cap allows.
+    /// The library keeps as many old versions mapped as `max_retained` says.
     CapReached {
         /// Versions kept mapped besides the current one.
         retained: usize,
         /// The configured cap.
         max: usize,
+        /// The next version will be refused (`unload = false`); in unload mode this is a
+        /// warning only: what stays mapped is pinned, and reloading goes on.
+        refuses: bool,
     },
 }
 
@@ -393,7 +396,11 @@ impl HostEvent {
                         reason = reason.as_str(),
                         "version {behaviours} ({hash}) stays mapped: {reason}"
                     ),
-                    VersionFate::CapReached { retained, max } => tracing::warn!(
+                    VersionFate::CapReached {
+                        retained,
+                        max,
+                        refuses: true,
+                    } => tracing::warn!(
                         event,
                         library,
                         behaviours,
@@ -402,6 +409,20 @@ impl HostEvent {
                         max = *max,
                         "{library} keeps {retained} old versions mapped, its cap; the next \
                      version will be refused unless [versions] unload = true"
+                    ),
+                    VersionFate::CapReached {
+                        retained,
+                        max,
+                        refuses: false,
+                    } => tracing::warn!(
+                        event,
+                        library,
+                        behaviours,
+                        hash,
+                        retained = *retained,
+                        max = *max,
+                        "{library} keeps {retained} old versions mapped (max_retained = {max}) \
+                     that could not be unloaded (see `host ctl versions`); reloading goes on"
                     ),
                 }
             }
