@@ -40,10 +40,6 @@ impl ChildHost for Children {
         self.code.spawn(behaviour, name, args, Some(link))
     }
 
-    fn add_link(&self, a: ActorId, b: ActorId) {
-        self.system.add_link(a, b);
-    }
-
     fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
         self.system
             .exit_signal(from, Target::Id(to), terms::reason(reason))
