@@ -144,6 +144,10 @@ pub struct ActorSpec {
     /// Arguments for `init`, encoded as an Erlang term (a table becomes a map; no args
     /// is the atom `ok`, which is what `()` decodes from).
     pub args: Option<toml::Value>,
+    /// Kill the actor when more messages than this wait in its mailbox (opt-in, like
+    /// OTP's `max_heap_size`).
+    #[serde(default)]
+    pub max_mailbox: Option<usize>,
 }
 
 /// The whole configuration.
@@ -170,6 +174,9 @@ pub struct Config {
     /// Actors to start, in order, unsupervised.
     #[serde(default)]
     pub actors: Vec<ActorSpec>,
+    /// Mailbox length that logs `mailbox_high_water` (0: never).
+    #[serde(default = "mailbox_warn_at")]
+    pub mailbox_warn_at: usize,
     /// A supervision tree to start after them.
     pub supervisor: Option<SupervisorConfig>,
     /// Stop the host (exit status 3) when a root supervisor gives up, like an Erlang node
@@ -201,6 +208,13 @@ impl std::error::Error for ConfigError {}
 /// at start ("capacity overflow", or out of memory for merely huge values) instead of
 /// being refused here with the field named.
 pub const MAX_THREADS: usize = 1024;
+
+fn mailbox_warn_at() -> usize {
+    crate::system::MAILBOX_WARN_AT
+}
+
+/// The longest `[watch] debounce_ms` or `settle_ms` accepted (a minute).
+pub const MAX_WATCH_MS: u64 = 60_000;
 
 /// Encodes `init` arguments (none: the atom `ok`, which `()` decodes from) and checks
 /// that an actor can decode them. The error completes a sentence starting "args ...".
@@ -240,6 +254,18 @@ impl Config {
                  allowed (0 means one per core)",
                 cfg.threads
             )));
+        }
+        for (key, ms) in [
+            ("debounce_ms", cfg.watch.debounce_ms),
+            ("settle_ms", cfg.watch.settle_ms),
+        ] {
+            if ms > MAX_WATCH_MS {
+                return Err(ConfigError(format!(
+                    "{origin}: [watch] {key} = {ms} is more than {MAX_WATCH_MS} ms: the watcher \
+                     would wait that long after every change, which silently disables \
+                     reloading; use [watch] enabled = false to turn it off"
+                )));
+            }
         }
         cfg.versions
             .policy()

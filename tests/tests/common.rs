@@ -42,6 +42,7 @@ pub enum Call {
     SpawnLinks(String, u64),
     SpawnLinksAndPanic(String, u64),
     TimersToSelf(u64, u64),
+    Stream(String, u64, u64, u64),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]

@@ -331,7 +331,6 @@ fn max_retained_zero_is_refused_with_a_clear_error() {
         "t.toml",
         std::path::Path::new("."),
     )
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     assert!(cfg.to_string().contains("at least 1"), "{cfg}");
 }

@@ -70,6 +70,8 @@ pub enum LoadError {
     TooBig { path: PathBuf, len: u64, max: u64 },
     /// Its bytes are not the ones the watcher checked: it changed in between.
     Changed { path: PathBuf },
+    /// Another user could have written it (owner, mode, or its directory's).
+    Unsafe { path: PathBuf, detail: String },
 }
 
 impl fmt::Display for LoadError {
@@ -117,6 +119,9 @@ impl fmt::Display for LoadError {
                  [versions] max_library_mb if it is really a plugin",
                 path.display()
             ),
+            LoadError::Unsafe { path, detail } => {
+                write!(f, "refusing to load {}: {detail}", path.display())
+            }
             LoadError::Changed { path } => write!(
                 f,
                 "{} changed between the watcher's check and the load; the next settled \
@@ -217,7 +222,7 @@ pub struct Stranded {
 
 /// Loads `path` through a private copy placed in `copy_dir`, with the default limits.
 pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
-    load_checked(path, copy_dir, &LoadLimits::default()).map_err(|(e, _)| e)
+    load_checked(path, copy_dir, &LoadLimits::default()).map_err(|b| b.0)
 }
 
 /// Loads `path` through a private copy placed in `copy_dir`. A refusal after `dlopen`
@@ -227,7 +232,7 @@ pub fn load_checked(
     path: &Path,
     copy_dir: &Path,
     limits: &LoadLimits,
-) -> Result<LoadedLibrary, (LoadError, Option<Stranded>)> {
+) -> Result<LoadedLibrary, Box<(LoadError, Option<Stranded>)>> {
     let mut mapped = Mapped {
         raw: None,
         copy: None,
@@ -236,7 +241,7 @@ pub fn load_checked(
     };
     match load_mapped(path, copy_dir, limits, &mut mapped) {
         Ok(lib) => Ok(lib),
-        Err(e) => Err((e, mapped.release())),
+        Err(e) => Err(Box::new((e, mapped.release()))),
     }
 }
 
@@ -284,6 +289,44 @@ impl Mapped {
     }
 }
 
+/// Refuses a plugin directory (`dir = true`) or library file that another user could
+/// have written: owned by someone other than this user or root, or writable by group or
+/// others. Anyone who can write there runs code as the host's user (a library's
+/// constructor runs at `dlopen`, before any other check), so this runs before loading.
+pub fn check_owner(path: &Path, dir: bool) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let me = nix::unistd::getuid().as_raw();
+    let what = if dir { "plugin directory" } else { "library" };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "{what} {} belongs to uid {}, not to this user ({me}) or root: anyone who owns \
+             it can run code in this host; chown it to this user or use a directory of yours",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if others_can_write(&meta) {
+        return Err(format!(
+            "{what} {} is writable by other users (mode {mode:04o}): anyone who can write \
+             there can run code in this host; fix it with `chmod go-w {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Writable by anyone but this user: by all, or by a group other than this user's own
+/// (with a umask of 002, as on many systems with a private group per user, cargo's
+/// outputs are group-writable, and that group is only the user).
+fn others_can_write(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    mode & 0o002 != 0 || (mode & 0o020 != 0 && meta.gid() != nix::unistd::getgid().as_raw())
+}
+
 /// Reads `path` once, streaming: checks size and ELF header from the open file, then
 /// hashes and writes the private copy in the same pass, so what is hashed is what is
 /// copied and loaded, and memory stays flat whatever the file's size.
@@ -304,7 +347,36 @@ fn copy_hashed(
             detail: "not a regular file".into(),
         });
     }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        check_owner(dir, true).map_err(|detail| LoadError::Unsafe { path: p(), detail })?;
+    }
     let mut file = std::fs::File::open(path).map_err(io)?;
+    {
+        // The open file itself (not the path, which could be swapped since).
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(io)?;
+        let me = nix::unistd::getuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(LoadError::Unsafe {
+                path: p(),
+                detail: format!(
+                    "it belongs to uid {}, not to this user ({me}) or root: its code would \
+                     run as this user; chown it or remove it",
+                    meta.uid()
+                ),
+            });
+        }
+        if others_can_write(&meta) {
+            return Err(LoadError::Unsafe {
+                path: p(),
+                detail: format!(
+                    "it is writable by other users (mode {:04o}); fix it with `chmod go-w {}`",
+                    meta.mode() & 0o7777,
+                    path.display()
+                ),
+            });
+        }
+    }
     let len = file.metadata().map_err(io)?.len();
     if len == 0 {
         return Err(LoadError::Empty { path: p() });

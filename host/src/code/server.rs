@@ -62,7 +62,8 @@ impl Code {
         };
         let lib = match loader::load_checked(file, self.copy_dir.path(), &limits) {
             Ok(lib) => Arc::new(lib),
-            Err((e, stranded)) => {
+            Err(failure) => {
+                let (e, stranded) = *failure;
                 let reason = e.to_string();
                 let stranded =
                     stranded.map(|s| FailedVersion::stranded(path, s, "refused by the loader"));

@@ -492,6 +492,19 @@ pub enum Event<'a> {
     ControlListening { socket: &'a std::path::Path },
     /// A control connection from another user was refused.
     ControlRefused { uid: u32 },
+    /// An actor's mailbox reached the high-water mark (once per crossing).
+    MailboxHighWater {
+        actor: ActorId,
+        name: &'a str,
+        len: usize,
+    },
+    /// An actor's mailbox passed its `max_mailbox`: the actor is killed.
+    MailboxLimit {
+        actor: ActorId,
+        name: &'a str,
+        len: usize,
+        max: usize,
+    },
     /// The plugin watcher runs.
     WatchStart { dirs: usize },
     /// The plugin watcher stopped (or its thread panicked).
@@ -644,6 +657,26 @@ impl Event<'_> {
                 uid,
                 "control connection from another user refused"
             ),
+            Event::MailboxHighWater { actor, name, len } => tracing::warn!(
+                event = "mailbox_high_water",
+                actor = actor.0,
+                name,
+                len,
+                "actor {actor} {name}: {len} messages waiting in its mailbox"
+            ),
+            Event::MailboxLimit {
+                actor,
+                name,
+                len,
+                max,
+            } => tracing::error!(
+                event = "mailbox_limit",
+                actor = actor.0,
+                name,
+                len,
+                max,
+                "actor {actor} {name} killed: {len} messages waiting, past its max_mailbox = {max}"
+            ),
             Event::WatchStart { dirs } => {
                 tracing::debug!(event = "watch_start", dirs, "plugin watcher running")
             }
@@ -738,6 +771,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "version_cap_reached",
     "control_listening",
     "control_refused",
+    "mailbox_high_water",
+    "mailbox_limit",
     "watch_start",
     "watch_stop",
     "watch_scan_skip",

@@ -39,6 +39,12 @@ pub(crate) struct Core {
 /// with a long mailbox (OTP's signals).
 #[derive(Debug)]
 pub(crate) enum Signal {
+    /// The host ends the actor with this reason; it cannot be trapped (OTP's
+    /// `max_heap_size` kill). Used when the mailbox passes `max_mailbox`.
+    Kill {
+        /// The reason, as ETF.
+        reason: Vec<u8>,
+    },
     /// An exit signal from a linked actor that died, or from `Ctx::exit`.
     Exit {
         /// Who sent it.
@@ -83,6 +89,8 @@ pub(crate) struct Actor {
     trap_exit: AtomicBool,
     /// Monitors on this actor: (reference, watcher).
     pub(crate) monitored_by: parking_lot::Mutex<Vec<(MonitorRef, ActorId)>>,
+    /// Most messages its mailbox may hold before the actor is killed; 0 = no limit.
+    pub(crate) max_mailbox: AtomicUsize,
     /// Timers this actor armed (whatever they are addressed to) and timers addressed to
     /// it by id: all cancelled when it dies (see `delayed`).
     pub(crate) timers: parking_lot::Mutex<TimerIds>,
@@ -115,6 +123,7 @@ impl Actor {
             links: parking_lot::Mutex::new(FxHashSet::default()),
             trap_exit: AtomicBool::new(false),
             monitored_by: parking_lot::Mutex::new(Vec::new()),
+            max_mailbox: AtomicUsize::new(0),
             timers: parking_lot::Mutex::new(TimerIds::default()),
         }
     }

@@ -48,7 +48,7 @@ impl System {
     }
 
     /// Puts a system message on an actor and makes sure it runs.
-    fn deliver_signal(&self, actor: &Arc<Actor>, sig: Signal) {
+    pub(super) fn deliver_signal(&self, actor: &Arc<Actor>, sig: Signal) {
         actor.push_signal(sig);
         if actor.try_claim() {
             self.requeue(actor.clone());
@@ -143,7 +143,13 @@ impl System {
     /// them stopped it (OTP's rules, in the module docs).
     pub(super) fn handle_signals(&self, actor: &Arc<Actor>, core: &mut Core) -> bool {
         for sig in actor.take_signals() {
-            let Signal::Exit { from, reason } = sig;
+            let (from, reason) = match sig {
+                Signal::Kill { reason } => {
+                    self.stop_actor(actor, core, &reason, None);
+                    return true;
+                }
+                Signal::Exit { from, reason } => (from, reason),
+            };
             let r = Reason::from_etf(&reason);
             if r == Reason::Kill {
                 self.stop_actor(actor, core, &terms::reason(&Reason::Killed), None);

@@ -101,6 +101,7 @@ impl System {
             kind: kind.into(),
             peer,
             message: etf::display(msg),
+            dropped: 0,
         };
         if !self.observer.trace(ev) {
             if let Some(a) = self.registry.get(actor) {
