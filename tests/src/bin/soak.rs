@@ -76,7 +76,6 @@ fn main() {
     if !bounded {
         eprintln!("RSS at the end is more than 1.5x the RSS after 100 cycles");
     }
-    let good =
-        r.failed_reloads.is_empty() && r.sent == r.received && r.disorder == 0 && bounded;
+    let good = r.failed_reloads.is_empty() && r.sent == r.received && r.disorder == 0 && bounded;
     std::process::exit(if good { 0 } else { 1 });
 }
