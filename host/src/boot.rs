@@ -73,6 +73,7 @@ pub fn run(cfg: &Config, cli: Overrides) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    host.set_mailbox_warn_at(cfg.mailbox_warn_at);
     for spec in &cfg.actors {
         let args = match spec.args_etf() {
             Ok(a) => a,
@@ -82,13 +83,18 @@ pub fn run(cfg: &Config, cli: Overrides) -> ExitCode {
             }
         };
         match host.spawn(&spec.behaviour, spec.name.as_deref(), &args) {
-            Ok(id) => Event::ActorStarted {
-                actor: id,
-                name: spec.name.as_deref(),
-                behaviour: &spec.behaviour,
-                version: &host.version_of(&spec.behaviour).unwrap_or_default(),
+            Ok(id) => {
+                if let Some(max) = spec.max_mailbox {
+                    host.set_max_mailbox(crate::Target::Id(id), max);
+                }
+                Event::ActorStarted {
+                    actor: id,
+                    name: spec.name.as_deref(),
+                    behaviour: &spec.behaviour,
+                    version: &host.version_of(&spec.behaviour).unwrap_or_default(),
+                }
+                .log()
             }
-            .log(),
             Err(e) => {
                 Event::StartFailed {
                     behaviour: Some(&spec.behaviour),

@@ -12,9 +12,10 @@
 //! settle_ms = 10
 //!
 //! [versions]
-//! unload = false                   # opt-in: close versions no actor runs any more
+//! unload = true                    # close versions no actor runs (verified; false keeps all)
 //! retain = 1                       # old versions kept mapped for rollback
-//! max_retained = 64                # cap on old versions mapped per library
+//! max_retained = 64                # warn past this many old versions mapped per library
+//! max_library_mb = 512             # larger library files are refused
 //!
 //! [control]
 //! enabled = true                   # listen for `host ctl` / `host top`
@@ -81,12 +82,15 @@ impl Default for WatchSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VersionSettings {
-    /// Close retired versions once nothing made by them is alive (opt-in).
+    /// Close retired versions once nothing made by them is alive (on by default).
     pub unload: bool,
     /// Retired versions kept mapped per library for rollback.
     pub retain: usize,
-    /// Most old versions one library may keep mapped; past it reloads are refused.
+    /// Old versions one library may keep mapped before a warning (with `unload = false`,
+    /// before reloads are refused).
     pub max_retained: usize,
+    /// Largest library file loaded, in MiB.
+    pub max_library_mb: u64,
 }
 
 impl Default for VersionSettings {
@@ -96,6 +100,7 @@ impl Default for VersionSettings {
             unload: d.unload,
             retain: d.retain,
             max_retained: d.max_retained,
+            max_library_mb: d.max_library_bytes >> 20,
         }
     }
 }
@@ -107,6 +112,7 @@ impl VersionSettings {
             unload: self.unload,
             retain: self.retain,
             max_retained: self.max_retained,
+            max_library_bytes: self.max_library_mb.saturating_mul(1 << 20),
         }
     }
 }
@@ -219,6 +225,10 @@ pub struct ActorSpec {
     /// Arguments for `init`, encoded as an Erlang term (a table becomes a map; no args
     /// is the atom `ok`, which is what `()` decodes from).
     pub args: Option<toml::Value>,
+    /// Kill the actor when more messages than this wait in its mailbox (opt-in, like
+    /// OTP's `max_heap_size`).
+    #[serde(default)]
+    pub max_mailbox: Option<usize>,
 }
 
 /// The whole configuration.
@@ -261,6 +271,9 @@ pub struct Config {
     /// Actors to start, in order, unsupervised.
     #[serde(default)]
     pub actors: Vec<ActorSpec>,
+    /// Mailbox length that logs `mailbox_high_water` (0: never).
+    #[serde(default = "mailbox_warn_at")]
+    pub mailbox_warn_at: usize,
     /// A supervision tree to start after them.
     pub supervisor: Option<SupervisorConfig>,
     /// Stop the host (exit status 3) when a root supervisor gives up, like an Erlang node
@@ -299,6 +312,13 @@ impl std::error::Error for ConfigError {}
 /// at start ("capacity overflow", or out of memory for merely huge values) instead of
 /// being refused here with the field named.
 pub const MAX_THREADS: usize = 1024;
+
+fn mailbox_warn_at() -> usize {
+    crate::system::MAILBOX_WARN_AT
+}
+
+/// The longest `[watch] debounce_ms` or `settle_ms` accepted (a minute).
+pub const MAX_WATCH_MS: u64 = 60_000;
 
 /// Encodes `init` arguments (none: the atom `ok`, which `()` decodes from) and checks
 /// that an actor can decode them. The error completes a sentence starting "args ...".
@@ -343,6 +363,27 @@ impl Config {
             return Err(ConfigError(format!(
                 "{origin}: stack_size_kib = {} is outside 64..={MAX_STACK_KIB}",
                 cfg.stack_size_kib
+            )));
+        }
+        for (key, ms) in [
+            ("debounce_ms", cfg.watch.debounce_ms),
+            ("settle_ms", cfg.watch.settle_ms),
+        ] {
+            if ms > MAX_WATCH_MS {
+                return Err(ConfigError(format!(
+                    "{origin}: [watch] {key} = {ms} is more than {MAX_WATCH_MS} ms: the watcher \
+                     would wait that long after every change, which silently disables \
+                     reloading; use [watch] enabled = false to turn it off"
+                )));
+            }
+        }
+        cfg.versions
+            .policy()
+            .check()
+            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        if cfg.versions.max_library_mb == 0 {
+            return Err(ConfigError(format!(
+                "{origin}: [versions] max_library_mb = 0 would refuse every library"
             )));
         }
         for (i, a) in cfg.actors.iter().enumerate() {

@@ -335,6 +335,9 @@ fn huge_and_negative_numbers_are_errors_naming_the_field() {
             "intensity",
         ),
         ("[watch]\ndebounce_ms = -1\n", "debounce_ms"),
+        // Issue 10: a huge debounce silently disabled reloading.
+        ("[watch]\ndebounce_ms = 9223372036854775807\n", "debounce_ms"),
+        ("[watch]\nsettle_ms = 60001\n", "settle_ms"),
         ("threads = -1\n", "threads"),
         ("threads = 9223372036854775807\n", "threads"),
         ("threads = 1025\n", "threads"),
@@ -349,7 +352,7 @@ fn huge_and_negative_numbers_are_errors_naming_the_field() {
     assert!(e.contains("intensity") || e.contains("line 3"), "{e}");
     // The largest values that fit are accepted (the durations are just long).
     check(&format!(
-        "{DIRS}threads = {MAX_THREADS}\n[watch]\ndebounce_ms = 9223372036854775807\n\
+        "{DIRS}threads = {MAX_THREADS}\n[watch]\ndebounce_ms = 60000\n\
          [supervisor]\nintensity = 4294967295\nperiod_ms = 9223372036854775807\n\
          children = [{{ behaviour = \"w\", shutdown = 9223372036854775807 }}]\n"
     ))

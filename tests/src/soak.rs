@@ -29,6 +29,20 @@ pub struct SoakConfig {
     pub unload: bool,
     /// Release builds of the plugin (the benchmark) or debug (the test suite).
     pub release: bool,
+    /// The host's default version policy (`unload` is then ignored).
+    pub default_policy: bool,
+    /// Every this many cycles, install a broken build (its `code_change` errors) instead
+    /// of the other version: it must roll back and leave nothing behind. 0: never.
+    pub broken_every: usize,
+}
+
+/// Memory and disk at one point of a soak.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Footprint {
+    /// Resident set size of the process, bytes.
+    pub rss: u64,
+    /// Bytes in the host's private copy directory.
+    pub copies: u64,
 }
 
 /// What a soak measured.
@@ -50,6 +64,14 @@ pub struct SoakReport {
     pub rss_end: u64,
     /// Versions still mapped at the end besides the current one.
     pub retained: usize,
+    /// Reloads of a broken build that rolled back (as they must).
+    pub rolled_back: usize,
+    /// Footprint after start-up, after the 100th cycle, and at the end.
+    pub at_start: Footprint,
+    /// After the 100th cycle (or the last, if fewer).
+    pub at_100: Footprint,
+    /// At the end.
+    pub at_end: Footprint,
     /// Swap pauses, microseconds, sorted.
     pub pauses_us: Vec<u64>,
     /// Wall time.
@@ -97,6 +119,17 @@ pub fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// Bytes of the files in `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Runs one soak.
 pub fn run(cfg: &SoakConfig) -> SoakReport {
     let variant = |feature| Variant {
@@ -104,6 +137,7 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
         ..Variant::of(feature)
     };
     let (v1, v2) = (build(&variant("v1")), build(&variant("v2")));
+    let broken = (cfg.broken_every > 0).then(|| build(&variant("v2_err")));
     let dir = PluginDir::new();
     dir.install(&v1);
     let host = Host::start(HostOptions {
@@ -111,10 +145,15 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
         plugin_dirs: vec![dir.path()],
         libraries: None,
         watch: Some(WatchConfig::default()),
-        versions: VersionPolicy {
-            unload: cfg.unload,
-            retain: 1,
-            max_retained: cfg.cycles + 8,
+        versions: if cfg.default_policy {
+            VersionPolicy::default()
+        } else {
+            VersionPolicy {
+                unload: cfg.unload,
+                retain: 1,
+                max_retained: cfg.cycles + 8,
+                ..VersionPolicy::default()
+            }
         },
         ..Default::default()
     })
@@ -126,6 +165,17 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
     }
     let host = Arc::new(host);
     let rss_start = rss_bytes();
+    let copy_dir = host.versions()[0]
+        .copy
+        .parent()
+        .expect("a copy directory")
+        .to_path_buf();
+    let footprint = || Footprint {
+        rss: rss_bytes(),
+        copies: dir_bytes(&copy_dir),
+    };
+    let at_start = footprint();
+    let mut at_100 = at_start;
     let started = Instant::now();
 
     // Senders: each owns a slice of the actors and sends each its own sequence, in
@@ -156,8 +206,14 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
 
     let mut pauses_us = Vec::with_capacity(cfg.cycles);
     let mut failed_reloads = Vec::new();
+    let mut rolled_back = 0;
+    let mut on_v1 = true;
     for cycle in 0..cfg.cycles {
-        dir.install(if cycle % 2 == 0 { &v2 } else { &v1 });
+        let breaks = cfg.broken_every > 0 && cycle % cfg.broken_every == cfg.broken_every - 1;
+        match (&broken, breaks) {
+            (Some(b), true) => dir.install(b),
+            _ => dir.install(if on_v1 { &v2 } else { &v1 }),
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline
@@ -165,16 +221,26 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
                 .expect("a reload within 60 s");
             match events.recv_timeout(left) {
                 Ok(HostEvent::Reload(r)) => {
-                    if r.outcome == ReloadOutcome::Ok {
+                    if breaks && r.outcome == ReloadOutcome::RolledBack {
+                        rolled_back += 1;
+                    } else if r.outcome == ReloadOutcome::Ok && !breaks {
                         pauses_us.push(r.pause_us);
+                        on_v1 = !on_v1;
                     } else {
-                        failed_reloads.push(r.reason.unwrap_or_default());
+                        failed_reloads.push(format!(
+                            "cycle {cycle}: {:?}: {}",
+                            r.outcome,
+                            r.reason.unwrap_or_default()
+                        ));
                     }
                     break;
                 }
                 Ok(_) => {}
                 Err(e) => panic!("no reload event in cycle {cycle}: {e}"),
             }
+        }
+        if cycle + 1 == cfg.cycles.min(100) {
+            at_100 = footprint();
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -217,6 +283,10 @@ pub fn run(cfg: &SoakConfig) -> SoakReport {
         rss_start,
         rss_end: rss_bytes(),
         retained,
+        rolled_back,
+        at_start,
+        at_100,
+        at_end: footprint(),
         pauses_us,
         elapsed: started.elapsed(),
     }

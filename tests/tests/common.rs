@@ -39,6 +39,10 @@ pub enum Call {
     StartChild(String),
     SpawnLink(String),
     Thread(u64),
+    SpawnLinks(String, u64),
+    SpawnLinksAndPanic(String, u64),
+    TimersToSelf(u64, u64),
+    Stream(String, u64, u64, u64),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]

@@ -1,7 +1,8 @@
-//! Version lifetime: retired versions stay mapped by default; the opt-in unload mode closes
-//! them once nothing made by them is alive, verified from the outside (`/proc/self/maps`),
-//! and the host keeps working with everything it kept; a plugin thread pins its version;
-//! the cap on retained versions warns and then refuses.
+//! Version lifetime: the default unload mode closes retired versions beyond `retain` once
+//! nothing made by them is alive, verified from the outside (`/proc/self/maps`), and the
+//! host keeps working with everything it kept; reloading never stops under the default
+//! policy; failed loads release their mapping and copy; a plugin thread pins its version
+//! without blocking reloads; with `unload = false` the cap warns and then refuses.
 
 mod common;
 
@@ -165,12 +166,14 @@ fn a_thread_started_by_the_plugin_pins_its_version() {
 }
 
 #[test]
-fn the_version_cap_warns_when_reached_and_then_refuses_with_the_old_version_serving() {
+fn without_unload_the_version_cap_warns_when_reached_and_then_refuses_with_the_old_version_serving()
+{
     let dir = PluginDir::new();
     dir.install(&e2e::build(&Variant::of("v1")));
     let (host, rx) = start_with(
         &dir,
         VersionPolicy {
+            unload: false,
             max_retained: 1,
             ..VersionPolicy::default()
         },
@@ -182,7 +185,8 @@ fn the_version_cap_warns_when_reached_and_then_refuses_with_the_old_version_serv
         cap.fate,
         VersionFate::CapReached {
             retained: 1,
-            max: 1
+            max: 1,
+            refuses: true,
         }
     );
     dir.install(&e2e::build(&Variant::of("v3")));
@@ -191,4 +195,145 @@ fn the_version_cap_warns_when_reached_and_then_refuses_with_the_old_version_serv
     let reason = r.reason.unwrap_or_default();
     assert!(reason.contains("max_retained = 1"), "{reason}");
     assert_eq!(get(&host, "a"), Reply::Count("2".into(), 0));
+}
+
+/// Files in the directory of private copies.
+fn copies_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("copy dir")
+        .map(|e| e.expect("entry").path())
+        .collect()
+}
+
+fn reload_file(host: &host::Host, file: &std::path::Path) -> host::ReloadReport {
+    match host.reload_behaviour("tp", Some(file)).expect("a reload") {
+        HostEvent::Reload(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 10: under the default policy, reload number 65 used to be refused (and every one
+/// after it) and each old version stayed mapped. Now 81 reloads all succeed, one retired
+/// version stays (for rollback) and the others are gone from the process and the disk.
+#[test]
+fn under_the_default_policy_reloading_never_stops_and_old_versions_go() {
+    let (v1, v2) = (
+        e2e::build(&Variant::of("v1")),
+        e2e::build(&Variant::of("v2")),
+    );
+    let dir = PluginDir::new();
+    dir.install(&v1);
+    let host = host::Host::start(host::HostOptions {
+        threads: 2,
+        plugin_dirs: vec![dir.path()],
+        watch: None,
+        versions: VersionPolicy::default(),
+        ..Default::default()
+    })
+    .expect("host starts");
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    let copy_dir = host.versions()[0].copy.parent().unwrap().to_path_buf();
+    let mut first_copies = Vec::new();
+    for i in 0..81 {
+        let r = reload_file(&host, if i % 2 == 0 { &v2 } else { &v1 });
+        assert_eq!(
+            r.outcome,
+            ReloadOutcome::Ok,
+            "reload {}: {:?}",
+            i + 1,
+            r.reason
+        );
+        if i < 3 {
+            first_copies.push(host.versions()[0].copy.clone());
+        }
+    }
+    let vs = host.versions();
+    assert_eq!(vs.len(), 2, "current + retain = 1: {vs:?}");
+    assert_eq!(vs[1].status, "retired");
+    assert!(
+        copies_in(&copy_dir).len() <= 2,
+        "{:?}",
+        copies_in(&copy_dir)
+    );
+    for c in &first_copies {
+        assert!(!mapped(c), "{} is still mapped", c.display());
+    }
+    assert_eq!(get(&host, "a"), Reply::Count("2".into(), 0));
+    // And rollback still works: the retained version is there.
+    let HostEvent::Reload(r) = host.rollback("tp").expect("rollback") else {
+        panic!()
+    };
+    assert_eq!(r.outcome, ReloadOutcome::Ok, "{:?}", r.reason);
+    assert_eq!(get(&host, "a"), Reply::Count("1".into(), 0));
+}
+
+/// Issue 10: every rolled-back or refused-after-loading version used to stay mapped with
+/// its private copy, uncounted and unlisted. Now they are closed and deleted at once.
+#[test]
+fn failed_loads_release_their_mapping_and_their_copy() {
+    let v2_err = e2e::build(&Variant::of("v2_err"));
+    let abort = e2e::build(&Variant {
+        panic_abort: true,
+        ..Variant::of("v2")
+    });
+    let dir = PluginDir::new();
+    dir.install(&e2e::build(&Variant::of("v1")));
+    let host = host::Host::start(host::HostOptions {
+        threads: 2,
+        plugin_dirs: vec![dir.path()],
+        watch: None,
+        versions: VersionPolicy::default(),
+        ..Default::default()
+    })
+    .expect("host starts");
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    let copy_dir = host.versions()[0].copy.parent().unwrap().to_path_buf();
+    for _ in 0..5 {
+        let r = reload_file(&host, &v2_err);
+        assert_eq!(r.outcome, ReloadOutcome::RolledBack, "{:?}", r.reason);
+        let r = reload_file(&host, &abort);
+        assert_eq!(r.outcome, ReloadOutcome::Rejected, "{:?}", r.reason);
+    }
+    let vs = host.versions();
+    assert_eq!(vs.len(), 1, "nothing failed stays listed: {vs:?}");
+    assert_eq!(
+        copies_in(&copy_dir),
+        vec![vs[0].copy.clone()],
+        "only the current version's copy is left"
+    );
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let stale = maps
+        .lines()
+        .filter(|l| {
+            l.contains(copy_dir.to_str().unwrap()) && !l.ends_with(vs[0].copy.to_str().unwrap())
+        })
+        .count();
+    assert_eq!(stale, 0, "failed versions are unmapped");
+    assert_eq!(get(&host, "a"), Reply::Count("1".into(), 0));
+}
+
+#[test]
+fn max_retained_zero_is_refused_with_a_clear_error() {
+    let dir = PluginDir::new();
+    dir.install(&e2e::build(&Variant::of("v1")));
+    let err = host::Host::start(host::HostOptions {
+        threads: 1,
+        plugin_dirs: vec![dir.path()],
+        watch: None,
+        versions: VersionPolicy {
+            max_retained: 0,
+            ..VersionPolicy::default()
+        },
+        ..Default::default()
+    })
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("max_retained = 0"), "{err}");
+    let cfg = host::config::Config::parse(
+        "plugin_dirs = []\n[versions]\nmax_retained = 0\n",
+        "t.toml",
+        std::path::Path::new("."),
+    )
+    .expect_err("refused");
+    assert!(cfg.to_string().contains("at least 1"), "{cfg}");
 }

@@ -248,3 +248,96 @@ fn spawn_link_starts_a_linked_actor_and_its_crash_takes_the_parent_down() {
         "linked: the parent died with its child"
     );
 }
+
+fn count(host: &Host, who: &str) -> u64 {
+    match get(host, who) {
+        Reply::Count(_, n) => n,
+        r => panic!("{r:?}"),
+    }
+}
+
+/// Issue 10: a `send_interval` aimed at a name outlived the actor that set it, so a
+/// worker arming one in `init` got one more stream of ticks per restart. Every timer now
+/// dies with the actor that armed it, whatever it is addressed to.
+#[test]
+fn every_timer_dies_with_the_actor_that_armed_it_whatever_it_is_addressed_to() {
+    let (_d, host, _rx) = start_v1();
+    host.spawn_with("tp", Some("owner"), &()).unwrap();
+    host.spawn_with("tp", Some("target"), &()).unwrap();
+    call(&host, "owner", Call::Interval("target".into(), 20));
+    let target = host.whereis("target").unwrap();
+    let Reply::Timer(_) = call(&host, "owner", Call::TimerTo("target".into(), 400)) else {
+        panic!("a timer")
+    };
+    // And one to the target by pid.
+    let _ = target;
+    let deadline = Instant::now() + T;
+    while count(&host, "target") < 3 {
+        assert!(Instant::now() < deadline, "the interval ticks");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(call(&host, "owner", Call::Stop), Reply::Stopping);
+    assert!(gone(&host, "owner"));
+    std::thread::sleep(Duration::from_millis(60));
+    let before = count(&host, "target");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        count(&host, "target"),
+        before,
+        "no tick and no send_after from a dead owner"
+    );
+    assert_eq!(host.pending_timers(), 0, "its timers are cancelled");
+}
+
+/// Issue 10: `spawn_link` goes through the supervision thread, so a parent that crashed
+/// in the same callback was dead before its children were started; they were linked to a
+/// dead pid and lived on as orphans. Now each is linked from birth, and a child whose
+/// parent is already gone gets the exit signal `noproc` at once and dies.
+#[test]
+fn spawn_link_children_of_a_parent_that_crashed_in_the_same_callback_die_too() {
+    let (_d, host, _rx) = start_v1();
+    host.spawn_with("tp", Some("parent"), &()).unwrap();
+    let before = host.actor_count();
+    let r = host.call_as::<_, Reply>(
+        Target::Name("parent"),
+        &Call::SpawnLinksAndPanic("tp".into(), 50),
+        T,
+    );
+    assert!(r.is_err(), "the parent panicked: {r:?}");
+    let deadline = Instant::now() + T;
+    while host.actor_count() != before - 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} actors left, expected {}: orphans",
+            host.actor_count(),
+            before - 1
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Give any late spawn the time to show up.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(host.actor_count(), before - 1);
+}
+
+/// Issue 10: arming N `send_after` to a pid from one callback was O(N²) (each arm pruned
+/// the target's whole list): 40,000 took 40 s. Now it is linear.
+#[test]
+fn arming_many_timers_to_a_pid_from_one_callback_is_fast() {
+    let (_d, host, _rx) = start_v1();
+    host.spawn_with("tp", Some("a"), &()).unwrap();
+    let t0 = Instant::now();
+    let r: Reply = host
+        .call_as(
+            Target::Name("a"),
+            &Call::TimersToSelf(40_000, 60_000),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    assert_eq!(r, Reply::Done);
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(3), "40,000 timers took {took:?}");
+    assert_eq!(host.pending_timers(), 40_000);
+    assert_eq!(call(&host, "a", Call::Stop), Reply::Stopping);
+    assert!(gone(&host, "a"));
+    assert_eq!(host.pending_timers(), 0, "they die with the actor");
+}

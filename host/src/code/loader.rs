@@ -1,9 +1,10 @@
 //! Loading one version of a plugin library, with every check that can refuse it.
 //!
 //! Steps, each with its own error (see [`LoadError`]):
-//! 1. Read the file and check it is a non-empty shared object (ELF magic); hash it.
-//! 2. Write those exact bytes to a fresh file in the host's private copy directory and
-//!    `dlopen` the copy. `dlopen` dedups by path, so loading a rebuilt file at its old path
+//! 1. Open the file once, check it is a regular, non-empty shared object (ELF header) no
+//!    bigger than [`LoadLimits::max_bytes`]; stream it into a fresh file in the host's
+//!    private copy directory, hashing as it goes (and, from the watcher, refusing bytes
+//!    other than the ones it checked). Then `dlopen` the copy. `dlopen` dedups by path, so loading a rebuilt file at its old path
 //!    would return the old handle; and overwriting a mapped file crashes the process. A
 //!    unique copy per version avoids both, and what was hashed is what gets loaded.
 //! 3. Find `abi_stable`'s library header and let it check the `plugin-api` version and
@@ -12,8 +13,9 @@
 //!    self-test, which panics inside the plugin and must come back caught.
 //! 5. Copy the behaviour descriptors into host-owned values.
 //!
-//! A version stays mapped until [`unload`] closes it, which only the host's opt-in
-//! unload mode does (see `runtime`'s version lifetime). `dlclose` is often a no-op and is
+//! A refusal after `dlopen` closes the library again when that is known to be safe (see
+//! `Mapped::release`); otherwise it is [`Stranded`] and the caller lists it. A loaded
+//! version stays mapped until [`unload`] closes it (see `versions`). `dlclose` is often a no-op and is
 //! unsafe while anything still points into the library (thread-locals, threads the plugin
 //! started, abi_stable's global layout map), so [`unload`] takes the last reference to
 //! the library, refuses libraries abi_stable may still point into, and verifies with
@@ -64,6 +66,12 @@ pub enum LoadError {
     PanicUnsafe { path: PathBuf, detail: String },
     /// The descriptors are unusable (no behaviour, duplicate or empty names).
     BadDescriptor { path: PathBuf, detail: String },
+    /// Larger than the configured cap (`[versions] max_library_mb`).
+    TooBig { path: PathBuf, len: u64, max: u64 },
+    /// Its bytes are not the ones the watcher checked: it changed in between.
+    Changed { path: PathBuf },
+    /// Another user could have written it (owner, mode, or its directory's).
+    Unsafe { path: PathBuf, detail: String },
 }
 
 impl fmt::Display for LoadError {
@@ -105,6 +113,21 @@ impl fmt::Display for LoadError {
             ),
             LoadError::PanicUnsafe { path, detail } => write!(f, "{}: {detail}", path.display()),
             LoadError::BadDescriptor { path, detail } => write!(f, "{}: {detail}", path.display()),
+            LoadError::TooBig { path, len, max } => write!(
+                f,
+                "{} is {len} bytes, more than the {max} allowed for a library; raise \
+                 [versions] max_library_mb if it is really a plugin",
+                path.display()
+            ),
+            LoadError::Unsafe { path, detail } => {
+                write!(f, "refusing to load {}: {detail}", path.display())
+            }
+            LoadError::Changed { path } => write!(
+                f,
+                "{} changed between the watcher's check and the load; the next settled \
+                 version will be loaded",
+                path.display()
+            ),
         }
     }
 }
@@ -167,43 +190,300 @@ pub fn short_hash(hash: &ContentHash) -> String {
 
 static COPY_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Loads `path` through a private copy placed in `copy_dir`.
+/// The default for [`LoadLimits::max_bytes`]: a debug build of a big plugin is tens of
+/// megabytes, one with full debug info a few hundred.
+pub const DEFAULT_MAX_LIBRARY_BYTES: u64 = 512 << 20;
+
+/// What [`load_checked`] accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadLimits {
+    /// Largest library file loaded (bytes); a bigger one is refused before it is copied.
+    pub max_bytes: u64,
+    /// The hash the file had when the watcher checked it: if the loader reads other
+    /// bytes (the file changed in between), it refuses them rather than load what nobody
+    /// checked; the watcher reports the next settled change.
+    pub expect: Option<ContentHash>,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits {
+            max_bytes: DEFAULT_MAX_LIBRARY_BYTES,
+            expect: None,
+        }
+    }
+}
+
+/// A refused library that stays mapped: refused after `dlopen`, when closing it was not
+/// known to be safe (its constructor ran, or abi_stable may point into it), or closed
+/// and still kept by the dynamic loader.
+#[derive(Debug, Clone)]
+pub struct Stranded {
+    /// Its private copy, kept while it is mapped.
+    pub copy: PathBuf,
+    /// Its content hash.
+    pub hash: ContentHash,
+    /// Why it is still mapped.
+    pub reason: String,
+}
+
+/// Loads `path` through a private copy placed in `copy_dir`, with the default limits.
 pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
+    load_checked(path, copy_dir, &LoadLimits::default()).map_err(|b| b.0)
+}
+
+/// Loads `path` through a private copy placed in `copy_dir`. A refusal after `dlopen`
+/// closes the library again when that is safe (its copy deleted); otherwise it comes back
+/// as [`Stranded`], for the caller to count and show.
+pub fn load_checked(
+    path: &Path,
+    copy_dir: &Path,
+    limits: &LoadLimits,
+) -> Result<LoadedLibrary, Box<(LoadError, Option<Stranded>)>> {
+    let mut mapped = Mapped {
+        raw: None,
+        copy: None,
+        hash: [0; 32],
+        closable: false,
+    };
+    match load_mapped(path, copy_dir, limits, &mut mapped) {
+        Ok(lib) => Ok(lib),
+        Err(e) => Err(Box::new((e, mapped.release()))),
+    }
+}
+
+/// What [`load_mapped`] has made so far, for [`Mapped::release`] to undo on a refusal.
+struct Mapped {
+    raw: Option<RawLibrary>,
+    copy: Option<PathBuf>,
+    hash: ContentHash,
+    /// Closing it is known to be safe: built against exactly the host's plugin-api (see
+    /// `closable` in [`load_mapped`]), and refused after its constructor had returned.
+    closable: bool,
+}
+
+impl Mapped {
+    /// Undoes a refused load: deletes the copy if nothing was mapped; closes the library
+    /// if that is safe and verifies it went; otherwise leaves it mapped (its constructor
+    /// may have run and left anything behind) and says so.
+    fn release(mut self) -> Option<Stranded> {
+        let copy = self.copy.take()?;
+        let Some(raw) = self.raw.take() else {
+            let _ = std::fs::remove_file(&copy);
+            return None;
+        };
+        let reason = if self.closable {
+            // `dlclose`: nothing of the library is held (no behaviour was handed out).
+            drop(raw);
+            if !still_mapped(&copy) {
+                let _ = std::fs::remove_file(&copy);
+                return None;
+            }
+            "refused, closed, and still kept mapped by the dynamic loader (a thread-local \
+             destructor or a thread started by its constructor holds it)"
+                .to_string()
+        } else {
+            std::mem::forget(raw);
+            "refused after it was mapped, before it was known to be safe to close (its \
+             constructor may have run, or abi_stable may point into it): kept mapped"
+                .to_string()
+        };
+        Some(Stranded {
+            copy,
+            hash: self.hash,
+            reason,
+        })
+    }
+}
+
+/// Refuses a plugin directory (`dir = true`) or library file that another user could
+/// have written: owned by someone other than this user or root, or writable by group or
+/// others. Anyone who can write there runs code as the host's user (a library's
+/// constructor runs at `dlopen`, before any other check), so this runs before loading.
+pub fn check_owner(path: &Path, dir: bool) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let me = nix::unistd::getuid().as_raw();
+    let what = if dir { "plugin directory" } else { "library" };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "{what} {} belongs to uid {}, not to this user ({me}) or root: anyone who owns \
+             it can run code in this host; chown it to this user or use a directory of yours",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if others_can_write(&meta) {
+        return Err(format!(
+            "{what} {} is writable by other users (mode {mode:04o}): anyone who can write \
+             there can run code in this host; fix it with `chmod go-w {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Writable by anyone but this user: by all, or by a group other than this user's own
+/// (with a umask of 002, as on many systems with a private group per user, cargo's
+/// outputs are group-writable, and that group is only the user).
+fn others_can_write(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    mode & 0o002 != 0 || (mode & 0o020 != 0 && meta.gid() != nix::unistd::getgid().as_raw())
+}
+
+/// Reads `path` once, streaming: checks size and ELF header from the open file, then
+/// hashes and writes the private copy in the same pass, so what is hashed is what is
+/// copied and loaded, and memory stays flat whatever the file's size.
+fn copy_hashed(
+    path: &Path,
+    copy_dir: &Path,
+    limits: &LoadLimits,
+    mapped: &mut Mapped,
+) -> Result<PathBuf, LoadError> {
+    use std::io::{Read, Write};
     let p = || path.to_path_buf();
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: p(), source })?;
-    if bytes.is_empty() {
+    let io = |source| LoadError::Io { path: p(), source };
+    // Refuse anything but a regular file before opening it (a FIFO would block).
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(LoadError::NotALibrary {
+            path: p(),
+            detail: "not a regular file".into(),
+        });
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        check_owner(dir, true).map_err(|detail| LoadError::Unsafe { path: p(), detail })?;
+    }
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    {
+        // The open file itself (not the path, which could be swapped since).
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(io)?;
+        let me = nix::unistd::getuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(LoadError::Unsafe {
+                path: p(),
+                detail: format!(
+                    "it belongs to uid {}, not to this user ({me}) or root: its code would \
+                     run as this user; chown it or remove it",
+                    meta.uid()
+                ),
+            });
+        }
+        if others_can_write(&meta) {
+            return Err(LoadError::Unsafe {
+                path: p(),
+                detail: format!(
+                    "it is writable by other users (mode {:04o}); fix it with `chmod go-w {}`",
+                    meta.mode() & 0o7777,
+                    path.display()
+                ),
+            });
+        }
+    }
+    let len = file.metadata().map_err(io)?.len();
+    if len == 0 {
         return Err(LoadError::Empty { path: p() });
     }
-    if let Err(detail) = crate::util::elf::check_object(&bytes, bytes.len() as u64) {
+    if len > limits.max_bytes {
+        return Err(LoadError::TooBig {
+            path: p(),
+            len,
+            max: limits.max_bytes,
+        });
+    }
+    let mut head = Vec::with_capacity(64);
+    (&mut file).take(64).read_to_end(&mut head).map_err(io)?;
+    if let Err(detail) = crate::util::elf::check_object(&head, len) {
         return Err(LoadError::NotALibrary { path: p(), detail });
     }
-    let hash: ContentHash = crate::util::hash::of_bytes(&bytes);
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("plugin");
     let seq = COPY_SEQ.fetch_add(1, Ordering::Relaxed);
     let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("so");
-    let copy = copy_dir.join(format!("{stem}-{seq}-{}.{ext}", short_hash(&hash)));
-    std::fs::write(&copy, &bytes).map_err(|source| LoadError::Io {
+    // Written under a temporary name, renamed once the hash is known.
+    let copy = copy_dir.join(format!("{stem}-{seq}.partial"));
+    let copy_err = |source| LoadError::Io {
         path: copy.clone(),
         source,
-    })?;
+    };
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&copy)
+        .map_err(copy_err)?;
+    mapped.copy = Some(copy.clone());
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&head);
+    out.write_all(&head).map_err(copy_err)?;
+    let mut total = head.len() as u64;
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > limits.max_bytes {
+            return Err(LoadError::TooBig {
+                path: p(),
+                len: total,
+                max: limits.max_bytes,
+            });
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(copy_err)?;
+    }
+    if total != len {
+        return Err(LoadError::NotALibrary {
+            path: p(),
+            detail: format!("it changed while it was read ({len} bytes, then {total})"),
+        });
+    }
+    out.flush().map_err(copy_err)?;
+    drop(out);
+    mapped.hash = *hasher.finalize().as_bytes();
+    if let Some(expect) = limits.expect {
+        if expect != mapped.hash {
+            return Err(LoadError::Changed { path: p() });
+        }
+    }
+    let named = copy_dir.join(format!("{stem}-{seq}-{}.{ext}", short_hash(&mapped.hash)));
+    std::fs::rename(&copy, &named).map_err(copy_err)?;
+    mapped.copy = Some(named.clone());
+    Ok(named)
+}
+
+fn load_mapped(
+    path: &Path,
+    copy_dir: &Path,
+    limits: &LoadLimits,
+    mapped: &mut Mapped,
+) -> Result<LoadedLibrary, LoadError> {
+    let p = || path.to_path_buf();
+    let copy = copy_hashed(path, copy_dir, limits, mapped)?;
+    let hash = mapped.hash;
 
     let raw = RawLibrary::load_at(&copy).map_err(|e| LoadError::Open {
         path: p(),
         detail: open_detail(&e),
     })?;
-    // From here on the library is mapped. A library refused below stays mapped for the
-    // life of the process: its constructor may have run and left anything behind.
-    let mut raw = Leaked(Some(raw));
-    let raw_ref = raw.0.as_ref().expect("just set");
+    // From here on the library is mapped. A library refused below stays mapped unless
+    // `Mapped::release` knows closing it is safe: its constructor may have run.
+    let raw_ref = &*mapped.raw.insert(raw);
 
     // SAFETY: the library stays mapped while the `&'static LibHeader` abi_stable returns
-    // is used: either for ever (a refused library is leaked by `Leaked`) or until
-    // `unload`, which only runs once no behaviour of this library is held by anyone and
-    // never reads the header again. The header's own checks (magic, abi_stable version)
-    // run inside this call before anything else is read.
+    // is used: either for ever (a refused library that is not closable is leaked by
+    // `Mapped::release`), until `Mapped::release` closes one refused after the checks
+    // below (nothing read from the header is used after that), or until `unload`, which
+    // only runs once no behaviour of this library is held by anyone and never reads the
+    // header again. The header's own checks (magic, abi_stable version) run inside this
+    // call before anything else is read.
     let header =
         unsafe { lib_header_from_raw_library(raw_ref) }.map_err(|e| LoadError::NotAPlugin {
             path: p(),
@@ -228,6 +508,7 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
             ))
         }
     };
+    mapped.closable = closable.is_ok();
 
     let abi = module.abi_version();
     if abi != ABI_VERSION {
@@ -284,6 +565,7 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
     }
     drop(descs);
 
+    mapped.copy = None;
     Ok(LoadedLibrary {
         source: p(),
         copy,
@@ -291,20 +573,8 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<LoadedLibrary, LoadError> {
         loaded_at: SystemTime::now(),
         behaviours,
         closable,
-        raw: raw.0.take(),
+        raw: mapped.raw.take(),
     })
-}
-
-/// A mapped library that is leaked unless taken out: every early return of [`load`] after
-/// `dlopen` leaves the refused library mapped, as the module docs say.
-struct Leaked(Option<RawLibrary>);
-
-impl Drop for Leaked {
-    fn drop(&mut self) {
-        if let Some(raw) = self.0.take() {
-            std::mem::forget(raw);
-        }
-    }
 }
 
 /// What [`unload`] did.

@@ -25,7 +25,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::observe::Observer;
 use crate::system::{BehaviourVersion, SpawnError, System};
 use crate::util::ids::ActorId;
-use versions::{LibraryRecord, VersionPolicy};
+use versions::{FailedVersion, LibraryRecord, VersionPolicy};
 
 pub(crate) use server::reload_loop;
 pub(crate) use swap::EXTRA_NIL;
@@ -40,6 +40,8 @@ pub(crate) struct Code {
     behaviours: RwLock<HashMap<Arc<str>, Arc<BehaviourVersion>>>,
     /// Every library by its key (see `server::library_key`).
     libraries: Mutex<HashMap<PathBuf, LibraryRecord>>,
+    /// Versions mapped that never became current, until they are gone (see `versions`).
+    failed: Mutex<Vec<FailedVersion>>,
     /// What happens to retired versions.
     policy: VersionPolicy,
     /// Per library: serialises its loads and swaps (see `server`).
@@ -87,6 +89,7 @@ impl Code {
             observer,
             behaviours: RwLock::new(HashMap::new()),
             libraries: Mutex::new(HashMap::new()),
+            failed: Mutex::new(Vec::new()),
             policy,
             reload_locks: Mutex::new(HashMap::new()),
             copy_dir,

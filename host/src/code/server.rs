@@ -12,7 +12,9 @@ use crossbeam::channel::Receiver;
 
 use super::loader::{self, LoadedLibrary};
 use super::swap::{self, Direction};
-use super::versions::{LibraryRecord, VersionFate, VersionInfo, VersionReport};
+use super::versions::{
+    self, FailedVersion, LibraryRecord, VersionFate, VersionInfo, VersionReport,
+};
 use super::watcher::WatchEvent;
 use super::{Code, ReloadError};
 use crate::observe::events::{self, Event, HostEvent, ReloadOutcome, ReloadReport};
@@ -28,6 +30,18 @@ impl Code {
     /// `file` is the same path, or another build given by an operator).
     /// `extra` (ETF) reaches every `code_change`.
     pub(crate) fn load_into(&self, path: &Path, file: &Path, extra: &[u8]) -> HostEvent {
+        self.load_expecting(path, file, None, extra)
+    }
+
+    /// As [`Code::load_into`]; with `expect`, only the bytes with that hash (what the
+    /// watcher checked) are loaded.
+    pub(crate) fn load_expecting(
+        &self,
+        path: &Path,
+        file: &Path,
+        expect: Option<loader::ContentHash>,
+        extra: &[u8],
+    ) -> HostEvent {
         let key = library_key(path);
         let file = if file == path { key.as_path() } else { file };
         let path = key.as_path();
@@ -46,10 +60,17 @@ impl Code {
             },
         };
         let started = Instant::now();
-        let lib = match loader::load(file, self.copy_dir.path()) {
+        let limits = loader::LoadLimits {
+            max_bytes: self.policy.max_library_bytes,
+            expect,
+        };
+        let lib = match loader::load_checked(file, self.copy_dir.path(), &limits) {
             Ok(lib) => Arc::new(lib),
-            Err(e) => {
+            Err(failure) => {
+                let (e, stranded) = *failure;
                 let reason = e.to_string();
+                let stranded =
+                    stranded.map(|s| FailedVersion::stranded(path, s, "refused by the loader"));
                 let ev = match &previous {
                     Some(old) => rejected(old, reason),
                     None => HostEvent::Load {
@@ -61,6 +82,16 @@ impl Code {
                     },
                 };
                 self.observer.publish(ev.clone());
+                if let Some(f) = stranded {
+                    let pinned = VersionFate::Pinned(f.reason.clone());
+                    self.observer.publish(HostEvent::Version(VersionReport {
+                        library: f.library.clone(),
+                        behaviours: f.behaviours.clone(),
+                        hash: f.hash.clone(),
+                        fate: pinned,
+                    }));
+                    self.failed.lock().push(f);
+                }
                 return ev;
             }
         };
@@ -69,19 +100,42 @@ impl Code {
             None => self.install_first(path, lib, load_time),
             Some(old) if old.hash == lib.hash => {
                 // Same bytes as what runs: nothing to do (the watcher normally filters this).
-                HostEvent::Load {
+                let ev = HostEvent::Load {
                     path: path.to_path_buf(),
                     outcome: events::LoadOutcome::Unchanged,
                     behaviours: names(&lib),
                     hash: lib.short_hash(),
                     reason: None,
-                }
+                };
+                self.fail(lib, "the same bytes as the running version".into());
+                ev
             }
             Some(old) => {
                 let ev = swap::swap(self, &old, &lib, Direction::Up, extra);
                 drop(old);
+                if let HostEvent::Reload(r) = &ev {
+                    if r.outcome != ReloadOutcome::Ok {
+                        let why = r.reason.clone().unwrap_or_else(|| "failed".into());
+                        let ev = self.settle_swap(path, ev, |_| None);
+                        self.fail(lib, format!("its reload failed: {why}"));
+                        return ev;
+                    }
+                }
                 self.settle_swap(path, ev, |rec| Some(rec.advance(lib)))
             }
+        }
+    }
+
+    /// A version that was loaded and will never be current: released at once where the
+    /// policy allows (see [`versions::release_failed`]), otherwise kept and listed.
+    fn fail(&self, lib: Arc<LoadedLibrary>, reason: String) {
+        let fates = {
+            let mut failed = self.failed.lock();
+            failed.push(FailedVersion::open(lib, reason));
+            versions::release_failed(&mut failed, &self.policy)
+        };
+        for f in fates {
+            self.observer.publish(HostEvent::Version(f));
         }
     }
 
@@ -202,6 +256,11 @@ impl Code {
                 fates.extend(commit(rec));
                 fates.extend(rec.sweep(&self.policy));
             }
+            drop(libs);
+            fates.extend(versions::release_failed(
+                &mut self.failed.lock(),
+                &self.policy,
+            ));
         }
         self.observer.publish(ev.clone());
         for f in fates {
@@ -222,10 +281,12 @@ impl Code {
         let libs = self.libraries.lock();
         let mut paths: Vec<&PathBuf> = libs.keys().collect();
         paths.sort();
-        paths
+        let mut out: Vec<VersionInfo> = paths
             .into_iter()
             .flat_map(|p| libs[p].describe(|l| per_hash.get(&l.hash).copied().unwrap_or(0)))
-            .collect()
+            .collect();
+        out.extend(self.failed.lock().iter().map(versions::describe_failed));
+        out
     }
 
     pub(crate) fn sweep_versions(&self) -> Vec<VersionReport> {
@@ -242,6 +303,10 @@ impl Code {
                 );
             }
         }
+        fates.extend(versions::release_failed(
+            &mut self.failed.lock(),
+            &self.policy,
+        ));
         for f in &fates {
             self.observer.publish(HostEvent::Version(f.clone()));
         }
@@ -310,7 +375,7 @@ pub(crate) fn reload_loop(
         }
         match ev {
             WatchEvent::Changed(a) => {
-                code.load_path(&a.path);
+                code.load_expecting(&a.path, &a.path, Some(a.hash), &swap::EXTRA_NIL);
             }
             WatchEvent::Removed { path } => {
                 code.observer.emit(Event::ArtifactRemoved { path: &path });

@@ -6,17 +6,23 @@
 //! — for `rollback`, and because closing a library is only safe when nothing made by it
 //! is alive.
 //!
-//! By default retired versions stay mapped for the life of the process. With
-//! [`VersionPolicy::unload`] on, every retired version beyond the newest
+//! By default ([`VersionPolicy::unload`] on) every retired version beyond the newest
 //! [`VersionPolicy::retain`] is closed through [`loader::unload`], which refuses while
 //! anything still holds the version and verifies with `dlopen(RTLD_NOLOAD)` that the
 //! mapping went. What stays mapped anyway is *pinned*: recorded with the reason, checked
 //! again at every later sweep; when it finally goes, its copy is deleted and it is reported
-//! as unloaded.
+//! as unloaded. A pinned version never blocks a new one: it costs memory, is listed by
+//! `ctl versions` and warned about (`version_pinned`), and that is all.
 //!
-//! [`VersionPolicy::max_retained`] caps how many non-current versions of one library may
-//! stay mapped. Reaching it logs `version_cap_reached`; past it, a new version of that
-//! library is refused (the old one keeps serving) until unload mode frees room.
+//! A version that was loaded but never became current — its swap rolled back, or it was
+//! refused after `dlopen` — is *failed*: it is closed the same way at once (or at a later
+//! sweep if a swap still held it), pinned if it will not go, and listed until it does.
+//!
+//! [`VersionPolicy::max_retained`] bounds how many non-current versions of one library may
+//! stay mapped. Reaching it logs `version_cap_reached`. In unload mode that is a warning
+//! only (what is mapped then is pinned, and reloading goes on); with `unload = false` — the
+//! operator asked for nothing ever to be closed — a new version of that library is refused
+//! past the cap (the old one keeps serving), since every further one would stay mapped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,22 +35,50 @@ pub use crate::observe::model::VersionInfo;
 /// What to do with versions no actor runs any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VersionPolicy {
-    /// Close retired versions (beyond `retain`) once nothing made by them is alive.
-    /// Off by default: `dlclose` is only as safe as the plugin is well behaved.
+    /// Close retired versions (beyond `retain`) once nothing made by them is alive, as
+    /// verified by [`loader::unload`]. On by default: without it a host that reloads for
+    /// months maps every version it ever loaded and finally refuses new ones.
     pub unload: bool,
     /// Retired versions kept mapped per library, newest first, for `rollback`.
     pub retain: usize,
     /// Most non-current versions (retired plus pinned) one library may keep mapped.
     pub max_retained: usize,
+    /// Largest library file the loader accepts, in bytes.
+    pub max_library_bytes: u64,
 }
 
 impl Default for VersionPolicy {
     fn default() -> Self {
         VersionPolicy {
-            unload: false,
+            unload: true,
             retain: 1,
             max_retained: 64,
+            max_library_bytes: loader::DEFAULT_MAX_LIBRARY_BYTES,
         }
+    }
+}
+
+impl VersionPolicy {
+    /// `Err(why)` if the policy cannot work: `max_retained = 0` would refuse (keep mode) or
+    /// warn about (unload mode) every reload, and `retain` past `max_retained` asks to keep
+    /// more versions for rollback than may be mapped.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_retained == 0 {
+            return Err(
+                "[versions] max_retained = 0 would leave no room for the version a \
+                        reload retires, so every reload would be refused; it must be at least 1 \
+                        (the default is 64)"
+                    .into(),
+            );
+        }
+        if self.retain > self.max_retained {
+            return Err(format!(
+                "[versions] retain = {} is more than max_retained = {}: rollback cannot keep \
+                 more versions than may stay mapped; lower retain or raise max_retained",
+                self.retain, self.max_retained
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -59,6 +93,113 @@ pub struct PinnedVersion {
     pub copy: PathBuf,
     /// Why it could not be unloaded.
     pub reason: String,
+}
+
+/// A version that was mapped but never became current: its swap did not succeed, or the
+/// loader refused it after `dlopen` and could not close it ([`loader::Stranded`]).
+pub(crate) struct FailedVersion {
+    /// The library it was to be a version of.
+    pub(crate) library: PathBuf,
+    pub(crate) behaviours: Vec<String>,
+    pub(crate) hash: String,
+    pub(crate) copy: PathBuf,
+    pub(crate) loaded_at: SystemTime,
+    /// Why it failed, then why it is still mapped.
+    pub(crate) reason: String,
+    /// Still open: a swap held it at the last try, or `unload = false`.
+    pub(crate) lib: Option<Arc<LoadedLibrary>>,
+}
+
+impl FailedVersion {
+    /// A failed version still open.
+    pub(crate) fn open(lib: Arc<LoadedLibrary>, reason: String) -> FailedVersion {
+        FailedVersion {
+            library: lib.source.clone(),
+            behaviours: describe(&lib),
+            hash: lib.short_hash(),
+            copy: lib.copy.clone(),
+            loaded_at: lib.loaded_at,
+            reason,
+            lib: Some(lib),
+        }
+    }
+
+    /// A library the loader refused and left mapped.
+    pub(crate) fn stranded(library: &Path, s: loader::Stranded, why: &str) -> FailedVersion {
+        FailedVersion {
+            library: library.to_path_buf(),
+            behaviours: Vec::new(),
+            hash: loader::short_hash(&s.hash),
+            copy: s.copy,
+            loaded_at: SystemTime::now(),
+            reason: format!("{why}; {}", s.reason),
+            lib: None,
+        }
+    }
+
+    fn report(&self, fate: VersionFate) -> VersionReport {
+        VersionReport {
+            library: self.library.clone(),
+            behaviours: self.behaviours.clone(),
+            hash: self.hash.clone(),
+            fate,
+        }
+    }
+}
+
+/// Releases what failed loads left, as far as `policy` allows: closes the open ones
+/// (in unload mode), and forgets those whose mapping went. What stays is listed by
+/// `ctl versions` as `failed`.
+pub(crate) fn release_failed(
+    failed: &mut Vec<FailedVersion>,
+    policy: &VersionPolicy,
+) -> Vec<VersionReport> {
+    let mut out = Vec::new();
+    let mut keep = Vec::with_capacity(failed.len());
+    for mut f in std::mem::take(failed) {
+        match f.lib.take() {
+            Some(lib) if policy.unload => match loader::unload(lib) {
+                Err(lib) => {
+                    f.lib = Some(lib);
+                    keep.push(f);
+                }
+                Ok(Unloaded::Closed) => out.push(f.report(VersionFate::Unloaded)),
+                Ok(Unloaded::Pinned(reason)) => {
+                    f.reason = format!("{}; {reason}", f.reason);
+                    out.push(f.report(VersionFate::Pinned(reason)));
+                    keep.push(f);
+                }
+            },
+            Some(lib) => {
+                f.lib = Some(lib);
+                keep.push(f);
+            }
+            None if !loader::still_mapped(&f.copy) => {
+                let _ = std::fs::remove_file(&f.copy);
+                out.push(f.report(VersionFate::Unloaded));
+            }
+            None => keep.push(f),
+        }
+    }
+    *failed = keep;
+    out
+}
+
+/// How [`FailedVersion`]s are listed.
+pub(crate) fn describe_failed(f: &FailedVersion) -> VersionInfo {
+    VersionInfo {
+        library: f.library.clone(),
+        behaviours: f.behaviours.clone(),
+        hash: f.hash.clone(),
+        loaded_at: f
+            .loaded_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        status: "failed".into(),
+        actors: 0,
+        reason: Some(f.reason.clone()),
+        copy: f.copy.clone(),
+    }
 }
 
 fn describe(lib: &LoadedLibrary) -> Vec<String> {
@@ -98,15 +239,14 @@ impl LibraryRecord {
         self.retired.len() + self.pinned.len()
     }
 
-    /// `Err(reason)` if a new version may not be loaded: retiring the current one would
-    /// pass the cap (in unload mode, counting only what a sweep could not free).
+    /// `Err(reason)` if a new version may not be loaded: only with `unload = false`, when
+    /// retiring the current one would pass the cap. In unload mode nothing blocks a
+    /// reload: what a sweep cannot free is pinned, listed and warned about.
     pub(crate) fn check_room(&self, policy: &VersionPolicy) -> Result<(), String> {
-        let kept = if policy.unload {
-            self.pinned.len() + self.retired.len().min(policy.retain)
-        } else {
-            self.retained()
-        };
-        if kept >= policy.max_retained {
+        if policy.unload {
+            return Ok(());
+        }
+        if self.retained() >= policy.max_retained {
             return Err(format!(
                 "{} versions of {} are still mapped besides the current one, the cap \
                  (max_retained = {}); set [versions] unload = true or raise the cap",
@@ -209,6 +349,7 @@ impl LibraryRecord {
                 fate: VersionFate::CapReached {
                     retained: self.retained(),
                     max: policy.max_retained,
+                    refuses: !policy.unload,
                 },
             });
         }

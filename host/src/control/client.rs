@@ -9,9 +9,20 @@ use std::time::Duration;
 use super::protocol::{Request, Response};
 use crate::observe::model::TraceEvent;
 
-/// Connects to the host listening on `socket`.
+/// Connects to the host listening on `socket`, after checking, as tmux and ssh-agent do,
+/// that the socket's directory is ours and private (see
+/// [`check_existing_dir`](super::server::check_existing_dir)) and, once connected, that
+/// the process on the other end runs as this user: a socket planted by someone else never
+/// receives a request (call payloads included) nor gets its answers printed.
 fn connect(socket: &Path) -> Result<UnixStream, String> {
-    UnixStream::connect(socket).map_err(|e| match e.kind() {
+    let dir = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir.exists() {
+        super::server::check_existing_dir(dir).map_err(|e| format!("refused to connect: {e}"))?;
+    }
+    let conn = UnixStream::connect(socket).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
             "no host is listening on {} (is it running? a host started with --config FILE: `host ctl -c FILE ...`; or give --socket PATH)",
             socket.display()
@@ -21,7 +32,20 @@ fn connect(socket: &Path) -> Result<UnixStream, String> {
             socket.display()
         ),
         _ => format!("cannot connect to {}: {e}", socket.display()),
-    })
+    })?;
+    let me = nix::unistd::getuid().as_raw();
+    match nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials) {
+        Ok(c) if c.uid() == me => Ok(conn),
+        Ok(c) => Err(format!(
+            "not talking to {}: it is served by uid {}, not by this user ({me})",
+            socket.display(),
+            c.uid()
+        )),
+        Err(e) => Err(format!(
+            "not talking to {}: no peer credentials: {e}",
+            socket.display()
+        )),
+    }
 }
 
 fn send(conn: &mut UnixStream, req: &Request) -> Result<(), String> {

@@ -11,6 +11,22 @@ use std::time::Duration;
 use plugin_api::etf;
 
 use super::client;
+
+/// `println!` that ends the process quietly (status 0) when stdout is closed, as with
+/// `host ctl versions | head`: `println!` panics on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))
+    };
+}
+
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{args}").is_err() {
+        std::process::exit(0);
+    }
+}
 use super::protocol::{Request, SwapOutcome};
 use crate::observe::model::{ActorInfo, ActorStatus, Stats, TreeNode, VersionRow};
 
@@ -135,7 +151,7 @@ fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Fai
 }
 
 fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 /// A one-way message (`send` or `cast`): sent, nothing to wait for.
@@ -144,7 +160,7 @@ fn one_way(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
     if json {
         print_json(&serde_json::json!({"sent": true}));
     } else {
-        println!("ok");
+        outln!("ok");
     }
     Ok(())
 }
@@ -182,7 +198,7 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
             if json {
                 print_json(&serde_json::json!({ "reply": v }));
             } else {
-                println!("{}", v.as_str().unwrap_or_default());
+                outln!("{}", v.as_str().unwrap_or_default());
             }
         }
         CtlCommand::State { name } => {
@@ -190,7 +206,7 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
             if json {
                 print_json(&serde_json::json!({ "state": v }));
             } else {
-                println!("{}", v.as_str().unwrap_or_default());
+                outln!("{}", v.as_str().unwrap_or_default());
             }
         }
         CtlCommand::Versions => {
@@ -248,7 +264,7 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
             } else {
                 let roots = decode::<Vec<TreeNode>>(v)?;
                 if roots.is_empty() {
-                    println!("(no supervision tree)");
+                    outln!("(no supervision tree)");
                 }
                 for r in &roots {
                     print_tree(r, "", true, true);
@@ -278,7 +294,17 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                     )
                 };
                 // A closed stdout (`| head`) ends the trace.
-                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+                let lost = if ev.dropped > 0 && !json {
+                    format!(
+                        "... {} trace events dropped: this client fell behind\n",
+                        ev.dropped
+                    )
+                } else {
+                    String::new()
+                };
+                writeln!(out, "{lost}{line}")
+                    .and_then(|()| out.flush())
+                    .is_ok()
             })
             .map_err(Failure::Host)?;
         }
@@ -302,16 +328,21 @@ fn swap(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
     } else {
         for b in &out.behaviours {
             if b.from.is_empty() {
-                println!("{} {}", b.behaviour, out.outcome);
+                outln!("{} {}", b.behaviour, out.outcome);
             } else {
-                println!(
+                outln!(
                     "{} {} -> {}: {} ({} actors, paused {} us)",
-                    b.behaviour, b.from, b.to, out.outcome, b.actors, out.pause_us
+                    b.behaviour,
+                    b.from,
+                    b.to,
+                    out.outcome,
+                    b.actors,
+                    out.pause_us
                 );
             }
         }
         if let Some(r) = &out.reason {
-            println!("reason: {r}");
+            outln!("reason: {r}");
         }
     }
     if out.succeeded() {
@@ -353,7 +384,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
                 s.push_str(&format!("{c:<w$}  "));
             }
         }
-        println!("{}", s.trim_end());
+        outln!("{}", s.trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());
     for r in rows {
@@ -437,9 +468,13 @@ fn print_tree(n: &TreeNode, prefix: &str, last: bool, root: bool) {
     } else {
         format!(" {}", n.actor)
     };
-    println!(
+    outln!(
         "{prefix}{branch}{} ({} {}){actor} {} restarts {}",
-        n.name, n.kind, n.detail, n.status, n.restarts
+        n.name,
+        n.kind,
+        n.detail,
+        n.status,
+        n.restarts
     );
     let child_prefix = if root {
         String::new()

@@ -9,10 +9,14 @@
 //!    anyone else gets one error line and is disconnected.
 //!
 //! Each connection gets a thread (operators are few) that answers one request; a `trace`
-//! keeps its connection until the client hangs up. Connection threads hold only a weak
+//! keeps its connection until the client hangs up. Every buffer is bounded: at most
+//! [`MAX_CONNECTIONS`] at once (more are told so and closed), a request line of at most
+//! [`MAX_REQUEST_LINE`] bytes that must arrive within [`REQUEST_DEADLINE`], and a trace
+//! subscription of a bounded queue whose overflow is dropped and counted (the client
+//! prints the count). Connection threads hold only a weak
 //! reference to the host, so an open `trace` never keeps a stopping host alive.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -30,6 +34,22 @@ use crate::observe::model::{Snapshot, Stats};
 use crate::observe::Event;
 use crate::StatsSampler;
 use crate::{CallError, Host, Target};
+
+/// Connections served at once; more are answered with an error and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The longest request line accepted (a `call` payload included).
+pub const MAX_REQUEST_LINE: usize = 1 << 20;
+/// How long a client may take to send its request line, whole.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Counts a served connection while it lives.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// The socket path used when the configuration names none:
 /// `$XDG_RUNTIME_DIR/actor-host/host.sock`, else `/tmp/actor-host-UID/host.sock`.
@@ -63,6 +83,15 @@ fn check_dir(dir: &Path) -> Result<(), String> {
                 )
             })?;
     }
+    check_existing_dir(dir)
+}
+
+/// Checks the socket's directory before anyone uses it — the host before listening,
+/// `host ctl` and `host top` before connecting (as tmux and ssh-agent do): it must be a
+/// directory of this user (after symlinks), writable by nobody else.
+/// Otherwise another user who created `/tmp/actor-host-UID` first could plant a socket
+/// and receive our requests.
+pub(crate) fn check_existing_dir(dir: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(dir)
         .map_err(|e| format!("control socket directory {}: {e}", dir.display()))?;
     if !meta.is_dir() {
@@ -83,7 +112,9 @@ fn check_dir(dir: &Path) -> Result<(), String> {
     let me = nix::unistd::getuid().as_raw();
     if meta.uid() != me {
         return Err(format!(
-            "control socket directory {} belongs to uid {}, not to this user ({me})",
+            "control socket directory {} belongs to uid {}, not to this user ({me}); \
+             someone else created it: remove it or set [control] socket / --socket \
+             to a directory of yours",
             dir.display(),
             meta.uid()
         ));
@@ -105,6 +136,25 @@ impl ControlServer {
                 return Err(format!(
                     "another host is already listening on {}",
                     path.display()
+                ));
+            }
+            // Only a stale socket of ours is removed: never a regular file (a typo in
+            // `[control] socket` must not delete data), nor another user's socket.
+            let meta = std::fs::symlink_metadata(path)
+                .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(format!(
+                    "{} exists and is not a socket; refusing to replace it (remove it, or set \
+                     [control] socket to another path)",
+                    path.display()
+                ));
+            }
+            if meta.uid() != nix::unistd::getuid().as_raw() {
+                return Err(format!(
+                    "{} is a socket of uid {}, not ours; refusing to replace it",
+                    path.display(),
+                    meta.uid()
                 ));
             }
             std::fs::remove_file(path)
@@ -180,6 +230,7 @@ fn stats(host: &Host, rates: &Rates) -> Stats {
 
 fn accept_loop(listener: UnixListener, host: Weak<Host>, stop: Arc<AtomicBool>, sampler: Rates) {
     let me = nix::unistd::getuid().as_raw();
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -207,10 +258,25 @@ fn accept_loop(listener: UnixListener, host: Weak<Host>, stop: Arc<AtomicBool>, 
                 continue;
             }
         }
+        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            active.fetch_sub(1, Ordering::SeqCst);
+            let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = reply(
+                &mut conn,
+                &Response::Error(format!(
+                    "busy: {MAX_CONNECTIONS} control connections are open; try again"
+                )),
+            );
+            continue;
+        }
+        let slot = Slot(active.clone());
         let (host, sampler) = (host.clone(), sampler.clone());
         let _ = std::thread::Builder::new()
             .name("control-conn".into())
-            .spawn(move || serve(conn, host, sampler));
+            .spawn(move || {
+                let _slot = slot;
+                serve(conn, host, sampler)
+            });
     }
 }
 
@@ -222,20 +288,55 @@ fn reply(conn: &mut UnixStream, r: &Response) -> std::io::Result<()> {
     conn.write_all(&line)
 }
 
+/// Reads the request line: at most [`MAX_REQUEST_LINE`] bytes, all within
+/// [`REQUEST_DEADLINE`] (a client trickling bytes cannot hold a thread for longer).
+fn read_request(conn: &mut UnixStream) -> Result<Vec<u8>, String> {
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    let mut line = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "no complete request within {} s",
+                REQUEST_DEADLINE.as_secs()
+            ));
+        }
+        let _ = conn.set_read_timeout(Some(left));
+        let n = match conn.read(&mut buf) {
+            Ok(0) => return Err("closed before a request".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading the request: {e}")),
+        };
+        if let Some(end) = buf[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&buf[..end]);
+            if line.len() <= MAX_REQUEST_LINE {
+                return Ok(line);
+            }
+        } else {
+            line.extend_from_slice(&buf[..n]);
+        }
+        if line.len() > MAX_REQUEST_LINE {
+            return Err(format!("request line longer than {MAX_REQUEST_LINE} bytes"));
+        }
+    }
+}
+
 /// Reads one request, answers it.
 fn serve(mut conn: UnixStream, host: Weak<Host>, sampler: Rates) {
+    let line = match read_request(&mut conn) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = reply(&mut conn, &Response::Error(format!("refused: {e}")));
+            return;
+        }
+    };
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut line = String::new();
-    let mut reader = BufReader::new(match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => return,
-    });
-    // A line longer than this is not a request we sent.
-    let mut limited = (&mut reader).take(16 << 20);
-    if limited.read_line(&mut line).is_err() {
-        return;
-    }
-    let req: Request = match serde_json::from_str(&line) {
+    // A client that stops reading does not hold the thread (and the answer) for ever.
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(30)));
+    let req: Request = match serde_json::from_slice(&line) {
         Ok(r) => r,
         Err(e) => {
             let _ = reply(
@@ -250,7 +351,7 @@ fn serve(mut conn: UnixStream, host: Weak<Host>, sampler: Rates) {
         return;
     };
     if let Request::Trace { to } = &req {
-        let rx = match h.trace(target(to)) {
+        let rx = match h.trace(resolve(&h, to)) {
             Ok(rx) => rx,
             Err(e) => {
                 let _ = reply(&mut conn, &Response::Error(e.to_string()));
@@ -300,7 +401,7 @@ fn peer_gone(conn: &UnixStream) -> bool {
     )
 }
 
-/// `counter`, `<0.12.0>` or `12`.
+/// `counter`, `<0.12.0>` or `12`, without a host to ask: a bare number is an id.
 pub fn target(to: &str) -> Target<'_> {
     let id = to
         .strip_prefix("<0.")
@@ -314,6 +415,15 @@ pub fn target(to: &str) -> Target<'_> {
 
 /// How long `state` waits for an actor inside a callback before answering `busy`.
 const STATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// As [`target`], asking `host`: `<0.12.0>` is always an id, but a bare number that is a
+/// registered name (an actor named `"42"`) is that name; otherwise it is an id.
+pub fn resolve<'a>(host: &Host, to: &'a str) -> Target<'a> {
+    match target(to) {
+        Target::Id(_) if !to.starts_with('<') && host.whereis(to).is_some() => Target::Name(to),
+        t => t,
+    }
+}
 
 fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| format!("cannot encode the answer: {e}"))
@@ -331,12 +441,14 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
         Request::List => json(&host.actors()),
         Request::Send { to, etf } => {
             check_term(&etf)?;
-            host.send(target(&to), etf).map_err(|e| e.to_string())?;
+            host.send(resolve(host, &to), etf)
+                .map_err(|e| e.to_string())?;
             Ok(serde_json::Value::Null)
         }
         Request::Cast { to, etf } => {
             check_term(&etf)?;
-            host.cast(target(&to), etf).map_err(|e| e.to_string())?;
+            host.cast(resolve(host, &to), etf)
+                .map_err(|e| e.to_string())?;
             Ok(serde_json::Value::Null)
         }
         Request::Call {
@@ -346,7 +458,7 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
         } => {
             check_term(&etf)?;
             let r = host
-                .call(target(&to), etf, Duration::from_millis(timeout_ms))
+                .call(resolve(host, &to), etf, Duration::from_millis(timeout_ms))
                 .map_err(|e| match e {
                     CallError::Timeout => {
                         format!("timeout: {to} did not reply within {timeout_ms} ms")
@@ -357,7 +469,7 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
         }
         Request::State { to } => {
             let bytes = host
-                .state_within(target(&to), STATE_TIMEOUT)
+                .state_within(resolve(host, &to), STATE_TIMEOUT)
                 .map_err(|e| e.to_string())?;
             Ok(serde_json::Value::String(etf::display(&bytes)))
         }

@@ -30,6 +30,8 @@ pub enum HostError {
         /// Where.
         dirs: Vec<PathBuf>,
     },
+    /// The version policy cannot work (see `VersionPolicy::check`).
+    Policy(String),
 }
 
 impl fmt::Display for HostError {
@@ -50,6 +52,7 @@ impl fmt::Display for HostError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            HostError::Policy(e) => f.write_str(e),
         }
     }
 }
@@ -61,6 +64,7 @@ impl std::error::Error for HostError {
             HostError::CopyDir(e) | HostError::Thread(e) => Some(e),
             HostError::Watch(e) => Some(e),
             HostError::NoSuchLibrary { .. } => None,
+            HostError::Policy(_) => None,
         }
     }
 }

@@ -93,6 +93,7 @@ impl Host {
     /// the scheduler and timers, and (unless disabled) the watcher that hot-swaps rebuilt
     /// libraries.
     pub fn start(mut opts: HostOptions) -> Result<Host, HostError> {
+        opts.versions.check().map_err(HostError::Policy)?;
         for dir in &mut opts.plugin_dirs {
             if !dir.is_dir() {
                 return Err(HostError::PluginDir {
@@ -108,6 +109,10 @@ impl Host {
             *dir = std::fs::canonicalize(&*dir).map_err(|source| HostError::PluginDir {
                 dir: dir.clone(),
                 source,
+            })?;
+            crate::code::loader::check_owner(dir, true).map_err(|why| HostError::PluginDir {
+                dir: dir.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
             })?;
         }
         let copy_dir = tempfile::Builder::new()
@@ -339,6 +344,17 @@ impl Host {
     /// Number of pending timers (`send_after` timers and request timeouts).
     pub fn pending_timers(&self) -> usize {
         self.system.timers().pending()
+    }
+
+    /// Kills the actor once more than `max` messages wait in its mailbox (0: no limit),
+    /// with a reason that says so (OTP's `max_heap_size`); false if it is not alive.
+    pub fn set_max_mailbox(&self, to: Target<'_>, max: usize) -> bool {
+        self.system.set_max_mailbox(to, max)
+    }
+
+    /// The mailbox length that logs `mailbox_high_water` for any actor (0: never).
+    pub fn set_mailbox_warn_at(&self, len: usize) {
+        self.system.set_mailbox_warn_at(len);
     }
 
     /// Loads (or reloads) the library at `path` now, as the watcher would, and reports

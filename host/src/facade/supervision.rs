@@ -128,10 +128,6 @@ impl ChildHost for Children {
         }
     }
 
-    fn add_link(&self, a: ActorId, b: ActorId) {
-        self.system.add_link(a, b);
-    }
-
     fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
         self.system
             .exit_signal(from, Target::Id(to), terms::reason(reason))

@@ -29,12 +29,15 @@ pub enum VersionFate {
     Unloaded,
     /// Closed or retired but still mapped; the reason says why.
     Pinned(String),
-    /// The library keeps as many versions as the cap allows.
+    /// The library keeps as many old versions mapped as `max_retained` says.
     CapReached {
         /// Versions kept mapped besides the current one.
         retained: usize,
         /// The configured cap.
         max: usize,
+        /// The next version will be refused (`unload = false`); in unload mode this is a
+        /// warning only: what stays mapped is pinned, and reloading goes on.
+        refuses: bool,
     },
 }
 
@@ -398,7 +401,11 @@ impl HostEvent {
                         reason = reason.as_str(),
                         "version {behaviours} ({hash}) stays mapped: {reason}"
                     ),
-                    VersionFate::CapReached { retained, max } => tracing::warn!(
+                    VersionFate::CapReached {
+                        retained,
+                        max,
+                        refuses: true,
+                    } => tracing::warn!(
                         event,
                         library,
                         behaviours,
@@ -407,6 +414,20 @@ impl HostEvent {
                         max = *max,
                         "{library} keeps {retained} old versions mapped, its cap; the next \
                      version will be refused unless [versions] unload = true"
+                    ),
+                    VersionFate::CapReached {
+                        retained,
+                        max,
+                        refuses: false,
+                    } => tracing::warn!(
+                        event,
+                        library,
+                        behaviours,
+                        hash,
+                        retained = *retained,
+                        max = *max,
+                        "{library} keeps {retained} old versions mapped (max_retained = {max}) \
+                     that could not be unloaded (see `host ctl versions`); reloading goes on"
                     ),
                 }
             }
@@ -499,6 +520,19 @@ pub enum Event<'a> {
     ControlListening { socket: &'a std::path::Path },
     /// A control connection from another user was refused.
     ControlRefused { uid: u32 },
+    /// An actor's mailbox reached the high-water mark (once per crossing).
+    MailboxHighWater {
+        actor: ActorId,
+        name: &'a str,
+        len: usize,
+    },
+    /// An actor's mailbox passed its `max_mailbox`: the actor is killed.
+    MailboxLimit {
+        actor: ActorId,
+        name: &'a str,
+        len: usize,
+        max: usize,
+    },
     /// The plugin watcher runs.
     WatchStart { dirs: usize },
     /// The plugin watcher stopped (or its thread panicked).
@@ -704,6 +738,26 @@ impl Event<'_> {
                 uid,
                 "control connection from another user refused"
             ),
+            Event::MailboxHighWater { actor, name, len } => tracing::warn!(
+                event = "mailbox_high_water",
+                actor = actor.0,
+                name,
+                len,
+                "actor {actor} {name}: {len} messages waiting in its mailbox"
+            ),
+            Event::MailboxLimit {
+                actor,
+                name,
+                len,
+                max,
+            } => tracing::error!(
+                event = "mailbox_limit",
+                actor = actor.0,
+                name,
+                len,
+                max,
+                "actor {actor} {name} killed: {len} messages waiting, past its max_mailbox = {max}"
+            ),
             Event::WatchStart { dirs } => {
                 tracing::debug!(event = "watch_start", dirs, "plugin watcher running")
             }
@@ -804,6 +858,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "version_cap_reached",
     "control_listening",
     "control_refused",
+    "mailbox_high_water",
+    "mailbox_limit",
     "watch_start",
     "watch_stop",
     "watch_scan_skip",

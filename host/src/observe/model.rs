@@ -180,4 +180,12 @@ pub struct TraceEvent {
     pub peer: String,
     /// The message in Erlang syntax.
     pub message: String,
+    /// Events dropped just before this one because the subscriber fell behind (its
+    /// queue is bounded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

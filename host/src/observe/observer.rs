@@ -18,6 +18,17 @@ use super::model::{RecentEvent, TraceEvent};
 /// How many notable events `host top` can show.
 const RECENT: usize = 64;
 
+/// Trace events waiting for one slow subscriber before further ones are dropped.
+pub(crate) const TRACE_QUEUE: usize = 4096;
+
+/// One trace subscription.
+struct Tracer {
+    actor: crate::util::ids::ActorId,
+    tx: Sender<TraceEvent>,
+    /// Events dropped since the last one delivered.
+    dropped: u64,
+}
+
 /// Where events go; counters and trace subscriptions. One per host, shared by handle.
 pub struct Observer {
     /// Who receives every [`HostEvent`] (`Host::subscribe`).
@@ -31,7 +42,7 @@ pub struct Observer {
     /// Messages handled by actors that have stopped (live ones count their own).
     handled_by_dead: AtomicU64,
     recent: Mutex<VecDeque<RecentEvent>>,
-    tracers: Mutex<Vec<(crate::util::ids::ActorId, Sender<TraceEvent>)>>,
+    tracers: Mutex<Vec<Tracer>>,
 }
 
 fn now_s() -> u64 {
@@ -105,10 +116,16 @@ impl Observer {
         self.recent.lock().iter().cloned().collect()
     }
 
-    /// Starts following `actor`'s messages: trace events for it go to the receiver.
+    /// Starts following `actor`'s messages: trace events for it go to the receiver, at
+    /// most [`TRACE_QUEUE`] waiting; past that they are dropped and counted, and the next
+    /// event delivered carries the count (`TraceEvent::dropped`).
     pub(crate) fn follow(&self, actor: crate::util::ids::ActorId) -> Receiver<TraceEvent> {
-        let (tx, rx) = channel::unbounded();
-        self.tracers.lock().push((actor, tx));
+        let (tx, rx) = channel::bounded(TRACE_QUEUE);
+        self.tracers.lock().push(Tracer {
+            actor,
+            tx,
+            dropped: 0,
+        });
         rx
     }
 
@@ -183,7 +200,62 @@ impl Observer {
     /// more (the caller then clears the actor's flag).
     pub(crate) fn trace(&self, ev: TraceEvent) -> bool {
         let mut tracers = self.tracers.lock();
-        tracers.retain(|(id, tx)| *id != ev.actor || tx.send(ev.clone()).is_ok());
-        tracers.iter().any(|(id, _)| *id == ev.actor)
+        tracers.retain_mut(|t| {
+            if t.actor != ev.actor {
+                return true;
+            }
+            let mut e = ev.clone();
+            e.dropped = t.dropped;
+            match t.tx.try_send(e) {
+                Ok(()) => {
+                    t.dropped = 0;
+                    true
+                }
+                Err(channel::TrySendError::Full(_)) => {
+                    t.dropped += 1;
+                    true
+                }
+                Err(channel::TrySendError::Disconnected(_)) => false,
+            }
+        });
+        tracers.iter().any(|t| t.actor == ev.actor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::ids::ActorId;
+
+    fn ev(actor: ActorId, n: usize) -> TraceEvent {
+        TraceEvent {
+            at_us: 0,
+            actor,
+            direction: "in".into(),
+            kind: "info".into(),
+            peer: String::new(),
+            message: n.to_string(),
+            dropped: 0,
+        }
+    }
+
+    /// Issue 10: a trace client that does not read grew the host without limit. The
+    /// queue is bounded; the overflow is dropped and counted on the next event delivered.
+    #[test]
+    fn a_trace_subscriber_that_does_not_read_is_bounded_and_told_what_it_lost() {
+        let obs = Observer::default();
+        let a = ActorId(7);
+        let rx = obs.follow(a);
+        for n in 0..TRACE_QUEUE + 100 {
+            assert!(obs.trace(ev(a, n)));
+        }
+        assert_eq!(rx.len(), TRACE_QUEUE, "bounded");
+        let first: Vec<TraceEvent> = rx.try_iter().collect();
+        assert!(first.iter().all(|e| e.dropped == 0));
+        obs.trace(ev(a, 0));
+        let next = rx.try_recv().expect("delivered again once there is room");
+        assert_eq!(next.dropped, 100, "the count of what was lost");
+        drop(rx);
+        assert!(!obs.trace(ev(a, 1)), "a gone subscriber is forgotten");
     }
 }

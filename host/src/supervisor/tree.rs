@@ -50,8 +50,6 @@ pub(crate) trait ChildHost {
         link: ActorId,
         start_timeout: Duration,
     ) -> Result<ActorId, SpawnError>;
-    /// Links `a` to `b` on `a`'s side.
-    fn add_link(&self, a: ActorId, b: ActorId);
     /// Sends an exit signal; false if `to` is not alive.
     fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool;
     /// Delivers `{reply, Tag, Payload}` to an actor.
@@ -250,10 +248,8 @@ impl<H: ChildHost> Tree<H> {
                         requester,
                         super::DEFAULT_START_TIMEOUT,
                     ) {
-                        Ok(pid) => {
-                            self.host.add_link(requester, pid);
-                            plugin_api::StartChildReply::Ok(pid)
-                        }
+                        // Linked both ways from birth (see `System::spawn`).
+                        Ok(pid) => plugin_api::StartChildReply::Ok(pid),
                         Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
                     };
                     self.answer(requester, tag, &reply);
@@ -694,7 +690,6 @@ mod tests {
             self.next.set(self.next.get() + 1);
             Ok(ActorId(self.next.get()))
         }
-        fn add_link(&self, _: ActorId, _: ActorId) {}
         fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
             let why = match reason {
                 Reason::Kill => "kill",

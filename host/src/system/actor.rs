@@ -28,7 +28,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use plugin_api::abi::StatePtr;
 
+use rustc_hash::FxHashSet;
+
 use super::behaviour::BehaviourVersion;
+use super::delayed::TimerIds;
 use super::mailbox::Mailbox;
 use crate::util::ids::{ActorId, MonitorRef};
 
@@ -46,6 +49,12 @@ pub(crate) struct Core {
 /// with a long mailbox (OTP's signals).
 #[derive(Debug)]
 pub(crate) enum Signal {
+    /// The host ends the actor with this reason; it cannot be trapped (OTP's
+    /// `max_heap_size` kill). Used when the mailbox passes `max_mailbox`.
+    Kill {
+        /// The reason, as ETF.
+        reason: Vec<u8>,
+    },
     /// An exit signal from a linked actor that died, or from `Ctx::exit`.
     Exit {
         /// Who sent it.
@@ -89,15 +98,18 @@ pub(crate) struct Actor {
     /// Pending system messages, and how many (checked without the lock on every message).
     signals: parking_lot::Mutex<VecDeque<Signal>>,
     signal_count: AtomicUsize,
-    /// Linked actors (both sides hold the link).
-    pub(crate) links: parking_lot::Mutex<Vec<ActorId>>,
+    /// Linked actors (both sides hold the link). A set: a parent of N linked children
+    /// links and unlinks each in O(1), not O(N).
+    pub(crate) links: parking_lot::Mutex<FxHashSet<ActorId>>,
     /// Whether exit signals arrive as `{'EXIT', From, Reason}` messages.
     trap_exit: AtomicBool,
     /// Monitors on this actor: (reference, watcher).
     pub(crate) monitored_by: parking_lot::Mutex<Vec<(MonitorRef, ActorId)>>,
-    /// Timers addressed to this actor by id, cancelled when it dies (fired ones are pruned
-    /// as new ones arrive).
-    pub(crate) timers: parking_lot::Mutex<Vec<u64>>,
+    /// Most messages its mailbox may hold before the actor is killed; 0 = no limit.
+    pub(crate) max_mailbox: AtomicUsize,
+    /// Timers this actor armed (whatever they are addressed to) and timers addressed to
+    /// it by id: all cancelled when it dies (see `delayed`).
+    pub(crate) timers: parking_lot::Mutex<TimerIds>,
     /// The version running it, published for operators (invariant 5); changed only with
     /// `core.version`.
     published: parking_lot::Mutex<Arc<BehaviourVersion>>,
@@ -130,10 +142,11 @@ impl Actor {
             handled: AtomicU64::new(0),
             signals: parking_lot::Mutex::new(VecDeque::new()),
             signal_count: AtomicUsize::new(0),
-            links: parking_lot::Mutex::new(Vec::new()),
+            links: parking_lot::Mutex::new(FxHashSet::default()),
             trap_exit: AtomicBool::new(false),
             monitored_by: parking_lot::Mutex::new(Vec::new()),
-            timers: parking_lot::Mutex::new(Vec::new()),
+            max_mailbox: AtomicUsize::new(0),
+            timers: parking_lot::Mutex::new(TimerIds::default()),
         }
     }
 

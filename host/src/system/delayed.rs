@@ -1,11 +1,16 @@
 //! Timers an actor arms: `send_after`, `send_interval`, and what happens when one fires.
 //! (The wheel and its thread are in `timer`.)
 //!
-//! - A timer addressed to an actor id dies with that actor (the actor keeps the ids of
-//!   timers aimed at it, and its exit cancels them); one addressed to a name is resolved
-//!   when it fires, as Erlang's `send_after` does.
+//! - Every timer dies with the actor that armed it, whatever it is addressed to (a
+//!   `send_interval` to a name used to outlive its owner and pile up across restarts:
+//!   OTP's `timer` module links its timers to the caller). A timer addressed to an actor
+//!   id also dies with that actor. Both actors keep the timer's id ([`TimerIds`]) and
+//!   either one's exit cancels it; a name is resolved when the timer fires, as Erlang's
+//!   `send_after` does.
 //! - An interval timer keeps one ref across ticks; each tick arms the next one-shot.
 //! - An actor can cancel only the timers it armed.
+//! - Arming N timers is O(N) amortised: an actor's list of ids is pruned of fired ones
+//!   only when it has doubled since the last pruning.
 
 use std::time::Duration;
 
@@ -31,6 +36,22 @@ struct Interval {
     current: u64,
 }
 
+/// The ids of the timers an actor armed or is the target of, cancelled when it dies.
+#[derive(Default)]
+pub(crate) struct TimerIds {
+    ids: Vec<u64>,
+    /// Prune fired timers when `ids` reaches this length (doubles with what survives).
+    prune_at: usize,
+}
+
+impl TimerIds {
+    /// Takes every id, leaving the list empty.
+    fn take(&mut self) -> Vec<u64> {
+        self.prune_at = 0;
+        std::mem::take(&mut self.ids)
+    }
+}
+
 /// Interval timers by their ref (which has [`INTERVAL_BIT`] set).
 #[derive(Default)]
 pub(super) struct Intervals {
@@ -54,26 +75,61 @@ impl System {
         delay: Duration,
     ) -> u64 {
         let aimed_at = match to {
-            TimerTarget::Id(id) => Some(id),
-            TimerTarget::Name(_) => None,
+            TimerTarget::Id(id) if id != owner => Some(id),
+            _ => None,
         };
         let id = self
             .timers()
             .schedule(delay, TimerAction::Send { owner, to, bytes });
-        // A timer addressed to an actor dies with it (a name outlives any one actor).
-        if let Some(t) = aimed_at {
-            let alive = self.registry.with_id(t, |a| {
-                let mut list = a.timers.lock();
-                if list.len() >= 16 {
-                    list.retain(|&x| self.timers().is_pending(x));
-                }
-                list.push(id);
-            });
-            if alive.is_none() {
+        // The timer dies with its owner, and with the actor it is addressed to by id.
+        for holder in std::iter::once(owner).chain(aimed_at) {
+            if !self.hold_timer(holder, id) {
                 self.timers().cancel(id);
             }
         }
         id
+    }
+
+    /// Records timer `id` with actor `holder`, whose exit will cancel it; false if the
+    /// actor is gone (its exit already ran: the caller cancels the timer).
+    fn hold_timer(&self, holder: ActorId, id: u64) -> bool {
+        // Pushed under the registry lock (so an exit, which unregisters first, sees it);
+        // pruned outside it, since pruning takes the interval table's lock, which
+        // `tick_interval` holds while it sends (through the registry).
+        let Some(prune) = self.registry.with_id(holder, |a| {
+            let mut list = a.timers.lock();
+            list.ids.push(id);
+            (list.ids.len() > list.prune_at.max(16)).then(|| a.clone())
+        }) else {
+            return false;
+        };
+        if let Some(a) = prune {
+            let mut list = a.timers.lock();
+            // Fired one-shots go; interval refs stay while their interval lives.
+            let intervals = self.intervals.by_ref.lock();
+            list.ids.retain(|&x| {
+                if x & INTERVAL_BIT != 0 {
+                    intervals.contains_key(&x)
+                } else {
+                    self.timers().is_pending(x)
+                }
+            });
+            list.prune_at = list.ids.len() * 2;
+        }
+        true
+    }
+
+    /// Cancels the timers a dead actor held (armed, or addressed to it).
+    pub(super) fn cancel_timers_of_dead(&self, mut ids: TimerIds) {
+        for t in ids.take() {
+            if t & INTERVAL_BIT != 0 {
+                if let Some(iv) = self.intervals.by_ref.lock().remove(&t) {
+                    self.timers().cancel(iv.current);
+                }
+            } else {
+                self.timers().cancel(t);
+            }
+        }
     }
 
     /// `timer:send_interval/3`: the ref stays the same across ticks.
@@ -99,6 +155,11 @@ impl System {
                 current,
             },
         );
+        drop(intervals);
+        // It dies with its owner, whatever it is addressed to.
+        if !self.hold_timer(owner, iref) {
+            self.cancel_timer(owner, iref);
+        }
         iref
     }
 

@@ -38,12 +38,17 @@ impl System {
         self.links.supervisors.write().insert(id);
     }
 
+    /// Whether `id` is a live supervisor (not an actor: it has no registry entry).
+    pub(crate) fn is_supervisor(&self, id: ActorId) -> bool {
+        self.links.supervisors.read().contains(&id)
+    }
+
     pub(crate) fn unregister_supervisor(&self, id: ActorId) {
         self.links.supervisors.write().remove(&id);
     }
 
     /// Puts a system message on an actor and makes sure it runs.
-    fn deliver_signal(&self, actor: &Arc<Actor>, sig: Signal) {
+    pub(super) fn deliver_signal(&self, actor: &Arc<Actor>, sig: Signal) {
         actor.push_signal(sig);
         if actor.try_claim() {
             self.requeue(actor.clone());
@@ -53,10 +58,7 @@ impl System {
     /// Links `a` to `b` on `a`'s side only (the other side was set at `b`'s birth).
     pub(crate) fn add_link(&self, a: ActorId, b: ActorId) {
         self.registry.with_id(a, |actor| {
-            let mut links = actor.links.lock();
-            if !links.contains(&b) {
-                links.push(b);
-            }
+            actor.links.lock().insert(b);
         });
     }
 
@@ -68,11 +70,7 @@ impl System {
             if t.id == from {
                 return;
             }
-            let mut theirs = t.links.lock();
-            if !theirs.contains(&from) {
-                theirs.push(from);
-            }
-            drop(theirs);
+            t.links.lock().insert(from);
             self.add_link(from, t.id);
         })
         .ok_or_else(|| CallError::NoProc(to.to_string()))
@@ -82,12 +80,12 @@ impl System {
     pub(crate) fn unlink(&self, from: ActorId, to: Target<'_>) -> Result<(), CallError> {
         let other = self
             .with_target(to, |t| {
-                t.links.lock().retain(|&l| l != from);
+                t.links.lock().remove(&from);
                 t.id
             })
             .ok_or_else(|| CallError::NoProc(to.to_string()))?;
         self.registry
-            .with_id(from, |me| me.links.lock().retain(|&l| l != other));
+            .with_id(from, |me| me.links.lock().remove(&other));
         Ok(())
     }
 
@@ -158,7 +156,13 @@ impl System {
     /// them stopped it (OTP's rules, in the module docs).
     pub(super) fn handle_signals(&self, actor: &Arc<Actor>, core: &mut Core) -> bool {
         for sig in actor.take_signals() {
-            let Signal::Exit { from, reason } = sig;
+            let (from, reason) = match sig {
+                Signal::Kill { reason } => {
+                    self.stop_actor(actor, core, &reason, None);
+                    return true;
+                }
+                Signal::Exit { from, reason } => (from, reason),
+            };
             let r = Reason::from_etf(&reason);
             if r == Reason::Kill {
                 self.stop_actor(actor, core, &terms::reason(&Reason::Killed), None);
@@ -176,8 +180,9 @@ impl System {
     }
 
     /// Sends the dead actor's exit signal to every linked actor (or, for a supervisor, up
-    /// as an upcall) and a `DOWN` message to every monitor, and cancels the timers
-    /// addressed to it. Runs after it was unregistered, so nobody can add more.
+    /// as an upcall) and a `DOWN` message to every monitor, and cancels the timers it
+    /// armed or that are addressed to it. Runs after it was unregistered, so nobody can
+    /// add more.
     pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8]) {
         let links = std::mem::take(&mut *actor.links.lock());
         for l in links {
@@ -190,7 +195,7 @@ impl System {
                 continue;
             }
             self.registry.with_id(l, |la| {
-                la.links.lock().retain(|&x| x != actor.id);
+                la.links.lock().remove(&actor.id);
                 self.deliver_signal(
                     la,
                     Signal::Exit {
@@ -200,9 +205,8 @@ impl System {
                 );
             });
         }
-        for t in std::mem::take(&mut *actor.timers.lock()) {
-            self.timers().cancel(t);
-        }
+        let timers = std::mem::take(&mut *actor.timers.lock());
+        self.cancel_timers_of_dead(timers);
         let monitors = std::mem::take(&mut *actor.monitored_by.lock());
         for (mref, watcher) in monitors {
             // A concurrent demonitor that won the race means no DOWN.

@@ -105,7 +105,13 @@ pub(crate) struct System {
     pub(crate) observer: Arc<Observer>,
     /// Whether workers publish what they run, and the watchdog's limits.
     watchdog: WatchdogConfig,
+    /// Mailbox length that logs `mailbox_high_water` (0: never).
+    mailbox_warn_at: std::sync::atomic::AtomicUsize,
 }
+
+/// The default mailbox high-water mark: far above what a healthy actor queues, low
+/// enough to be noticed long before memory runs out.
+pub const MAILBOX_WARN_AT: usize = 10_000;
 
 impl System {
     /// An actor system that queues runnable actors on `run_queue`, arms timers on
@@ -128,6 +134,7 @@ impl System {
             upcalls,
             observer,
             watchdog,
+            mailbox_warn_at: std::sync::atomic::AtomicUsize::new(MAILBOX_WARN_AT),
         }
     }
 
@@ -164,10 +171,57 @@ impl System {
 
     /// Puts a message in an actor's mailbox and makes sure the actor will run.
     pub(crate) fn deliver(&self, actor: &Arc<Actor>, env: Envelope) {
-        actor.mailbox.push(env);
+        let len = actor.mailbox.push(env);
+        // Exact lengths under the mailbox lock: each threshold is crossed by one push.
+        if len
+            == self
+                .mailbox_warn_at
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.observer.emit(crate::observe::Event::MailboxHighWater {
+                actor: actor.id,
+                name: actor.name.as_deref().unwrap_or(""),
+                len,
+            });
+        }
+        let max = actor.max_mailbox.load(std::sync::atomic::Ordering::Relaxed);
+        if max != 0 && len == max + 1 {
+            self.mailbox_overflow(actor, len, max);
+        }
         if actor.try_claim() {
             self.run_queue.push(actor.clone());
         }
+    }
+
+    /// An actor's mailbox passed its `max_mailbox`: it is killed with a reason that says
+    /// so, ahead of its messages and whether or not it traps exits.
+    #[cold]
+    fn mailbox_overflow(&self, actor: &Arc<Actor>, len: usize, max: usize) {
+        self.observer.emit(crate::observe::Event::MailboxLimit {
+            actor: actor.id,
+            name: actor.name.as_deref().unwrap_or(""),
+            len,
+            max,
+        });
+        let reason = crate::util::terms::reason(&plugin_api::Reason::error(format!(
+            "mailbox limit: more than max_mailbox = {max} messages waiting"
+        )));
+        actor.push_signal(actor::Signal::Kill { reason });
+    }
+
+    /// Sets the mailbox length that logs `mailbox_high_water` (0: never).
+    pub(crate) fn set_mailbox_warn_at(&self, len: usize) {
+        self.mailbox_warn_at
+            .store(len, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets an actor's `max_mailbox` (0: no limit); false if it is not alive.
+    pub(crate) fn set_max_mailbox(&self, to: Target<'_>, max: usize) -> bool {
+        self.with_target(to, |a| {
+            a.max_mailbox
+                .store(max, std::sync::atomic::Ordering::Relaxed)
+        })
+        .is_some()
     }
 
     /// Queues an actor whose claim the caller holds (`Actor::try_claim` returned true).

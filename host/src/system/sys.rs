@@ -72,7 +72,7 @@ impl System {
         // Published, never the core (invariant 5): a callback may hold it.
         let version = a.running_version().version.to_string();
         let running = self.running_for(a.id);
-        let mut links = a.links.lock().clone();
+        let mut links: Vec<_> = a.links.lock().iter().copied().collect();
         links.sort();
         let mut monitored_by: Vec<_> = a.monitored_by.lock().iter().map(|&(_, w)| w).collect();
         monitored_by.sort();
@@ -183,6 +183,7 @@ impl System {
             kind: kind.into(),
             peer,
             message: etf::display(msg),
+            dropped: 0,
         };
         if !self.observer.trace(ev) {
             if let Some(a) = self.registry.get(actor) {
@@ -233,7 +234,6 @@ impl System {
         (actors.iter().map(|a| a.handled()).sum(), actors.len())
     }
 }
-
 
 /// Why a `sys` operation on an actor was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,6 +30,9 @@ enum Call {
     PingPong(String, u64),
     Monitors(String, u64),
     Links(String, u64),
+    SpawnLinks(String, u64),
+    TimersToSelf(u64, u64),
+    StopSilently,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -117,6 +120,8 @@ const ROWS: &[&str] = &[
     "restart",
     "spawn",
     "memory",
+    "timers_to_pids",
+    "spawn_links",
     "swap",
     "reload",
     "ctl",
@@ -294,6 +299,10 @@ fn main() {
     if only_messages {
         print_rows(&opts, rows);
         return;
+    }
+
+    if opts.any(&["timers_to_pids", "spawn_links"]) {
+        arming_rows(&opts, &dir, runs, &mut rows);
     }
 
     // --- spawning and memory ------------------------------------------------------------
@@ -806,5 +815,89 @@ fn print_rows(opts: &Opts, rows: Vec<Row>) {
             r.value,
             if r.ok { "yes" } else { "**no**" }
         );
+    }
+}
+
+/// Arming many timers or links from one callback (issue 10: both were O(N²)).
+fn arming_rows(opts: &Opts, dir: &PluginDir, runs: usize, rows: &mut Vec<Row>) {
+    let host = start(&dir.path(), false);
+    let unit = etf::to_vec(&()).unwrap();
+    let n = 100_000u64;
+    let wait_count = |want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while host.actor_count() != want {
+            assert!(
+                Instant::now() < deadline,
+                "{} actors, want {want}",
+                host.actor_count()
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
+    if opts.want("timers_to_pids") {
+        let samples: Vec<f64> = (0..runs)
+            .map(|i| {
+                let name = format!("arm{i}");
+                host.spawn("tp", Some(&name), &unit).unwrap();
+                let t = Instant::now();
+                // An hour out: none fires during the measure.
+                let _: Reply = host
+                    .call_as(
+                        Target::Name(&name),
+                        &Call::TimersToSelf(n, 3_600_000),
+                        T * 10,
+                    )
+                    .unwrap();
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                // Its exit cancels them all.
+                let _ = host.call_as::<_, Reply>(Target::Name(&name), &Call::StopSilently, T);
+                ms
+            })
+            .collect();
+        let m = median(samples);
+        rows.push(Row {
+            what: "arm 100,000 send_after to a pid from one callback",
+            budget: "≤ 100 ms",
+            value: format!("{m:.1} ms"),
+            ok: m <= 100.0,
+            key: "timers_to_pids",
+            num: m,
+            unit: "ms",
+            more: None,
+        });
+    }
+    if opts.want("spawn_links") {
+        let samples: Vec<f64> = (0..runs.min(3))
+            .map(|i| {
+                let name = format!("parent{i}");
+                host.spawn("tp", Some(&name), &unit).unwrap();
+                let base = host.actor_count();
+                let t = Instant::now();
+                let _: Reply = host
+                    .call_as(
+                        Target::Name(&name),
+                        &Call::SpawnLinks("tp".into(), n),
+                        T * 10,
+                    )
+                    .unwrap();
+                wait_count(base + n as usize);
+                let ns = t.elapsed().as_nanos() as f64 / n as f64;
+                // An abnormal exit takes every linked child with it.
+                let _ = host.call_as::<_, Reply>(Target::Name(&name), &Call::StopSilently, T);
+                wait_count(base - 1);
+                ns
+            })
+            .collect();
+        let m = median(samples);
+        rows.push(Row {
+            what: "spawn 100,000 linked children from one parent (until all run), per child",
+            budget: "≤ 2 µs",
+            value: format!("{:.2} µs", m / 1000.0),
+            ok: m <= 2000.0,
+            key: "spawn_links",
+            num: m,
+            unit: "ns",
+            more: None,
+        });
     }
 }

@@ -6,9 +6,11 @@ use abi_stable::std_types::RSlice;
 use plugin_api::abi::{OutcomeCode, StatePtr};
 
 use crate::observe::Event;
+use crate::system::actor::Signal;
 use crate::system::ffi::RunCtx;
 use crate::system::{Actor, BehaviourVersion, SpawnError, System};
 use crate::util::ids::ActorId;
+use crate::util::terms;
 
 impl System {
     /// Starts an actor running `version`, optionally registered as `name` and linked from
@@ -16,9 +18,16 @@ impl System {
     /// by unseen). `init` runs on this thread.
     ///
     /// `registered` runs with the new id once the actor is registered (or refused),
-    /// before `init`: the
-    /// caller holds the behaviour table until then, so a swap either lists this actor or
-    /// commits before it — and no lock of the caller's is held while `init` runs.
+    /// before `init`: the caller holds the behaviour table until then, so a swap either
+    /// lists this actor or commits before it — and no lock of the caller's is held while
+    /// `init` runs.
+    ///
+    /// Both sides of a parent's link are made before `init` runs, the parent's side under
+    /// the registry lock: a parent found there has not yet taken its links to die, so its
+    /// exit signal will reach the child. A parent already gone (it died while its
+    /// `spawn_link` waited for the supervision thread) sends the child an exit signal
+    /// `noproc` at once, as OTP's `link/1` to a dead process does: the child dies with it
+    /// (or, trapping exits, is told) instead of living on as an orphan.
     pub(crate) fn spawn(
         &self,
         version: Arc<BehaviourVersion>,
@@ -40,12 +49,18 @@ impl System {
         let claimed = actor.try_claim();
         debug_assert!(claimed, "a new actor is idle");
         if let Some(s) = link {
-            actor.links.lock().push(s);
+            actor.links.lock().insert(s);
         }
         let mut core = actor.core.lock();
         let inserted = self.registry.insert(actor.clone());
         registered(id);
         inserted.map_err(SpawnError::Name)?;
+        let parent = link.filter(|&p| !self.is_supervisor(p));
+        let orphan = parent.is_some_and(|p| {
+            self.registry
+                .with_id(p, |pa| pa.links.lock().insert(id))
+                .is_none()
+        });
         let mut state = StatePtr::NULL;
         let ctx = RunCtx::new(self, id, &version, false);
         let out = (version.desc.init)(RSlice::from_slice(args), &ctx.raw(), &mut state);
@@ -56,6 +71,9 @@ impl System {
             core.alive = false;
             drop(core);
             self.registry.remove(id);
+            if let Some(p) = parent {
+                self.registry.with_id(p, |pa| pa.links.lock().remove(&id));
+            }
             self.fail_mailbox(&actor, "init failed");
             let behaviour = version.name.to_string();
             let e = match code {
@@ -72,6 +90,13 @@ impl System {
         }
         core.state = state;
         drop(core);
+        if let Some(p) = parent.filter(|_| orphan) {
+            // Handled ahead of any message once the claim is released below.
+            actor.push_signal(Signal::Exit {
+                from: p,
+                reason: terms::reason(&plugin_api::Reason::NoProc),
+            });
+        }
         // Invariant 4: releasing re-checks the mailbox for what arrived during `init`.
         if actor.release() {
             self.requeue(actor);
