@@ -28,6 +28,16 @@ struct Cli {
     /// Scheduler threads (overrides the config; 0 = one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Make the host a node of an Erlang cluster under this name (`name@IP`, like
+    /// `erl -name`); overrides `[distribution] name`.
+    #[arg(long, value_name = "NAME@IP")]
+    name: Option<String>,
+    /// The distribution cookie (like `erl -setcookie`); default `~/.erlang.cookie`.
+    #[arg(long)]
+    cookie: Option<String>,
+    /// EPMD's port (default `ERL_EPMD_PORT`, else 4369).
+    #[arg(long, value_name = "PORT")]
+    epmd_port: Option<u16>,
     /// Exit after this many seconds (for scripted runs); runs until interrupted otherwise.
     #[arg(long, value_name = "SECS")]
     run_for: Option<f64>,
@@ -124,6 +134,9 @@ fn main() -> ExitCode {
         socket: cli.socket.clone(),
         run_for: cli.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         demo: cli.config.is_none(),
+        name: cli.name.clone(),
+        cookie: cli.cookie.clone(),
+        epmd_port: cli.epmd_port,
     };
     host::boot::run(&cfg, opts)
 }

@@ -21,6 +21,8 @@ pub enum HostError {
     Watch(WatchError),
     /// A thread of the host could not be started.
     Thread(std::io::Error),
+    /// The distribution node could not start (listen, EPMD, name, cookie).
+    Dist(crate::dist::DistError),
 }
 
 impl fmt::Display for HostError {
@@ -32,6 +34,7 @@ impl fmt::Display for HostError {
             HostError::CopyDir(e) => write!(f, "cannot create the private copy directory: {e}"),
             HostError::Watch(e) => write!(f, "watcher: {e}"),
             HostError::Thread(e) => write!(f, "cannot start a host thread: {e}"),
+            HostError::Dist(e) => write!(f, "distribution: {e}"),
         }
     }
 }
@@ -41,6 +44,7 @@ impl std::error::Error for HostError {
         match self {
             HostError::PluginDir { source, .. } => Some(source),
             HostError::CopyDir(e) | HostError::Thread(e) => Some(e),
+            HostError::Dist(e) => Some(e),
             HostError::Watch(e) => Some(e),
         }
     }

@@ -471,6 +471,28 @@ pub enum Event<'a> {
     ControlListening { socket: &'a std::path::Path },
     /// A control connection from another user was refused.
     ControlRefused { uid: u32 },
+    /// The host is a distributed node: listening, registered with EPMD.
+    DistListening {
+        node: &'a str,
+        port: u16,
+        creation: u32,
+    },
+    /// A connection to another node is up (`direction`: `in` or `out`).
+    NodeUp { node: &'a str, direction: &'a str },
+    /// A connection to another node ended; `reason` says why (`connection_closed`,
+    /// `net_tick_timeout`, `bad frame: ...`, `overloaded: ...`).
+    NodeDown {
+        node: &'a str,
+        direction: &'a str,
+        reason: &'a str,
+    },
+    /// A peer was refused at the handshake (bad cookie, missing flags, protocol error,
+    /// timeout) and never admitted.
+    NodeRefused {
+        peer: &'a str,
+        direction: &'a str,
+        reason: &'a str,
+    },
     /// The plugin watcher runs.
     WatchStart { dirs: usize },
     /// The plugin watcher stopped (or its thread panicked).
@@ -623,6 +645,45 @@ impl Event<'_> {
                 uid,
                 "control connection from another user refused"
             ),
+            Event::DistListening {
+                node,
+                port,
+                creation,
+            } => tracing::info!(
+                event = "dist_listening",
+                node,
+                port,
+                creation,
+                "distributed node {node} listening on port {port}"
+            ),
+            Event::NodeUp { node, direction } => tracing::info!(
+                event = "node_up",
+                node,
+                direction,
+                "node_up {node} ({direction})"
+            ),
+            Event::NodeDown {
+                node,
+                direction,
+                reason,
+            } => tracing::warn!(
+                event = "node_down",
+                node,
+                direction,
+                reason,
+                "node_down {node} ({direction}): {reason}"
+            ),
+            Event::NodeRefused {
+                peer,
+                direction,
+                reason,
+            } => tracing::warn!(
+                event = "node_refused",
+                peer,
+                direction,
+                reason,
+                "node_refused {peer} ({direction}): {reason}"
+            ),
             Event::WatchStart { dirs } => {
                 tracing::debug!(event = "watch_start", dirs, "plugin watcher running")
             }
@@ -717,6 +778,10 @@ pub const EVENT_NAMES: &[&str] = &[
     "version_cap_reached",
     "control_listening",
     "control_refused",
+    "dist_listening",
+    "node_up",
+    "node_down",
+    "node_refused",
     "watch_start",
     "watch_stop",
     "watch_scan_skip",

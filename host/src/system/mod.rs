@@ -24,6 +24,7 @@ mod links;
 pub(crate) mod mailbox;
 mod process;
 mod registry;
+pub mod remote;
 pub(crate) mod scheduler;
 pub(crate) mod sys;
 pub mod timer;
@@ -35,6 +36,7 @@ use plugin_api::abi::MsgKind;
 
 pub(crate) use actor::Actor;
 pub use behaviour::BehaviourVersion;
+pub use calls::ReplyRoute;
 pub use errors::{CallError, SpawnError};
 pub use registry::RegisterError;
 pub(crate) use upcall::Upcall;
@@ -47,6 +49,7 @@ use delayed::Intervals;
 use links::Links;
 use mailbox::Envelope;
 use registry::Registry;
+use remote::RemoteSignals;
 use scheduler::RunQueue;
 use timer::Timers;
 
@@ -101,6 +104,8 @@ pub(crate) struct System {
     upcalls: crossbeam::channel::Sender<Upcall>,
     /// Where events, counters and traces go.
     pub(crate) observer: Arc<Observer>,
+    /// Links and monitors held by processes on other nodes.
+    remote: Arc<dyn RemoteSignals>,
 }
 
 impl System {
@@ -111,6 +116,7 @@ impl System {
         timers: Timers,
         upcalls: crossbeam::channel::Sender<Upcall>,
         observer: Arc<Observer>,
+        remote: Arc<dyn RemoteSignals>,
     ) -> System {
         System {
             registry: Registry::default(),
@@ -122,6 +128,7 @@ impl System {
             ids: IdSource::default(),
             upcalls,
             observer,
+            remote,
         }
     }
 
