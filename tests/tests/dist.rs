@@ -1,0 +1,339 @@
+//! The host as a node of a real Erlang cluster: a real `erl` (Debian's `erlang-base`)
+//! against the real `host` binary on loopback. Each test starts its own EPMD on a free
+//! port, with unique node names and cookie; every wait is bounded and every process is
+//! stopped by pid. Skipped, with the reason printed, when `erl` is not installed.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::{build, host_bin, PluginDir, Variant};
+
+fn have_erl() -> bool {
+    let ok = Command::new("erl")
+        .args(["-noshell", "-eval", "halt()."])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("skipped: `erl` is not installed (apt-get install erlang-base)");
+    }
+    ok
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unique() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A child process killed (by pid) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One test's cluster: its own EPMD, a host node with two `tp` actors (`a` = actor 1,
+/// `b` = actor 2), and a cookie.
+struct Cluster {
+    epmd_port: u16,
+    cookie: String,
+    host_name: String,
+    host: Option<Proc>,
+    creation: u64,
+    log: PathBuf,
+    _epmd: Proc,
+    _dir: PluginDir,
+}
+
+const CONFIG: &str = r#"plugin_dirs = ["."]
+threads = 2
+log_format = "json"
+
+[watch]
+enabled = false
+
+[control]
+enabled = false
+
+[[actors]]
+behaviour = "tp"
+name = "a"
+
+[[actors]]
+behaviour = "tp"
+name = "b"
+"#;
+
+impl Cluster {
+    fn start() -> Cluster {
+        let epmd_port = free_port();
+        let epmd = Command::new("epmd")
+            .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("epmd starts");
+        let epmd = Proc(epmd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", epmd_port)).is_err() {
+            assert!(Instant::now() < deadline, "epmd never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let dir = PluginDir::new();
+        dir.install(&build(&Variant::of("v1")));
+        std::fs::write(dir.path().join("host.toml"), CONFIG).unwrap();
+        let u = unique();
+        let host_name = format!("host_{u}@127.0.0.1");
+        let cookie = format!("cookie_{u}");
+        let log = dir.path().join("host.log");
+        let host = Command::new(host_bin())
+            .current_dir(dir.path())
+            .args(["--config", "host.toml", "--run-for", "120"])
+            .args(["--name", &host_name, "--cookie", &cookie])
+            .args(["--epmd-port", &epmd_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("host starts");
+        let mut c = Cluster {
+            epmd_port,
+            cookie,
+            host_name,
+            host: Some(Proc(host)),
+            creation: 0,
+            log,
+            _epmd: epmd,
+            _dir: dir,
+        };
+        c.creation = c.wait_log("dist_listening", Duration::from_secs(30))["creation"]
+            .as_u64()
+            .unwrap();
+        c.wait_log("actor_started", Duration::from_secs(30));
+        c
+    }
+
+    /// Waits for the first log event named `event`.
+    fn wait_log(&self, event: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            for line in text.lines() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    let fields = v.get("fields").cloned().unwrap_or(v.clone());
+                    if fields.get("event").and_then(|e| e.as_str()) == Some(event) {
+                        return fields;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{event}` in the host's log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Erlang code binding `H` (the host's node) and `Pa`, `Pb` (its actors' pids).
+    fn prelude(&self) -> String {
+        let pid = |id: u32| {
+            format!(
+                "binary_to_term(<<131,88,119,(byte_size(HN)),HN/binary,{id}:32,0:32,{}:32>>)",
+                self.creation
+            )
+        };
+        format!(
+            "H = '{}', HN = atom_to_binary(H), Pa = {}, Pb = {}, ",
+            self.host_name,
+            pid(1),
+            pid(2)
+        )
+    }
+
+    fn erl_cmd(&self, cookie: &str, script: &str) -> Command {
+        let mut cmd = Command::new("erl");
+        cmd.args(["-noshell", "-name", &format!("e_{}@127.0.0.1", unique())])
+            .args(["-setcookie", cookie])
+            .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+            .args(["-kernel", "net_ticktime", "60"])
+            .args(["-eval", &format!("{}{} halt().", self.prelude(), script)])
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs `script` in a fresh `erl` (bounded) and returns what it printed.
+    fn erl(&self, script: &str) -> String {
+        self.erl_with(&self.cookie, script)
+    }
+
+    fn erl_with(&self, cookie: &str, script: &str) -> String {
+        let child = self.erl_cmd(cookie, script).spawn().expect("erl starts");
+        let mut p = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "erl did not finish in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(p.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        println!("erl printed:\n{out}{err}");
+        out
+    }
+}
+
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no `{key}=` in:\n{out}"))
+}
+
+#[test]
+fn ping_messages_casts_and_calls_from_erl() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        io:format("ping=~p~n", [net_adm:ping(H)]),
+        io:format("hidden=~p~n", [lists:member(H, nodes(hidden))]),
+        io:format("visible=~p~n", [lists:member(H, nodes())]),
+        gen_server:cast({a, H}, {incr, 5}),
+        {a, H} ! bump,
+        Pa ! bump,
+        io:format("get=~p~n", [gen_server:call({a, H}, get)]),
+        io:format("bypid=~p~n", [gen_server:call(Pa, get)]),
+        io:format("later=~p~n", [gen_server:call({a, H}, {later, 100})]),
+        io:format("timeout=~p~n", [catch gen_server:call({a, H}, {later, 500}, 100)]),
+        timer:sleep(800),
+        io:format("late=~p~n", [process_info(self(), message_queue_len)]),
+        io:format("noproc=~p~n", [catch gen_server:call({nobody, H}, get, 2000)]),
+        io:format("b=~p~n", [gen_server:call({b, H}, get)]),
+    "#,
+    );
+    assert_eq!(line(&out, "ping"), "pong");
+    assert_eq!(line(&out, "hidden"), "true");
+    assert_eq!(line(&out, "visible"), "false");
+    assert_eq!(line(&out, "get"), r#"{count,<<"1">>,7}"#);
+    assert_eq!(line(&out, "bypid"), r#"{count,<<"1">>,7}"#);
+    assert_eq!(line(&out, "later"), r#"{count,<<"1">>,7}"#);
+    assert!(
+        line(&out, "timeout").starts_with("{'EXIT',{timeout,"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "late"), "{message_queue_len,0}");
+    assert!(
+        line(&out, "noproc").starts_with("{'EXIT',{noproc,"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "b"), r#"{count,<<"1">>,0}"#);
+    let up = c.wait_log("node_up", Duration::from_secs(5));
+    assert_eq!(up["direction"], "in");
+    c.wait_log("node_down", Duration::from_secs(10));
+}
+
+#[test]
+fn monitors_links_and_exit_signals_from_erl() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        process_flag(trap_exit, true),
+        R1 = erlang:monitor(process, {a, H}),
+        R2 = erlang:monitor(process, Pa),
+        R3 = erlang:monitor(process, {nobody, H}),
+        receive {'DOWN', R3, process, O3, Why3} -> io:format("down3=~p ~p~n", [O3 =:= {nobody, H}, Why3]) after 5000 -> io:format("down3=none~n") end,
+        R4 = erlang:monitor(process, Pb), erlang:demonitor(R4),
+        catch gen_server:call({a, H}, panic, 2000),
+        receive {'DOWN', R1, process, O1, Why1} -> io:format("down1=~p ~p~n", [O1 =:= {a, H}, element(1, Why1)]) after 5000 -> io:format("down1=none~n") end,
+        receive {'DOWN', R2, process, O2, _} -> io:format("down2=~p~n", [O2 =:= Pa]) after 5000 -> io:format("down2=none~n") end,
+        link(Pb),
+        exit(Pb, normal),
+        io:format("alive=~p~n", [gen_server:call({b, H}, get)]),
+        unlink(Pb), link(Pb),
+        exit(Pb, kill),
+        receive {'EXIT', Pb, Why5} -> io:format("exit=~p~n", [Why5]) after 5000 -> io:format("exit=none~n") end,
+        receive {'DOWN', R4, _, _, _} -> io:format("demonitored=no~n") after 300 -> io:format("demonitored=yes~n") end,
+        link(Pa),
+        receive {'EXIT', Pa, Why6} -> io:format("deadlink=~p~n", [Why6]) after 5000 -> io:format("deadlink=none~n") end,
+    "#,
+    );
+    assert_eq!(line(&out, "down3"), "true noproc");
+    assert_eq!(line(&out, "down1"), "true error");
+    assert_eq!(line(&out, "down2"), "true");
+    assert_eq!(line(&out, "alive"), r#"{count,<<"1">>,0}"#);
+    assert_eq!(line(&out, "exit"), "killed");
+    assert_eq!(line(&out, "demonitored"), "yes");
+    assert_eq!(line(&out, "deadlink"), "noproc");
+}
+
+#[test]
+fn killing_the_host_is_noconnection_in_erl() {
+    if !have_erl() {
+        return;
+    }
+    let mut c = Cluster::start();
+    let child = c
+        .erl_cmd(
+            &c.cookie.clone(),
+            r#"
+            process_flag(trap_exit, true),
+            R = erlang:monitor(process, {a, H}),
+            link(Pb),
+            io:format("ready=~p~n", [gen_server:call({a, H}, get)]),
+            receive {'DOWN', R, process, _, Why1} -> io:format("down=~p~n", [Why1]) after 20000 -> io:format("down=none~n") end,
+            receive {'EXIT', Pb, Why2} -> io:format("exit=~p~n", [Why2]) after 5000 -> io:format("exit=none~n") end,
+        "#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let ready = lines.next().expect("erl printed").unwrap();
+    assert!(ready.starts_with("ready="), "{ready}");
+    drop(c.host.take()); // SIGKILL, by pid
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = rest.join("\n");
+    assert_eq!(line(&out, "down"), "noconnection");
+    assert_eq!(line(&out, "exit"), "noconnection");
+}
+
+#[test]
+fn a_wrong_cookie_is_refused() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl_with(
+        "not_the_cookie",
+        r#"io:format("ping=~p~n", [net_adm:ping(H)]),"#,
+    );
+    assert_eq!(line(&out, "ping"), "pang");
+    let refused = c.wait_log("node_refused", Duration::from_secs(10));
+    assert_eq!(refused["reason"], "bad cookie");
+}
