@@ -73,13 +73,16 @@ impl Conn {
     }
 }
 
-/// Starts the threads of an admitted connection and returns it.
+/// Starts the threads of an admitted connection and returns it. `register` puts it in
+/// the node's table before the reader starts: replies to the peer's first frames must
+/// find it there.
 pub(crate) fn start(
     stream: TcpStream,
     peer: Peer,
     outgoing: bool,
     shared: Arc<Shared>,
     system: Arc<System>,
+    register: impl FnOnce(&Arc<Conn>),
 ) -> io::Result<Arc<Conn>> {
     let tick = shared.ticktime;
     stream.set_nodelay(true)?;
@@ -99,6 +102,7 @@ pub(crate) fn start(
     std::thread::Builder::new()
         .name(format!("dist-w {}", conn.peer.name))
         .spawn(move || write_loop(writer, rx, tick / 4, &w))?;
+    register(&conn);
     let r = conn.clone();
     std::thread::Builder::new()
         .name(format!("dist-r {}", conn.peer.name))

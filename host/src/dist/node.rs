@@ -184,21 +184,31 @@ impl Shared {
         system: &Arc<System>,
     ) {
         let name = peer.name.clone();
-        match conn::start(stream, peer, outgoing, self.clone(), system.clone()) {
-            Ok(c) => {
-                if let Some(old) = self.conns.write().insert(name.clone(), c) {
-                    old.close();
-                }
-                self.observer.emit(Event::NodeUp {
-                    node: &name,
-                    direction: direction(outgoing),
-                });
+        let register = |c: &Arc<Conn>| {
+            if let Some(old) = self.conns.write().insert(name.clone(), c.clone()) {
+                old.close();
             }
-            Err(e) => self.observer.emit(Event::NodeRefused {
-                peer: &name,
+        };
+        match conn::start(
+            stream,
+            peer,
+            outgoing,
+            self.clone(),
+            system.clone(),
+            register,
+        ) {
+            Ok(_) => self.observer.emit(Event::NodeUp {
+                node: &name,
                 direction: direction(outgoing),
-                reason: &e.to_string(),
             }),
+            Err(e) => {
+                self.conns.write().remove(&name);
+                self.observer.emit(Event::NodeRefused {
+                    peer: &name,
+                    direction: direction(outgoing),
+                    reason: &e.to_string(),
+                })
+            }
         }
     }
 
