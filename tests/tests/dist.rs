@@ -83,6 +83,40 @@ behaviour = "tp"
 name = "b"
 "#;
 
+fn spawn_host(dir: &PluginDir, name: &str, cookie: &str, epmd_port: u16, log: &PathBuf) -> Proc {
+    let host = Command::new(host_bin())
+        .current_dir(dir.path())
+        .args(["--config", "host.toml", "--run-for", "120"])
+        .args(["--name", name, "--cookie", cookie])
+        .args(["--epmd-port", &epmd_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("host starts");
+    Proc(host)
+}
+
+/// Waits for the first event named `event` in a host's JSON log.
+fn wait_log_in(log: &PathBuf, event: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                let fields = v.get("fields").cloned().unwrap_or(v.clone());
+                if fields.get("event").and_then(|e| e.as_str()) == Some(event) {
+                    return fields;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{event}` in the host's log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Cluster {
     fn start() -> Cluster {
         let epmd_port = free_port();
@@ -106,20 +140,12 @@ impl Cluster {
         let host_name = format!("host_{u}@127.0.0.1");
         let cookie = format!("cookie_{u}");
         let log = dir.path().join("host.log");
-        let host = Command::new(host_bin())
-            .current_dir(dir.path())
-            .args(["--config", "host.toml", "--run-for", "120"])
-            .args(["--name", &host_name, "--cookie", &cookie])
-            .args(["--epmd-port", &epmd_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("host starts");
+        let host = spawn_host(&dir, &host_name, &cookie, epmd_port, &log);
         let mut c = Cluster {
             epmd_port,
             cookie,
             host_name,
-            host: Some(Proc(host)),
+            host: Some(host),
             creation: 0,
             log,
             _epmd: epmd,
@@ -132,25 +158,19 @@ impl Cluster {
         c
     }
 
+    /// A second host node in the same cluster (same plugins, actors `a` and `b`): its
+    /// process, name and log.
+    fn second_host(&self) -> (Proc, String, PathBuf) {
+        let name = format!("host2_{}@127.0.0.1", unique());
+        let log = self._dir.path().join("host2.log");
+        let p = spawn_host(&self._dir, &name, &self.cookie, self.epmd_port, &log);
+        wait_log_in(&log, "actor_started", Duration::from_secs(30));
+        (p, name, log)
+    }
+
     /// Waits for the first log event named `event`.
     fn wait_log(&self, event: &str, timeout: Duration) -> serde_json::Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            for line in text.lines() {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                    let fields = v.get("fields").cloned().unwrap_or(v.clone());
-                    if fields.get("event").and_then(|e| e.as_str()) == Some(event) {
-                        return fields;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{event}` in the host's log:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_log_in(&self.log, event, timeout)
     }
 
     /// Erlang code binding `H` (the host's node) and `Pa`, `Pb` (its actors' pids).
@@ -346,4 +366,53 @@ fn a_wrong_cookie_is_refused() {
     assert_eq!(line(&out, "ping"), "pang");
     let refused = c.wait_log("node_refused", Duration::from_secs(10));
     assert_eq!(refused["reason"], "bad cookie");
+}
+
+#[test]
+fn host_actors_send_and_cast_to_a_registered_erl_process() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        register(sink, self()),
+        Me = atom_to_binary(node()),
+        io:format("send=~p~n", [gen_server:call({a, H}, {remote_send, <<"sink">>, Me, {hello, 1}})]),
+        receive M1 -> io:format("got1=~p~n", [M1]) after 5000 -> io:format("got1=none~n") end,
+        io:format("cast=~p~n", [gen_server:call({a, H}, {remote_cast, <<"sink">>, Me, {hello, 2}})]),
+        receive M2 -> io:format("got2=~p~n", [M2]) after 5000 -> io:format("got2=none~n") end,
+        io:format("self=~p~n", [gen_server:call({a, H}, {remote_cast, <<"b">>, atom_to_binary(H), {incr, 3}})]),
+        timer:sleep(100),
+        io:format("b=~p~n", [gen_server:call({b, H}, get)]),
+    "#,
+    );
+    assert_eq!(line(&out, "send"), "done");
+    assert_eq!(line(&out, "got1"), "{hello,1}");
+    assert_eq!(line(&out, "cast"), "done");
+    assert_eq!(line(&out, "got2"), "{'$gen_cast',{hello,2}}");
+    assert_eq!(line(&out, "self"), "done");
+    assert_eq!(line(&out, "b"), r#"{count,<<"1">>,3}"#);
+}
+
+#[test]
+fn two_hosts_talk_over_the_distribution() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let (_h2, h2, log2) = c.second_host();
+    let out = c.erl(&format!(
+        r#"
+        H2 = '{h2}',
+        io:format("cast=~p~n", [gen_server:call({{a, H}}, {{remote_cast, <<"b">>, atom_to_binary(H2), {{incr, 5}}}})]),
+        Wait = fun W(0) -> timeout; W(K) -> case gen_server:call({{b, H2}}, get) of {{count, _, 5}} = R -> R; _ -> timer:sleep(50), W(K - 1) end end,
+        io:format("b2=~p~n", [Wait(100)]),
+    "#
+    ));
+    assert_eq!(line(&out, "cast"), "done");
+    assert_eq!(line(&out, "b2"), r#"{count,<<"1">>,5}"#);
+    let up2 = wait_log_in(&log2, "node_up", Duration::from_secs(5));
+    assert_eq!(up2["node"], c.host_name.as_str());
+    assert_eq!(up2["direction"], "in");
 }

@@ -241,6 +241,24 @@ pub(crate) fn alias_send(from: &ExternalPid, alias: &ExternalRef, msg: &[u8]) ->
     frame(&c, Some(msg))
 }
 
+/// `REG_SEND {6, From, '', Name}` + message.
+pub(crate) fn reg_send(from: &ExternalPid, name: &str, msg: &[u8]) -> Vec<u8> {
+    let c = tuple(
+        REG_SEND,
+        vec![Term::Pid(from.clone()), Term::atom(""), Term::atom(name)],
+    );
+    frame(&c, Some(msg))
+}
+
+/// `{'$gen_cast', Msg}` around a complete ETF message.
+pub(crate) fn gen_cast(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + 14);
+    out.extend_from_slice(&[131, 104, 2, 119, 9]);
+    out.extend_from_slice(b"$gen_cast");
+    out.extend_from_slice(msg.get(1..).unwrap_or_default());
+    out
+}
+
 /// `EXIT {3, From, To, Reason}`: a process linked to `to` exited.
 pub(crate) fn exit(from: &ExternalPid, to: &ExternalPid, reason: Term) -> Vec<u8> {
     let c = tuple(

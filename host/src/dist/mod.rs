@@ -115,14 +115,15 @@ impl Bound {
             port,
             creation: registration.creation,
         });
-        let shared = Arc::new(node::Shared::new(
+        let shared = node::Shared::new(
             opts.name.clone(),
             opts.cookie.clone(),
             registration.creation,
             opts.hidden,
             opts.net_ticktime,
+            epmd.port(),
             observer,
-        ));
+        );
         Ok(Bound {
             shared,
             listener,
@@ -145,6 +146,7 @@ impl Bound {
         let addr = listener
             .local_addr()
             .map_err(|e| DistError(e.to_string()))?;
+        self.shared.set_system(&system);
         let shared = self.shared.clone();
         let sys = system.clone();
         let acceptor = std::thread::Builder::new()

@@ -7,7 +7,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -18,7 +18,7 @@ use super::conn::{self, Conn};
 use super::control::{self, Proc};
 use super::handshake::{self, Me};
 use crate::observe::{Event, Observer};
-use crate::system::remote::RemoteSignals;
+use crate::system::remote::{RemoteSend, RemoteSignals};
 use crate::system::{System, Target};
 use crate::util::ids::{ActorId, MonitorRef, REMOTE};
 
@@ -54,6 +54,14 @@ pub(crate) struct Shared {
     remote: Mutex<Remote>,
     pub observer: Arc<Observer>,
     stopping: AtomicBool,
+    /// Itself, to hand to the threads it starts from `&self` (a background dial).
+    this: Weak<Shared>,
+    /// The system, once started (for connections dialled from a send).
+    system: OnceLock<Weak<System>>,
+    /// EPMD's port, where peers are looked up.
+    epmd_port: u16,
+    /// Frames for nodes being dialled, in order, flushed once connected.
+    pending: Mutex<FxHashMap<String, Vec<Vec<u8>>>>,
 }
 
 fn atom(a: &str) -> Vec<u8> {
@@ -67,9 +75,10 @@ impl Shared {
         creation: u32,
         hidden: bool,
         ticktime: Duration,
+        epmd_port: u16,
         observer: Arc<Observer>,
-    ) -> Shared {
-        Shared {
+    ) -> Arc<Shared> {
+        Arc::new_cyclic(|this| Shared {
             name,
             cookie,
             creation,
@@ -79,6 +88,42 @@ impl Shared {
             remote: Mutex::default(),
             observer,
             stopping: AtomicBool::new(false),
+            this: this.clone(),
+            system: OnceLock::new(),
+            epmd_port,
+            pending: Mutex::default(),
+        })
+    }
+
+    /// The system is running: connections may now be dialled for sends.
+    pub(crate) fn set_system(&self, system: &Arc<System>) {
+        let _ = self.system.set(Arc::downgrade(system));
+    }
+
+    /// Dials `node` in the background; the frames queued for it meanwhile are sent in
+    /// order once connected, or dropped (as Erlang drops sends to an unreachable node).
+    fn dial(&self, node: String) {
+        let (Some(me), Some(system)) = (
+            self.this.upgrade(),
+            self.system.get().and_then(Weak::upgrade),
+        ) else {
+            self.pending.lock().remove(&node);
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("dist-dial".into())
+            .spawn(move || {
+                me.connect(&node, me.epmd_port, &system);
+                let mut pending = me.pending.lock();
+                let frames = pending.remove(&node).unwrap_or_default();
+                if let Some(c) = me.conn(&node) {
+                    for f in frames {
+                        c.send(f);
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.pending.lock().clear();
         }
     }
 
@@ -406,6 +451,39 @@ fn direction(outgoing: bool) -> &'static str {
 }
 
 impl RemoteSignals for Shared {
+    fn send(&self, from: ActorId, name: &str, node: &str, cast: bool, msg: &[u8]) -> RemoteSend {
+        if node == self.name {
+            return RemoteSend::Local;
+        }
+        let frame = if cast {
+            control::reg_send(&self.pid(from), name, &control::gen_cast(msg))
+        } else {
+            control::reg_send(&self.pid(from), name, msg)
+        };
+        let mut pending = self.pending.lock();
+        if let Some(q) = pending.get_mut(node) {
+            if q.len() >= conn::QUEUE_BOUND {
+                return RemoteSend::NoNode;
+            }
+            q.push(frame);
+            return RemoteSend::Sent;
+        }
+        if let Some(c) = self.conn(node) {
+            return if c.send(frame) {
+                RemoteSend::Sent
+            } else {
+                RemoteSend::NoNode
+            };
+        }
+        if self.is_stopping() || !node.contains('@') {
+            return RemoteSend::NoNode;
+        }
+        pending.insert(node.to_string(), vec![frame]);
+        drop(pending);
+        self.dial(node.to_string());
+        RemoteSend::Sent
+    }
+
     fn exit(&self, proxy: ActorId, from: ActorId, reason: &[u8]) {
         let to = {
             let mut r = self.remote.lock();

@@ -176,6 +176,23 @@ impl System {
         self.run_queue.push(actor);
     }
 
+    /// `{name, node} ! msg` (or a cast) from a local actor: handed to the distribution
+    /// layer, or delivered here if `node` is this node.
+    pub(crate) fn send_remote(
+        &self,
+        from: ActorId,
+        name: &str,
+        node: &str,
+        env: Envelope,
+    ) -> Result<(), CallError> {
+        let cast = env.kind == MsgKind::Cast;
+        match self.remote.send(from, name, node, cast, &env.bytes) {
+            remote::RemoteSend::Sent => Ok(()),
+            remote::RemoteSend::Local => self.send(Target::Name(name), env),
+            remote::RemoteSend::NoNode => Err(CallError::NoProc(format!("{{{name}, {node}}}"))),
+        }
+    }
+
     pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {
         self.with_target(to, |a| self.deliver(a, env))
             .ok_or_else(|| CallError::NoProc(to.to_string()))

@@ -17,6 +17,22 @@ pub trait RemoteSignals: Send + Sync {
     /// Monitor `mref` of the remote process `proxy` on local actor `from` fired with
     /// `reason` (ETF; `noproc` when the target did not exist): send it a `DOWN`.
     fn down(&self, proxy: ActorId, mref: MonitorRef, from: ActorId, reason: &[u8]);
+    /// Local actor `from` sends `msg` (ETF) to `{name, node}`; `cast` wraps it as
+    /// gen_server's `{'$gen_cast', Msg}`. Never waits (a connection is dialled in the
+    /// background, messages kept in order meanwhile). `Local` if `node` is this node;
+    /// `NoNode` if this host is not distributed or the send was refused.
+    fn send(&self, from: ActorId, name: &str, node: &str, cast: bool, msg: &[u8]) -> RemoteSend;
+}
+
+/// What became of a remote send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteSend {
+    /// Queued for the node (delivery is not confirmed, as with Erlang's `!`).
+    Sent,
+    /// The node is this one: deliver locally.
+    Local,
+    /// Not distributed, or the message could not be queued.
+    NoNode,
 }
 
 /// A host that is not a distributed node: no remote process can hold a link or monitor.
@@ -25,4 +41,7 @@ pub struct NoRemote;
 impl RemoteSignals for NoRemote {
     fn exit(&self, _: ActorId, _: ActorId, _: &[u8]) {}
     fn down(&self, _: ActorId, _: MonitorRef, _: ActorId, _: &[u8]) {}
+    fn send(&self, _: ActorId, _: &str, _: &str, _: bool, _: &[u8]) -> RemoteSend {
+        RemoteSend::NoNode
+    }
 }
