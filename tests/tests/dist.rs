@@ -60,6 +60,8 @@ struct Cluster {
     host: Option<Proc>,
     creation: u64,
     log: PathBuf,
+    /// `net_ticktime` of the erl nodes (they must tick as often as the host expects).
+    erl_ticktime: u32,
     _epmd: Proc,
     _dir: PluginDir,
 }
@@ -119,6 +121,11 @@ fn wait_log_in(log: &PathBuf, event: &str, timeout: Duration) -> serde_json::Val
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with("")
+    }
+
+    /// A cluster whose host config has `extra` appended (a `[distribution]` table).
+    fn start_with(extra: &str) -> Cluster {
         let epmd_port = free_port();
         let epmd = Command::new("epmd")
             .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
@@ -135,7 +142,7 @@ impl Cluster {
         }
         let dir = PluginDir::new();
         dir.install(&build(&Variant::of("v1")));
-        std::fs::write(dir.path().join("host.toml"), CONFIG).unwrap();
+        std::fs::write(dir.path().join("host.toml"), format!("{CONFIG}{extra}")).unwrap();
         let u = unique();
         let host_name = format!("host_{u}@127.0.0.1");
         let cookie = format!("cookie_{u}");
@@ -148,6 +155,7 @@ impl Cluster {
             host: Some(host),
             creation: 0,
             log,
+            erl_ticktime: 60,
             _epmd: epmd,
             _dir: dir,
         };
@@ -166,6 +174,41 @@ impl Cluster {
         let p = spawn_host(&self._dir, &name, &self.cookie, self.epmd_port, &log);
         wait_log_in(&log, "actor_started", Duration::from_secs(30));
         (p, name, log)
+    }
+
+    /// Kills the host (SIGKILL, by pid) and starts it again under the same name: a new
+    /// incarnation. `creation` keeps the old one (the pids `prelude` builds are old).
+    fn restart_host(&mut self) -> u64 {
+        drop(self.host.take());
+        let log = self._dir.path().join("host.restarted.log");
+        // EPMD frees the name when the old registration's socket closes.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let p = spawn_host(
+                &self._dir,
+                &self.host_name,
+                &self.cookie,
+                self.epmd_port,
+                &log,
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("dist_listening") {
+                self.host = Some(p);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host never re-registered:\n{text}"
+            );
+            drop(p);
+        }
+        self.log = log;
+        let creation = self.wait_log("dist_listening", Duration::from_secs(10))["creation"]
+            .as_u64()
+            .unwrap();
+        self.wait_log("actor_started", Duration::from_secs(30));
+        creation
     }
 
     /// Waits for the first log event named `event`.
@@ -194,7 +237,7 @@ impl Cluster {
         cmd.args(["-noshell", "-name", &format!("e_{}@127.0.0.1", unique())])
             .args(["-setcookie", cookie])
             .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
-            .args(["-kernel", "net_ticktime", "60"])
+            .args(["-kernel", "net_ticktime", &self.erl_ticktime.to_string()])
             .args(["-eval", &format!("{}{} halt().", self.prelude(), script)])
             .env("ERL_EPMD_PORT", self.epmd_port.to_string())
             .stdout(Stdio::piped())
@@ -415,4 +458,99 @@ fn two_hosts_talk_over_the_distribution() {
     let up2 = wait_log_in(&log2, "node_up", Duration::from_secs(5));
     assert_eq!(up2["node"], c.host_name.as_str());
     assert_eq!(up2["direction"], "in");
+}
+
+#[test]
+fn an_8_mb_message_arrives_in_one_frame() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        gen_server:cast({a, H}, {incr, 1}),
+        {a, H} ! {big, binary:copy(<<7>>, 8000000), lists:seq(1, 300000)},
+        io:format("after=~p~n", [gen_server:call({a, H}, get, 20000)]),
+    "#,
+    );
+    assert_eq!(line(&out, "after"), r#"{count,<<"1">>,1}"#);
+    // `tp` has no such message: it arrived whole, did not decode, and was dropped there.
+    let bad = c.wait_log("bad_message", Duration::from_secs(10));
+    assert_eq!(bad["name"], "a");
+    let text = std::fs::read_to_string(&c.log).unwrap();
+    assert!(
+        !text.contains("\"node_down\"") || text.contains("connection_closed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_restarted_host_is_a_new_incarnation() {
+    if !have_erl() {
+        return;
+    }
+    let mut c = Cluster::start();
+    let old = c.creation;
+    let new = c.restart_host();
+    assert_ne!(old, new, "EPMD hands out a new creation");
+    let out = c.erl(
+        r#"
+        R = erlang:monitor(process, Pa),
+        receive {'DOWN', R, process, _, Why} -> io:format("old=~p~n", [Why]) after 5000 -> io:format("old=none~n") end,
+        Pa ! bump,
+        io:format("new=~p~n", [gen_server:call({a, H}, get)]),
+    "#,
+    );
+    assert_eq!(line(&out, "old"), "noproc");
+    assert_eq!(line(&out, "new"), r#"{count,<<"1">>,0}"#);
+}
+
+#[test]
+fn ticks_keep_an_idle_link_up_and_a_stalled_peer_is_dropped() {
+    if !have_erl() {
+        return;
+    }
+    let mut c = Cluster::start_with("\n[distribution]\nnet_ticktime = 4\n");
+    c.erl_ticktime = 4;
+    let child = c
+        .erl_cmd(
+            &c.cookie.clone(),
+            r#"
+            pong = net_adm:ping(H),
+            timer:sleep(13000),
+            io:format("idle=~p~n", [lists:member(H, nodes(hidden))]),
+            io:format("ready=1~n"),
+            timer:sleep(30000),
+        "#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let idle = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("idle="));
+    assert_eq!(idle.as_deref(), Some("idle=true"));
+    assert!(
+        !std::fs::read_to_string(&c.log)
+            .unwrap()
+            .contains("\"node_down\""),
+        "the idle link went down"
+    );
+    let stalled = Instant::now();
+    let pid = erl.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let down = c.wait_log("node_down", Duration::from_secs(15));
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert_eq!(down["reason"], "net_tick_timeout");
+    assert!(
+        stalled.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stalled.elapsed()
+    );
 }
