@@ -551,3 +551,110 @@ fn ticks_keep_an_idle_link_up_and_a_stalled_peer_is_dropped() {
         stalled.elapsed()
     );
 }
+
+/// A peer that passes the handshake (as a hidden node) and then sends `junk`.
+fn misbehave(c: &Cluster, port: u16, junk: &[u8]) {
+    use md5::{Digest, Md5};
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let send = |s: &mut std::net::TcpStream, body: &[u8]| {
+        let mut m = (body.len() as u16).to_be_bytes().to_vec();
+        m.extend_from_slice(body);
+        s.write_all(&m).unwrap();
+    };
+    let recv = |s: &mut std::net::TcpStream| {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        body
+    };
+    // OTP 25's mandatory flags.
+    let flags: u64 = 0x4
+        | 0x10
+        | 0x80
+        | 0x100
+        | 0x200
+        | 0x400
+        | 0x800
+        | 0x10000
+        | 0x20000
+        | 0x40000
+        | 0x100_0000;
+    let name = format!("rogue_{}@127.0.0.1", unique());
+    let mut n = vec![b'N'];
+    n.extend_from_slice(&flags.to_be_bytes());
+    n.extend_from_slice(&1u32.to_be_bytes());
+    n.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    n.extend_from_slice(name.as_bytes());
+    send(&mut s, &n);
+    assert_eq!(recv(&mut s), b"sok");
+    let ch = recv(&mut s);
+    assert_eq!(ch[0], b'N');
+    let theirs = u32::from_be_bytes(ch[9..13].try_into().unwrap());
+    let digest = |challenge: u32| -> [u8; 16] {
+        let mut h = Md5::new();
+        h.update(c.cookie.as_bytes());
+        h.update(challenge.to_string().as_bytes());
+        h.finalize().into()
+    };
+    let mut r = vec![b'r'];
+    r.extend_from_slice(&42u32.to_be_bytes());
+    r.extend_from_slice(&digest(theirs));
+    send(&mut s, &r);
+    let ack = recv(&mut s);
+    assert_eq!(ack[0], b'a');
+    assert_eq!(ack[1..], digest(42));
+    s.write_all(junk).unwrap();
+    // The host hangs up.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+}
+
+#[test]
+fn a_bad_frame_drops_that_connection_never_the_host() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let port = c.wait_log("dist_listening", Duration::from_secs(5))["port"]
+        .as_u64()
+        .unwrap() as u16;
+    // A control message that is not ETF, a frame that is not a distribution message,
+    // a length over the cap, an unknown operation.
+    let unknown_op = {
+        let ctl = [131u8, 104, 1, 97, 99];
+        let mut f = ((ctl.len() + 1) as u32).to_be_bytes().to_vec();
+        f.push(b'p');
+        f.extend_from_slice(&ctl);
+        f
+    };
+    let cases: [(&[u8], &str); 4] = [
+        (
+            &[0, 0, 0, 5, b'p', 131, 255, 0, 0],
+            "bad frame: control message",
+        ),
+        (&[0, 0, 0, 1, b'x'], "bad frame: type 120"),
+        (&[0xff, 0xff, 0xff, 0xff], "bad frame: 4294967295 bytes"),
+        (&unknown_op, "bad frame: unknown operation 99"),
+    ];
+    for (junk, _) in &cases {
+        misbehave(&c, port, junk);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&c.log).unwrap();
+        if cases.iter().all(|(_, why)| text.contains(why)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every bad frame was reported:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The host serves on.
+    let out = c.erl(r#"io:format("get=~p~n", [gen_server:call({a, H}, get)]),"#);
+    assert_eq!(line(&out, "get"), r#"{count,<<"1">>,0}"#);
+}

@@ -354,4 +354,31 @@ mod tests {
             assert!(Op::decode(t).is_err());
         }
     }
+
+    proptest::proptest! {
+        /// Random bytes after `p`, and valid control tuples with random elements, never
+        /// panic the frame reader's decoding: they decode or are an error.
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let mut framed = vec![131];
+            framed.extend_from_slice(&bytes);
+            if let Ok((t, used)) = etf::decode_prefix(&framed) {
+                proptest::prop_assert!(used <= framed.len());
+                let _ = Op::decode(t);
+            }
+        }
+
+        #[test]
+        fn random_control_tuples_never_panic(op in 0i64..40, n in 0usize..6, atom in "[a-z]{0,5}") {
+            let mut e = vec![Term::Integer(op)];
+            for i in 0..n {
+                e.push(match i % 3 {
+                    0 => Term::Pid(pid(i as u32)),
+                    1 => Term::atom(atom.clone()),
+                    _ => Term::Integer(i as i64),
+                });
+            }
+            let _ = Op::decode(Term::Tuple(e));
+        }
+    }
 }
