@@ -229,6 +229,10 @@ pub(crate) fn handle(shared: &Arc<Shared>, conn: &Conn, system: &System, op: Op,
                 system.demonitor(mref);
             }
         }
+        Op::Unknown(op) => shared.observer.emit(crate::observe::Event::NodeUnknownOp {
+            node: &conn.peer.name,
+            op,
+        }),
         Op::SpawnRequest { req, from } => {
             conn.send(control::spawn_refused(req, &from));
         }

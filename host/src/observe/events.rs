@@ -486,6 +486,8 @@ pub enum Event<'a> {
         direction: &'a str,
         reason: &'a str,
     },
+    /// A peer sent a control message with an operation this node does not know: skipped.
+    NodeUnknownOp { node: &'a str, op: i64 },
     /// A peer was refused at the handshake (bad cookie, missing flags, protocol error,
     /// timeout) and never admitted.
     NodeRefused {
@@ -673,6 +675,12 @@ impl Event<'_> {
                 reason,
                 "node_down {node} ({direction}): {reason}"
             ),
+            Event::NodeUnknownOp { node, op } => tracing::warn!(
+                event = "node_unknown_op",
+                node,
+                op,
+                "node {node} sent unknown operation {op}; skipped"
+            ),
             Event::NodeRefused {
                 peer,
                 direction,
@@ -782,6 +790,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "node_up",
     "node_down",
     "node_refused",
+    "node_unknown_op",
     "watch_start",
     "watch_stop",
     "watch_scan_skip",
