@@ -48,7 +48,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Talk to a running host: list, send, cast, call, state, versions, reload, rollback,
-    /// tree, trace, stats.
+    /// tree, trace, stats, nodes.
     Ctl {
         /// Print JSON (for scripts) instead of tables.
         #[arg(long, global = true)]

@@ -74,7 +74,7 @@ log_format = "json"
 enabled = false
 
 [control]
-enabled = false
+socket = "host.sock"
 
 [[actors]]
 behaviour = "tp"
@@ -91,6 +91,8 @@ fn spawn_host(dir: &PluginDir, name: &str, cookie: &str, epmd_port: u16, log: &P
         .args(["--config", "host.toml", "--run-for", "120"])
         .args(["--name", name, "--cookie", cookie])
         .args(["--epmd-port", &epmd_port.to_string()])
+        .arg("--socket")
+        .arg(log.with_extension("sock"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -458,6 +460,24 @@ fn two_hosts_talk_over_the_distribution() {
     let up2 = wait_log_in(&log2, "node_up", Duration::from_secs(5));
     assert_eq!(up2["node"], c.host_name.as_str());
     assert_eq!(up2["direction"], "in");
+    // The operator's view on the first host: the second host, dialled out, hidden.
+    let ctl = Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(c.log.with_extension("sock"))
+        .args(["nodes", "--json"])
+        .output()
+        .unwrap();
+    assert!(ctl.status.success(), "{ctl:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&ctl.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["node"] == h2.as_str())
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(row["direction"], "out");
+    assert_eq!(row["hidden"], true);
+    assert!(row["msgs_out"].as_u64().unwrap() >= 1, "{row}");
 }
 
 #[test]

@@ -32,6 +32,7 @@ pub(crate) struct ConnStats {
     pub msgs_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub msgs_out: AtomicU64,
+    pub bytes_out: AtomicU64,
 }
 
 /// A live connection.
@@ -43,14 +44,18 @@ pub(crate) struct Conn {
     socket: TcpStream,
     closed: AtomicBool,
     pub stats: ConnStats,
+    /// When the connection came up.
+    pub since: std::time::Instant,
 }
 
 impl Conn {
     /// Queues a frame; false if the connection is gone. A full queue drops the connection.
     pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        let len = frame.len() as u64;
         match self.tx.try_send(frame) {
             Ok(()) => {
                 self.stats.msgs_out.fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
                 true
             }
             Err(TrySendError::Full(_)) => {
@@ -70,6 +75,22 @@ impl Conn {
 
     pub(crate) fn overloaded(&self) -> bool {
         self.tx.is_full()
+    }
+
+    /// What an operator sees of it.
+    pub(crate) fn row(&self) -> crate::observe::model::NodeRow {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::observe::model::NodeRow {
+            node: self.peer.name.clone(),
+            direction: if self.outgoing { "out" } else { "in" }.into(),
+            hidden: self.peer.flags & super::handshake::flags::PUBLISHED == 0,
+            up_secs: self.since.elapsed().as_secs(),
+            msgs_in: get(&self.stats.msgs_in),
+            bytes_in: get(&self.stats.bytes_in),
+            msgs_out: get(&self.stats.msgs_out),
+            bytes_out: get(&self.stats.bytes_out),
+            queue: self.tx.len(),
+        }
     }
 }
 
@@ -96,6 +117,7 @@ pub(crate) fn start(
         socket: stream.try_clone()?,
         closed: AtomicBool::new(false),
         stats: ConnStats::default(),
+        since: std::time::Instant::now(),
     });
     let writer = stream.try_clone()?;
     let w = conn.clone();

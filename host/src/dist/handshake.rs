@@ -90,8 +90,7 @@ impl Me<'_> {
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     pub name: String,
-    /// What the peer supports (kept for the operator view and outgoing features).
-    #[allow(dead_code)]
+    /// What the peer supports.
     pub flags: u64,
     /// The peer's incarnation.
     #[allow(dead_code)]

@@ -181,8 +181,8 @@ impl Node {
         &self.shared.name
     }
 
-    /// Connected nodes and whether we dialled them.
-    pub(crate) fn nodes(&self) -> Vec<(String, bool)> {
+    /// The connected nodes.
+    pub(crate) fn nodes(&self) -> Vec<crate::observe::model::NodeRow> {
         self.shared.nodes()
     }
 

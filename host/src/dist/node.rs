@@ -329,15 +329,10 @@ impl Shared {
         });
     }
 
-    /// The names of the connected nodes with their direction.
-    pub(crate) fn nodes(&self) -> Vec<(String, bool)> {
-        let mut v: Vec<(String, bool)> = self
-            .conns
-            .read()
-            .values()
-            .map(|c| (c.peer.name.clone(), c.outgoing))
-            .collect();
-        v.sort();
+    /// The connected nodes, by name.
+    pub(crate) fn nodes(&self) -> Vec<crate::observe::model::NodeRow> {
+        let mut v: Vec<_> = self.conns.read().values().map(|c| c.row()).collect();
+        v.sort_by(|a, b| a.node.cmp(&b.node));
         v
     }
 

@@ -216,8 +216,8 @@ impl Host {
         self.node.as_ref().map(|n| n.name())
     }
 
-    /// The connected nodes, each with whether this host dialled it.
-    pub fn nodes(&self) -> Vec<(String, bool)> {
+    /// The connected nodes (`host ctl nodes`).
+    pub fn nodes(&self) -> Vec<crate::observe::model::NodeRow> {
         self.node.as_ref().map(|n| n.nodes()).unwrap_or_default()
     }
 
