@@ -39,6 +39,12 @@ pub struct Overrides {
     pub run_for: Option<Duration>,
     /// Running the built-in demo (changes the hint when plugins are missing).
     pub demo: bool,
+    /// Node name (`--name`), cookie (`--cookie`), EPMD port (`--epmd-port`).
+    pub name: Option<String>,
+    /// The distribution cookie.
+    pub cookie: Option<String>,
+    /// EPMD's port.
+    pub epmd_port: Option<u16>,
 }
 
 /// Runs the host described by `cfg` until `run_for` passes (or forever); the process's
@@ -59,7 +65,18 @@ pub fn run(cfg: &Config, cli: Overrides) -> ExitCode {
         watchdog: cfg.watchdog.config(),
         stack_size: cfg.stack_size_kib << 10,
     };
-    let host = match Host::start(opts) {
+    let mut dist = cfg.distribution.clone();
+    dist.name = cli.name.clone().or(dist.name);
+    dist.cookie = cli.cookie.clone().or(dist.cookie);
+    dist.epmd_port = cli.epmd_port.or(dist.epmd_port);
+    let dist = match dist.options() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("host: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let host = match Host::start_node(opts, dist) {
         Ok(h) => Arc::new(h),
         Err(e) => {
             Event::HostFailed {

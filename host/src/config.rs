@@ -166,6 +166,42 @@ impl Default for ReloadSettings {
     }
 }
 
+/// The distribution node (`[distribution]`): without a name the host is not distributed
+/// and nothing listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistSettings {
+    /// The node name, `name@IP` (`--name`).
+    pub name: Option<String>,
+    /// The cookie (`--cookie`); else `~/.erlang.cookie` by Erlang's rules.
+    pub cookie: Option<String>,
+    /// Register as a hidden node (default: the host does not answer `global`).
+    pub hidden: bool,
+    /// The address to listen on.
+    pub listen: std::net::IpAddr,
+    /// The port to listen on (0: any free port).
+    pub port: u16,
+    /// OTP's `net_ticktime`, in seconds.
+    pub net_ticktime: u64,
+    /// EPMD's port (`--epmd-port`; default `ERL_EPMD_PORT`, else 4369).
+    pub epmd_port: Option<u16>,
+}
+
+impl Default for DistSettings {
+    fn default() -> Self {
+        let d = crate::dist::DistOptions::default();
+        DistSettings {
+            name: None,
+            cookie: None,
+            hidden: d.hidden,
+            listen: d.listen,
+            port: d.port,
+            net_ticktime: d.net_ticktime.as_secs(),
+            epmd_port: None,
+        }
+    }
+}
+
 /// The watchdog (`[watchdog]`), OTP's `long_schedule` monitor.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -185,6 +221,74 @@ impl Default for WatchdogSettings {
             enabled: d.enabled,
             warn_after_ms: d.warn_after.as_millis() as u64,
             kill_after_ms: d.kill_after.map_or(0, |k| k.as_millis() as u64),
+        }
+    }
+}
+
+impl DistSettings {
+    /// The node's options, or `None` when no name is set (not distributed).
+    pub fn options(&self) -> Result<Option<crate::dist::DistOptions>, ConfigError> {
+        let Some(name) = self.name.clone() else {
+            return Ok(None);
+        };
+        let cookie = match &self.cookie {
+            Some(c) => c.clone(),
+            None => erlang_cookie()?,
+        };
+        if self.net_ticktime == 0 {
+            return Err(ConfigError(
+                "[distribution] net_ticktime must be at least 1".into(),
+            ));
+        }
+        Ok(Some(crate::dist::DistOptions {
+            name,
+            cookie,
+            hidden: self.hidden,
+            listen: self.listen,
+            port: self.port,
+            epmd_port: self.epmd_port,
+            net_ticktime: Duration::from_secs(self.net_ticktime),
+        }))
+    }
+}
+
+/// `~/.erlang.cookie` with Erlang's rules: created with a random cookie, mode 0400, if
+/// absent; refused if anyone else can read it.
+fn erlang_cookie() -> Result<String, ConfigError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| ConfigError("no cookie given and no HOME for ~/.erlang.cookie".into()))?;
+    let path = Path::new(&home).join(".erlang.cookie");
+    match std::fs::metadata(&path) {
+        Ok(m) => {
+            if m.permissions().mode() & 0o077 != 0 {
+                return Err(ConfigError(format!(
+                    "{} must be accessible by owner only",
+                    path.display()
+                )));
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            Ok(text.trim().to_string())
+        }
+        Err(_) => {
+            use std::hash::{BuildHasher, Hasher};
+            let mut cookie = String::new();
+            while cookie.len() < 20 {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(cookie.len());
+                let n = h.finish();
+                cookie.push((b'A' + (n % 26) as u8) as char);
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o400)
+                .open(&path)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            std::io::Write::write_all(&mut f, cookie.as_bytes())
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            Ok(cookie)
         }
     }
 }
@@ -268,6 +372,9 @@ pub struct Config {
     /// The orderly stop.
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    /// The distribution node (off without a name).
+    #[serde(default)]
+    pub distribution: DistSettings,
     /// Actors to start, in order, unsupervised.
     #[serde(default)]
     pub actors: Vec<ActorSpec>,

@@ -10,6 +10,8 @@
 //! - [`observe`]: typed events and the log, counters, traces, the operator's model types;
 //! - [`system`]: the actor system — actors, mailboxes, registry, scheduler, timers, calls,
 //!   links, the run loop, the FFI glue, and `sys` (suspend, state, trace);
+//! - [`dist`]: the distribution node (EPMD, handshake, connections, remote links and
+//!   monitors), on `system`;
 //! - [`code`]: the code server — loader, versions, swap, watcher;
 //! - [`supervisor`]: specs, pure strategy decisions, the supervision thread;
 //! - the facade, [`Host`]: assembles the layers;
@@ -23,6 +25,7 @@ pub mod boot;
 pub mod code;
 pub mod config;
 pub mod control;
+pub mod dist;
 mod facade;
 pub mod observe;
 pub mod supervisor;

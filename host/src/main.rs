@@ -28,6 +28,16 @@ struct Cli {
     /// Scheduler threads (overrides the config; 0 = one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Make the host a node of an Erlang cluster under this name (`name@IP`, like
+    /// `erl -name`); overrides `[distribution] name`.
+    #[arg(long, value_name = "NAME@IP")]
+    name: Option<String>,
+    /// The distribution cookie (like `erl -setcookie`); default `~/.erlang.cookie`.
+    #[arg(long)]
+    cookie: Option<String>,
+    /// EPMD's port (default `ERL_EPMD_PORT`, else 4369).
+    #[arg(long, value_name = "PORT")]
+    epmd_port: Option<u16>,
     /// Exit after this many seconds (for scripted runs); runs until interrupted otherwise.
     #[arg(long, value_name = "SECS")]
     run_for: Option<f64>,
@@ -38,7 +48,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Talk to a running host: list, send, cast, call, state, versions, reload, rollback,
-    /// tree, trace, stats.
+    /// tree, trace, stats, nodes.
     Ctl {
         /// Print JSON (for scripts) instead of tables.
         #[arg(long, global = true)]
@@ -124,6 +134,9 @@ fn main() -> ExitCode {
         socket: cli.socket.clone(),
         run_for: cli.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         demo: cli.config.is_none(),
+        name: cli.name.clone(),
+        cookie: cli.cookie.clone(),
+        epmd_port: cli.epmd_port,
     };
     let status = host::boot::run(&cfg, opts);
     host::observe::logging::flush(Duration::from_secs(1));

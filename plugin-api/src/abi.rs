@@ -32,8 +32,9 @@ use abi_stable::{package_version_strings, StableAbi};
 /// refusal names the calling convention even where the layout check would also catch it.
 ///
 /// History: 4 added [`BehaviourDesc::downgrade`] (OTP's `code_change({down, Vsn}, ...)`
-/// run by the newer version on a rollback).
-pub const ABI_VERSION: u32 = 4;
+/// run by the newer version on a rollback); 5 added [`Dest::node`] (`To::remote`, a
+/// registered name on another node of the cluster).
+pub const ABI_VERSION: u32 = 5;
 
 /// An actor's state, as an opaque pointer owned by the behaviour version that created it.
 ///
@@ -144,6 +145,8 @@ pub struct Dest<'a> {
     pub id: u64,
     /// Registered name, or empty.
     pub name: RStr<'a>,
+    /// The node of a registered name on another node (`To::remote`), or empty.
+    pub node: RStr<'a>,
 }
 
 /// The functions the host offers to a running callback.

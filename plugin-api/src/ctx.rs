@@ -65,13 +65,29 @@ pub enum StartChildReply {
     Error(String),
 }
 
-/// Where to send: an actor id or a registered name.
+/// Where to send: an actor id, a registered name, or a registered name on another node.
 #[derive(Debug, Clone, Copy)]
 pub enum To<'n> {
     /// An actor id.
     Pid(Pid),
     /// A registered name.
     Name(&'n str),
+    /// A registered name on another node of the cluster, Erlang's `{Name, Node}`: a BEAM
+    /// process or another host's actor. Only [`Ctx::send`] and [`Ctx::cast`] reach it
+    /// (a cast arrives as gen_server's `{'$gen_cast', Msg}`); the others answer `NoProc`.
+    Remote {
+        /// The registered name there.
+        name: &'n str,
+        /// The node, `name@host`.
+        node: &'n str,
+    },
+}
+
+impl<'n> To<'n> {
+    /// `{Name, Node}`: a registered process on another node.
+    pub fn remote(name: &'n str, node: &'n str) -> To<'n> {
+        To::Remote { name, node }
+    }
 }
 
 impl From<Pid> for To<'_> {
@@ -92,10 +108,17 @@ impl<'n> To<'n> {
             To::Pid(p) => Dest {
                 id: p.0,
                 name: RStr::from_str(""),
+                node: RStr::from_str(""),
             },
             To::Name(n) => Dest {
                 id: 0,
                 name: RStr::from_str(n),
+                node: RStr::from_str(""),
+            },
+            To::Remote { name, node } => Dest {
+                id: 0,
+                name: RStr::from_str(name),
+                node: RStr::from_str(node),
             },
         }
     }

@@ -577,8 +577,16 @@ impl ShellChecker {
     }
 
     fn check(&self, cmd: &Cmd) -> Result<(), String> {
-        let w = &cmd.words;
-        let program = w[0].as_str();
+        // Leading `VAR=value` words set the command's environment.
+        let skip = cmd
+            .words
+            .iter()
+            .take_while(|x| x.contains('=') && !x.starts_with('-'))
+            .count();
+        let w = &cmd.words[skip..];
+        let Some(program) = w.first().map(String::as_str) else {
+            return Ok(());
+        };
         let rest = &w[1..];
         match program {
             "host"
@@ -588,6 +596,8 @@ impl ShellChecker {
             | "./target/release/host" => self.host_args(rest),
             "cargo" => self.cargo(rest),
             "export" => Ok(()),
+            // Erlang's own tools (erlang-base), for the distribution section.
+            "epmd" | "erl" => Ok(()),
             p if p.starts_with("scripts/") || p.starts_with("./scripts/") => {
                 self.script(p.trim_start_matches("./"))
             }

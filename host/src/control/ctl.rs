@@ -28,7 +28,7 @@ fn write_out(args: std::fmt::Arguments<'_>) {
     }
 }
 use super::protocol::{Request, SwapOutcome};
-use crate::observe::model::{ActorInfo, ActorStatus, Stats, TreeNode, VersionRow};
+use crate::observe::model::{ActorInfo, ActorStatus, NodeRow, Stats, TreeNode, VersionRow};
 
 /// A `host ctl` command.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -111,6 +111,8 @@ pub enum CtlCommand {
     },
     /// Messages per second, scheduler utilisation, run queue, reloads.
     Stats,
+    /// Connected nodes: direction, hidden, uptime, messages and bytes each way, queue.
+    Nodes,
 }
 
 /// Runs one command against the host at `socket`.
@@ -207,6 +209,14 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                 print_json(&serde_json::json!({ "state": v }));
             } else {
                 outln!("{}", v.as_str().unwrap_or_default());
+            }
+        }
+        CtlCommand::Nodes => {
+            let v = ask(socket, &Request::Nodes, WAIT)?;
+            if json {
+                print_json(&v);
+            } else {
+                print_nodes(&decode::<Vec<NodeRow>>(v)?);
             }
         }
         CtlCommand::Versions => {
@@ -416,6 +426,37 @@ fn print_actors(actors: &[ActorInfo]) {
                     a.mailbox.to_string(),
                     a.handled.to_string(),
                     a.restarts.to_string(),
+                ]
+            })
+            .collect(),
+    );
+}
+
+fn print_nodes(rows: &[NodeRow]) {
+    table(
+        &[
+            "NODE",
+            "DIR",
+            "HIDDEN",
+            "UP",
+            "MSGS_IN",
+            "BYTES_IN",
+            "MSGS_OUT",
+            "BYTES_OUT",
+            "QUEUE",
+        ],
+        rows.iter()
+            .map(|n| {
+                vec![
+                    n.node.clone(),
+                    n.direction.clone(),
+                    n.hidden.to_string(),
+                    format!("{}s", n.up_secs),
+                    n.msgs_in.to_string(),
+                    n.bytes_in.to_string(),
+                    n.msgs_out.to_string(),
+                    n.bytes_out.to_string(),
+                    n.queue.to_string(),
                 ]
             })
             .collect(),

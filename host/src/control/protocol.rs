@@ -48,6 +48,8 @@ pub enum Request {
     },
     /// Every loaded version.
     Versions,
+    /// The connected nodes (distribution).
+    Nodes,
     /// Load a behaviour's library now, from its watched file or another one.
     Reload {
         /// A behaviour of the library.

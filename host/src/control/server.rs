@@ -474,6 +474,7 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
             Ok(serde_json::Value::String(etf::display(&bytes)))
         }
         Request::Versions => json(&host.versions()),
+        Request::Nodes => json(&host.nodes()),
         Request::Reload {
             behaviour,
             path,

@@ -32,6 +32,8 @@ pub enum HostError {
     },
     /// The version policy cannot work (see `VersionPolicy::check`).
     Policy(String),
+    /// The distribution node could not start (listen, EPMD, name, cookie).
+    Dist(crate::dist::DistError),
 }
 
 impl fmt::Display for HostError {
@@ -53,6 +55,7 @@ impl fmt::Display for HostError {
                     .join(", ")
             ),
             HostError::Policy(e) => f.write_str(e),
+            HostError::Dist(e) => write!(f, "distribution: {e}"),
         }
     }
 }
@@ -62,6 +65,7 @@ impl std::error::Error for HostError {
         match self {
             HostError::PluginDir { source, .. } => Some(source),
             HostError::CopyDir(e) | HostError::Thread(e) => Some(e),
+            HostError::Dist(e) => Some(e),
             HostError::Watch(e) => Some(e),
             HostError::NoSuchLibrary { .. } => None,
             HostError::Policy(_) => None,

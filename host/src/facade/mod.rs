@@ -22,6 +22,7 @@ pub use operator::StatsSampler;
 use crate::code::versions::{VersionInfo, VersionPolicy, VersionReport};
 use crate::code::watcher::{self, WatchConfig, Watcher};
 use crate::code::{self, Code, ReloadError};
+use crate::dist::{self, DistOptions};
 use crate::observe::{Event, HostEvent, Observer};
 use crate::supervisor::{StartError, Supervision, SupervisorSpec};
 use crate::system::mailbox::Envelope;
@@ -84,6 +85,8 @@ pub struct Host {
     reloader: Option<JoinHandle<()>>,
     supervision: Option<Supervision>,
     _watchdog: Option<Watchdog>,
+    // The node goes down before the actors stop: peers see `noconnection`, not each exit.
+    node: Option<dist::Node>,
     scheduler: Option<Scheduler>,
     _timers: TimerService,
 }
@@ -92,7 +95,13 @@ impl Host {
     /// Starts a host: checks the plugin directories, loads every library in them, starts
     /// the scheduler and timers, and (unless disabled) the watcher that hot-swaps rebuilt
     /// libraries.
-    pub fn start(mut opts: HostOptions) -> Result<Host, HostError> {
+    pub fn start(opts: HostOptions) -> Result<Host, HostError> {
+        Host::start_node(opts, None)
+    }
+
+    /// Starts a host that is also a node of an Erlang cluster (`dist`: its name, cookie,
+    /// EPMD): registered with EPMD and accepting peers before this returns.
+    pub fn start_node(mut opts: HostOptions, dist: Option<DistOptions>) -> Result<Host, HostError> {
         opts.versions.check().map_err(HostError::Policy)?;
         for dir in &mut opts.plugin_dirs {
             if !dir.is_dir() {
@@ -133,12 +142,21 @@ impl Host {
         let mut scheduler = Scheduler::new(threads, opts.stack_size);
         let timers = Timers::new();
         let (upcalls_tx, upcalls_rx) = channel::unbounded();
+        let bound = dist
+            .map(|d| dist::Bound::bind(&d, observer.clone()))
+            .transpose()
+            .map_err(HostError::Dist)?;
+        let remote = match &bound {
+            Some(b) => b.signals(),
+            None => Arc::new(crate::system::remote::NoRemote),
+        };
         let system = Arc::new(System::new(
             scheduler.run_queue(),
             timers.clone(),
             upcalls_tx,
             observer.clone(),
             opts.watchdog,
+            remote,
         ));
         let weak = Arc::downgrade(&system);
         let timer_service = TimerService::start_on(timers, move |action| {
@@ -201,6 +219,10 @@ impl Host {
             code.load_path(&artifact.path);
         }
 
+        let node = bound
+            .map(|b| b.start(system.clone()))
+            .transpose()
+            .map_err(HostError::Dist)?;
         let mut host = Host {
             system,
             code,
@@ -209,6 +231,7 @@ impl Host {
             reloader: None,
             supervision: Some(supervision),
             _watchdog: Some(watchdog),
+            node,
             scheduler: Some(scheduler),
             _timers: timer_service,
         };
@@ -237,6 +260,21 @@ impl Host {
             behaviours: &host.behaviour_names().join(","),
         });
         Ok(host)
+    }
+
+    /// This host's node name, if it is a distributed node.
+    pub fn node_name(&self) -> Option<&str> {
+        self.node.as_ref().map(|n| n.name())
+    }
+
+    /// The connected nodes (`host ctl nodes`).
+    pub fn nodes(&self) -> Vec<crate::observe::model::NodeRow> {
+        self.node.as_ref().map(|n| n.nodes()).unwrap_or_default()
+    }
+
+    /// Connects to another node (`name@IP`, found through EPMD); true once connected.
+    pub fn connect_node(&self, node: &str) -> bool {
+        self.node.as_ref().is_some_and(|n| n.connect(node))
     }
 
     /// Receives every host event from now on (reloads, loads, crashes, stops): what tests

@@ -533,6 +533,30 @@ pub enum Event<'a> {
         len: usize,
         max: usize,
     },
+    /// The host is a distributed node: listening, registered with EPMD.
+    DistListening {
+        node: &'a str,
+        port: u16,
+        creation: u32,
+    },
+    /// A connection to another node is up (`direction`: `in` or `out`).
+    NodeUp { node: &'a str, direction: &'a str },
+    /// A connection to another node ended; `reason` says why (`connection_closed`,
+    /// `net_tick_timeout`, `bad frame: ...`, `overloaded: ...`).
+    NodeDown {
+        node: &'a str,
+        direction: &'a str,
+        reason: &'a str,
+    },
+    /// A peer sent a control message with an operation this node does not know: skipped.
+    NodeUnknownOp { node: &'a str, op: i64 },
+    /// A peer was refused at the handshake (bad cookie, missing flags, protocol error,
+    /// timeout) and never admitted.
+    NodeRefused {
+        peer: &'a str,
+        direction: &'a str,
+        reason: &'a str,
+    },
     /// The plugin watcher runs.
     WatchStart { dirs: usize },
     /// The plugin watcher stopped (or its thread panicked).
@@ -758,6 +782,51 @@ impl Event<'_> {
                 max,
                 "actor {actor} {name} killed: {len} messages waiting, past its max_mailbox = {max}"
             ),
+            Event::DistListening {
+                node,
+                port,
+                creation,
+            } => tracing::info!(
+                event = "dist_listening",
+                node,
+                port,
+                creation,
+                "distributed node {node} listening on port {port}"
+            ),
+            Event::NodeUp { node, direction } => tracing::info!(
+                event = "node_up",
+                node,
+                direction,
+                "node_up {node} ({direction})"
+            ),
+            Event::NodeDown {
+                node,
+                direction,
+                reason,
+            } => tracing::warn!(
+                event = "node_down",
+                node,
+                direction,
+                reason,
+                "node_down {node} ({direction}): {reason}"
+            ),
+            Event::NodeUnknownOp { node, op } => tracing::warn!(
+                event = "node_unknown_op",
+                node,
+                op,
+                "node {node} sent unknown operation {op}; skipped"
+            ),
+            Event::NodeRefused {
+                peer,
+                direction,
+                reason,
+            } => tracing::warn!(
+                event = "node_refused",
+                peer,
+                direction,
+                reason,
+                "node_refused {peer} ({direction}): {reason}"
+            ),
             Event::WatchStart { dirs } => {
                 tracing::debug!(event = "watch_start", dirs, "plugin watcher running")
             }
@@ -860,6 +929,11 @@ pub const EVENT_NAMES: &[&str] = &[
     "control_refused",
     "mailbox_high_water",
     "mailbox_limit",
+    "dist_listening",
+    "node_up",
+    "node_down",
+    "node_refused",
+    "node_unknown_op",
     "watch_start",
     "watch_stop",
     "watch_scan_skip",

@@ -189,3 +189,26 @@ pub struct TraceEvent {
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+
+/// A connected node, as `host ctl nodes` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRow {
+    /// The peer's node name.
+    pub node: String,
+    /// `in` (it connected to us) or `out` (we dialled it).
+    pub direction: String,
+    /// Whether the peer is a hidden node.
+    pub hidden: bool,
+    /// Seconds since the connection came up.
+    pub up_secs: u64,
+    /// Frames received (ticks excluded) and their bytes.
+    pub msgs_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Frames queued for the peer and their bytes.
+    pub msgs_out: u64,
+    /// Bytes queued for the peer.
+    pub bytes_out: u64,
+    /// Frames waiting in the outbound queue now.
+    pub queue: usize,
+}

@@ -34,12 +34,19 @@ enum Waiter {
         timer: u64,
         callee: ActorId,
     },
+    /// A caller the layer above routes the reply to (a process on another node): the
+    /// route runs once, with the reply or the callee's exit.
+    Routed { route: ReplyRoute, callee: ActorId },
 }
+
+/// Where the reply of a [`System::call_routed`] goes: called once with the callee's id
+/// and the reply's bytes (ETF), or the error that ended the call.
+pub type ReplyRoute = Box<dyn FnOnce(ActorId, Result<&[u8], CallError>) + Send>;
 
 impl Waiter {
     fn involves(&self, actor: ActorId) -> bool {
         match self {
-            Waiter::External { callee, .. } => *callee == actor,
+            Waiter::External { callee, .. } | Waiter::Routed { callee, .. } => *callee == actor,
             Waiter::Actor { id, callee, .. } => *id == actor || *callee == actor,
         }
     }
@@ -87,6 +94,27 @@ impl System {
         }
     }
 
+    /// A call whose caller is outside this system and not waiting on a thread (a process
+    /// on another node): the callee's reply — now, or later through a kept `ReplyTo` —
+    /// goes to `route`. Costs nothing on the local paths.
+    pub(crate) fn call_routed(
+        &self,
+        to: Target<'_>,
+        bytes: MsgBytes,
+        route: ReplyRoute,
+    ) -> Result<(), CallError> {
+        let tag = self.next_tag();
+        self.with_target(to, |actor| {
+            let waiter = Waiter::Routed {
+                route,
+                callee: actor.id,
+            };
+            self.calls.pending.lock().insert(tag, waiter);
+            self.deliver(actor, Envelope::call(FromRaw { caller: 0, tag }, bytes));
+        })
+        .ok_or_else(|| CallError::NoProc(to.to_string()))
+    }
+
     /// An actor's asynchronous request (`Ctx::request`); `None` if the callee is unknown.
     pub(crate) fn request(
         &self,
@@ -132,6 +160,10 @@ impl System {
         };
         match waiter {
             Waiter::External { tx, .. } => tx.send(result.map(<[u8]>::to_vec)).is_ok(),
+            Waiter::Routed { route, callee } => {
+                route(callee, result);
+                true
+            }
             Waiter::Actor { id, timer, .. } => {
                 self.timers().cancel(timer);
                 let msg = match &result {
@@ -177,6 +209,9 @@ impl System {
             match waiter {
                 Waiter::External { tx, .. } => {
                     let _ = tx.send(Err(CallError::Exit(reason.to_string())));
+                }
+                Waiter::Routed { route, callee } => {
+                    route(callee, Err(CallError::Exit(reason.to_string())));
                 }
                 Waiter::Actor { id, timer, .. } => {
                     self.timers().cancel(timer);

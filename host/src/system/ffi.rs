@@ -43,7 +43,9 @@ impl<'a> RunCtx<'a> {
     /// Reports an outgoing message of a traced actor.
     fn trace_out(&self, what: &str, to: &Dest<'_>, msg: &[u8]) {
         if self.traced {
-            let peer = if to.name.is_empty() {
+            let peer = if !to.node.is_empty() {
+                format!("{{{}, {}}}", to.name.as_str(), to.node.as_str())
+            } else if to.name.is_empty() {
                 ActorId(to.id).to_string()
             } else {
                 to.name.as_str().to_string()
@@ -93,7 +95,10 @@ fn with_ctx<R>(data: *const c_void, fallback: R, f: impl FnOnce(&RunCtx<'_>) -> 
 }
 
 fn target<'a>(to: &Dest<'a>) -> Target<'a> {
-    if to.name.is_empty() {
+    if !to.node.is_empty() {
+        // A name on another node: only `send` handles it; elsewhere it is nobody here.
+        Target::Name("")
+    } else if to.name.is_empty() {
         Target::Id(ActorId(to.id))
     } else {
         Target::Name(to.name.as_str())
@@ -125,10 +130,14 @@ extern "C" fn send(
             kind
         };
         c.trace_out(crate::observe::kind_name(kind), &to, &msg);
-        match c.system.send(
-            target(&to),
-            Envelope::message(kind, MsgBytes::from_slice(&msg)),
-        ) {
+        let env = Envelope::message(kind, MsgBytes::from_slice(&msg));
+        let sent = if to.node.is_empty() {
+            c.system.send(target(&to), env)
+        } else {
+            c.system
+                .send_remote(c.actor, to.name.as_str(), to.node.as_str(), env)
+        };
+        match sent {
             Ok(()) => SendCode::Ok,
             Err(_) => SendCode::NoProc,
         }

@@ -20,7 +20,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::actor::{Core, Signal};
 use super::mailbox::Envelope;
 use super::{Actor, CallError, System, Target, Upcall};
-use crate::util::ids::{ActorId, MonitorRef};
+use crate::util::ids::{is_remote, ActorId, MonitorRef};
 use crate::util::terms;
 
 /// Monitors by reference, and which ids are supervisors.
@@ -93,19 +93,41 @@ impl System {
     /// with `noproc`.
     pub(crate) fn monitor(&self, watcher: ActorId, to: Target<'_>) -> MonitorRef {
         let mref = MonitorRef(self.next_tag());
+        self.monitor_as(mref, watcher, to);
+        mref
+    }
+
+    /// `monitor/2` under a reference the caller chose (the distribution layer records it
+    /// first, so a `DOWN` racing this call finds it); false if the target was not alive,
+    /// in which case the `DOWN` with `noproc` has been sent.
+    pub(crate) fn monitor_as(&self, mref: MonitorRef, watcher: ActorId, to: Target<'_>) -> bool {
         let found = self.with_target(to, |t| {
             t.monitored_by.lock().push((mref, watcher));
             self.links.monitors.lock().insert(mref, t.id);
+            t.id
         });
-        if found.is_none() {
-            let who = match to {
-                Target::Id(id) => id,
-                Target::Name(_) => ActorId(0),
-            };
-            let msg = terms::down(mref.0, who.0, &terms::reason(&Reason::NoProc));
+        match found {
+            Some(_) => true,
+            None => {
+                let who = match to {
+                    Target::Id(id) => id,
+                    Target::Name(_) => ActorId(0),
+                };
+                self.send_down(watcher, mref, who, &terms::reason(&Reason::NoProc));
+                false
+            }
+        }
+    }
+
+    /// Delivers `{'DOWN', Ref, process, Who, Reason}` to a local watcher, or hands it to
+    /// the distribution layer for a remote one.
+    fn send_down(&self, watcher: ActorId, mref: MonitorRef, who: ActorId, reason: &[u8]) {
+        if is_remote(watcher) {
+            self.remote.down(watcher, mref, who, reason);
+        } else {
+            let msg = terms::down(mref.0, who.0, reason);
             let _ = self.send(Target::Id(watcher), Envelope::message(MsgKind::Info, msg));
         }
-        mref
     }
 
     /// `demonitor/1`: true if the monitor was active (no `DOWN` will be sent).
@@ -194,6 +216,10 @@ impl System {
                 });
                 continue;
             }
+            if is_remote(l) {
+                self.remote.exit(l, actor.id, reason);
+                continue;
+            }
             self.registry.with_id(l, |la| {
                 la.links.lock().remove(&actor.id);
                 self.deliver_signal(
@@ -211,8 +237,7 @@ impl System {
         for (mref, watcher) in monitors {
             // A concurrent demonitor that won the race means no DOWN.
             if self.links.monitors.lock().remove(&mref).is_some() {
-                let msg = terms::down(mref.0, actor.id.0, reason);
-                let _ = self.send(Target::Id(watcher), Envelope::message(MsgKind::Info, msg));
+                self.send_down(watcher, mref, actor.id, reason);
             }
         }
     }

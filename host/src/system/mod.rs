@@ -25,6 +25,7 @@ mod links;
 pub(crate) mod mailbox;
 mod process;
 mod registry;
+pub mod remote;
 pub(crate) mod scheduler;
 pub(crate) mod sys;
 pub mod timer;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 
 pub(crate) use actor::Actor;
 pub use behaviour::BehaviourVersion;
+pub use calls::ReplyRoute;
 pub use errors::{CallError, SpawnError};
 pub use registry::RegisterError;
 pub use sys::SysError;
@@ -49,6 +51,7 @@ use delayed::Intervals;
 use links::Links;
 use mailbox::Envelope;
 use registry::Registry;
+use remote::RemoteSignals;
 use scheduler::RunQueue;
 use timer::Timers;
 
@@ -107,6 +110,8 @@ pub(crate) struct System {
     watchdog: WatchdogConfig,
     /// Mailbox length that logs `mailbox_high_water` (0: never).
     mailbox_warn_at: std::sync::atomic::AtomicUsize,
+    /// Links and monitors held by processes on other nodes.
+    remote: Arc<dyn RemoteSignals>,
 }
 
 /// The default mailbox high-water mark: far above what a healthy actor queues, low
@@ -122,6 +127,7 @@ impl System {
         upcalls: crossbeam::channel::Sender<Upcall>,
         observer: Arc<Observer>,
         watchdog: WatchdogConfig,
+        remote: Arc<dyn RemoteSignals>,
     ) -> System {
         System {
             registry: Registry::default(),
@@ -135,6 +141,7 @@ impl System {
             observer,
             watchdog,
             mailbox_warn_at: std::sync::atomic::AtomicUsize::new(MAILBOX_WARN_AT),
+            remote,
         }
     }
 
@@ -227,6 +234,23 @@ impl System {
     /// Queues an actor whose claim the caller holds (`Actor::try_claim` returned true).
     pub(crate) fn requeue(&self, actor: Arc<Actor>) {
         self.run_queue.push(actor);
+    }
+
+    /// `{name, node} ! msg` (or a cast) from a local actor: handed to the distribution
+    /// layer, or delivered here if `node` is this node.
+    pub(crate) fn send_remote(
+        &self,
+        from: ActorId,
+        name: &str,
+        node: &str,
+        env: Envelope,
+    ) -> Result<(), CallError> {
+        let cast = env.kind == plugin_api::abi::MsgKind::Cast;
+        match self.remote.send(from, name, node, cast, &env.bytes) {
+            remote::RemoteSend::Sent => Ok(()),
+            remote::RemoteSend::Local => self.send(Target::Name(name), env),
+            remote::RemoteSend::NoNode => Err(CallError::NoProc(format!("{{{name}, {node}}}"))),
+        }
     }
 
     pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {

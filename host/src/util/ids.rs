@@ -8,6 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use plugin_api::{MonitorRef, Pid as ActorId, ReqId, TimerRef};
 
+/// The bit that marks an id as a *proxy* for a process on another node (handed out by the
+/// distribution layer); local ids count up from 1 and never reach it.
+pub const REMOTE: u64 = 1 << 63;
+
+/// Whether `id` stands for a process on another node.
+pub fn is_remote(id: ActorId) -> bool {
+    id.0 & REMOTE != 0
+}
+
 /// Where fresh ids come from: one counter for actors (and supervisors, which share their
 /// id space so a link can point at either), one for tags and references.
 pub(crate) struct IdSource {

@@ -169,3 +169,22 @@ pub fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
     de.end()?;
     Ok(value)
 }
+
+/// Decodes the first complete term of `bytes` (version byte 131 first, not compressed)
+/// and returns it with the number of bytes it took, so that several terms written one
+/// after the other — a distribution frame's control message and payload — can be read
+/// in turn. Never panics on malformed input.
+pub fn decode_prefix(bytes: &[u8]) -> Result<(Term, usize)> {
+    let mut de = de::Deserializer::from_versioned(bytes)?;
+    let t = de.parse_term()?;
+    Ok((t, bytes.len() - de.remaining()))
+}
+
+/// The length in bytes of the one term encoded at the start of `body` (no version byte),
+/// found without building it: how a caller cuts a sub-term out of a message to pass it on
+/// unchanged. Never panics on malformed input.
+pub fn term_len(body: &[u8]) -> Result<usize> {
+    let mut de = de::Deserializer::raw(body);
+    de.skip()?;
+    Ok(body.len() - de.remaining())
+}

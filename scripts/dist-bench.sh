@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# BEAM -> host over the Erlang distribution, with BEAM <-> BEAM as the anchor, in one run:
+# 100,000 sequential gen_server:call round trips, and a one-way burst of 100,000
+# gen_server:cast followed by one call (messages/s until that call's reply). Loopback,
+# a private EPMD on a free port, release builds. Skips with a note when erl is missing.
+#
+# scripts/dist-bench.sh [RUNS]     (default 3 runs; prints each, then the medians)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-3}"
+if ! command -v erl >/dev/null 2>&1; then
+  echo "dist-bench: skipped: erl is not installed (apt-get install erlang-base)"
+  exit 0
+fi
+cargo build --release -q -p host --bin host -p counter
+
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cookie="bench$$"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$port" -address 127.0.0.1 >/dev/null 2>&1 &
+pids+=($!)
+sleep 0.3
+cat > "$work/host.toml" <<TOML
+plugin_dirs = ["$PWD/target/release"]
+threads = 2
+[watch]
+enabled = false
+[control]
+enabled = false
+[[actors]]
+behaviour = "counter"
+name = "counter"
+args = { start = 0 }
+TOML
+target/release/host --config "$work/host.toml" --name "hostb$$@127.0.0.1" --cookie "$cookie" \
+  --epmd-port "$port" 2>"$work/host.log" &
+pids+=($!)
+
+# The anchor: a plain Erlang gen_server-shaped loop registered as `counter` on node B.
+ERL_EPMD_PORT=$port erl -noshell -name "beamb$$@127.0.0.1" -setcookie "$cookie" \
+  -kernel inet_dist_use_interface '{127,0,0,1}' -eval '
+    Loop = fun L(N) ->
+        receive
+            {'"'"'$gen_call'"'"', From, get} -> gen_server:reply(From, N), L(N);
+            {'"'"'$gen_cast'"'"', {incr, I}} -> L(N + I);
+            _ -> L(N)
+        end
+    end,
+    register(counter, spawn(fun() -> Loop(0) end)),
+    receive stop -> ok end.' &
+pids+=($!)
+sleep 1.5
+if ! kill -0 "${pids[1]}" 2>/dev/null; then cat "$work/host.log" >&2; exit 1; fi
+
+ERL_EPMD_PORT=$port erl -noshell -name "beama$$@127.0.0.1" -setcookie "$cookie" \
+  -kernel inet_dist_use_interface '{127,0,0,1}' -eval '
+    Runs = '"$runs"',
+    Targets = [{"BEAM <-> BEAM (anchor)", '"'"'beamb'"$$"'@127.0.0.1'"'"'},
+               {"BEAM -> host", '"'"'hostb'"$$"'@127.0.0.1'"'"'}],
+    N = 100000,
+    Median = fun(L) -> lists:nth((length(L) + 1) div 2, lists:sort(L)) end,
+    Rt = fun(Node) ->
+        T0 = erlang:monotonic_time(microsecond),
+        [gen_server:call({counter, Node}, get) || _ <- lists:seq(1, N)],
+        N * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0)
+    end,
+    Burst = fun(Node) ->
+        T0 = erlang:monotonic_time(microsecond),
+        [gen_server:cast({counter, Node}, {incr, 1}) || _ <- lists:seq(1, N)],
+        gen_server:call({counter, Node}, get, 60000),
+        (N + 1) * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0)
+    end,
+    Rows = [begin
+        pong = net_adm:ping(Node),
+        gen_server:call({counter, Node}, get),
+        Rs = [{Rt(Node), Burst(Node)} || _ <- lists:seq(1, Runs)],
+        [io:format("~s run ~p: ~p round trips/s, ~p msgs/s~n", [Name, I, R, B])
+         || {I, {R, B}} <- lists:zip(lists:seq(1, Runs), Rs)],
+        {Name, Median([R || {R, _} <- Rs]), Median([B || {_, B} <- Rs])}
+    end || {Name, Node} <- Targets],
+    io:format("~n| path | 100k sequential round trips/s | one-way burst (100k casts + 1 call), msgs/s |~n|---|---|---|~n"),
+    [io:format("| ~s | ~p | ~p |~n", [Name, R, B]) || {Name, R, B} <- Rows],
+    halt().'

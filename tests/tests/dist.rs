@@ -1,0 +1,680 @@
+//! The host as a node of a real Erlang cluster: a real `erl` (Debian's `erlang-base`)
+//! against the real `host` binary on loopback. Each test starts its own EPMD on a free
+//! port, with unique node names and cookie; every wait is bounded and every process is
+//! stopped by pid. Skipped, with the reason printed, when `erl` is not installed.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::{build, host_bin, PluginDir, Variant};
+
+fn have_erl() -> bool {
+    let ok = Command::new("erl")
+        .args(["-noshell", "-eval", "halt()."])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("skipped: `erl` is not installed (apt-get install erlang-base)");
+    }
+    ok
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unique() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A child process killed (by pid) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One test's cluster: its own EPMD, a host node with two `tp` actors (`a` = actor 1,
+/// `b` = actor 2), and a cookie.
+struct Cluster {
+    epmd_port: u16,
+    cookie: String,
+    host_name: String,
+    host: Option<Proc>,
+    creation: u64,
+    log: PathBuf,
+    /// `net_ticktime` of the erl nodes (they must tick as often as the host expects).
+    erl_ticktime: u32,
+    _epmd: Proc,
+    _dir: PluginDir,
+}
+
+const CONFIG: &str = r#"plugin_dirs = ["."]
+threads = 2
+log_format = "json"
+
+[watch]
+enabled = false
+
+[control]
+socket = "host.sock"
+
+[[actors]]
+behaviour = "tp"
+name = "a"
+
+[[actors]]
+behaviour = "tp"
+name = "b"
+"#;
+
+fn spawn_host(dir: &PluginDir, name: &str, cookie: &str, epmd_port: u16, log: &PathBuf) -> Proc {
+    let host = Command::new(host_bin())
+        .current_dir(dir.path())
+        .args(["--config", "host.toml", "--run-for", "120"])
+        .args(["--name", name, "--cookie", cookie])
+        .args(["--epmd-port", &epmd_port.to_string()])
+        .arg("--socket")
+        .arg(log.with_extension("sock"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("host starts");
+    Proc(host)
+}
+
+/// Waits for the first event named `event` in a host's JSON log.
+fn wait_log_in(log: &PathBuf, event: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                let fields = v.get("fields").cloned().unwrap_or(v.clone());
+                if fields.get("event").and_then(|e| e.as_str()) == Some(event) {
+                    return fields;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{event}` in the host's log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        Cluster::start_with("")
+    }
+
+    /// A cluster whose host config has `extra` appended (a `[distribution]` table).
+    fn start_with(extra: &str) -> Cluster {
+        let epmd_port = free_port();
+        let epmd = Command::new("epmd")
+            .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("epmd starts");
+        let epmd = Proc(epmd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", epmd_port)).is_err() {
+            assert!(Instant::now() < deadline, "epmd never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let dir = PluginDir::new();
+        dir.install(&build(&Variant::of("v1")));
+        std::fs::write(dir.path().join("host.toml"), format!("{CONFIG}{extra}")).unwrap();
+        let u = unique();
+        let host_name = format!("host_{u}@127.0.0.1");
+        let cookie = format!("cookie_{u}");
+        let log = dir.path().join("host.log");
+        let host = spawn_host(&dir, &host_name, &cookie, epmd_port, &log);
+        let mut c = Cluster {
+            epmd_port,
+            cookie,
+            host_name,
+            host: Some(host),
+            creation: 0,
+            log,
+            erl_ticktime: 60,
+            _epmd: epmd,
+            _dir: dir,
+        };
+        c.creation = c.wait_log("dist_listening", Duration::from_secs(30))["creation"]
+            .as_u64()
+            .unwrap();
+        c.wait_log("actor_started", Duration::from_secs(30));
+        c
+    }
+
+    /// A second host node in the same cluster (same plugins, actors `a` and `b`): its
+    /// process, name and log.
+    fn second_host(&self) -> (Proc, String, PathBuf) {
+        let name = format!("host2_{}@127.0.0.1", unique());
+        let log = self._dir.path().join("host2.log");
+        let p = spawn_host(&self._dir, &name, &self.cookie, self.epmd_port, &log);
+        wait_log_in(&log, "actor_started", Duration::from_secs(30));
+        (p, name, log)
+    }
+
+    /// Kills the host (SIGKILL, by pid) and starts it again under the same name: a new
+    /// incarnation. `creation` keeps the old one (the pids `prelude` builds are old).
+    fn restart_host(&mut self) -> u64 {
+        drop(self.host.take());
+        let log = self._dir.path().join("host.restarted.log");
+        // EPMD frees the name when the old registration's socket closes.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let p = spawn_host(
+                &self._dir,
+                &self.host_name,
+                &self.cookie,
+                self.epmd_port,
+                &log,
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("dist_listening") {
+                self.host = Some(p);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host never re-registered:\n{text}"
+            );
+            drop(p);
+        }
+        self.log = log;
+        let creation = self.wait_log("dist_listening", Duration::from_secs(10))["creation"]
+            .as_u64()
+            .unwrap();
+        self.wait_log("actor_started", Duration::from_secs(30));
+        creation
+    }
+
+    /// Waits for the first log event named `event`.
+    fn wait_log(&self, event: &str, timeout: Duration) -> serde_json::Value {
+        wait_log_in(&self.log, event, timeout)
+    }
+
+    /// Erlang code binding `H` (the host's node) and `Pa`, `Pb` (its actors' pids).
+    fn prelude(&self) -> String {
+        let pid = |id: u32| {
+            format!(
+                "binary_to_term(<<131,88,119,(byte_size(HN)),HN/binary,{id}:32,0:32,{}:32>>)",
+                self.creation
+            )
+        };
+        format!(
+            "H = '{}', HN = atom_to_binary(H), Pa = {}, Pb = {}, ",
+            self.host_name,
+            pid(1),
+            pid(2)
+        )
+    }
+
+    fn erl_cmd(&self, cookie: &str, script: &str) -> Command {
+        let mut cmd = Command::new("erl");
+        cmd.args(["-noshell", "-name", &format!("e_{}@127.0.0.1", unique())])
+            .args(["-setcookie", cookie])
+            .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+            .args(["-kernel", "net_ticktime", &self.erl_ticktime.to_string()])
+            .args(["-eval", &format!("{}{} halt().", self.prelude(), script)])
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs `script` in a fresh `erl` (bounded) and returns what it printed.
+    fn erl(&self, script: &str) -> String {
+        self.erl_with(&self.cookie, script)
+    }
+
+    fn erl_with(&self, cookie: &str, script: &str) -> String {
+        let child = self.erl_cmd(cookie, script).spawn().expect("erl starts");
+        let mut p = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "erl did not finish in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(p.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        println!("erl printed:\n{out}{err}");
+        out
+    }
+}
+
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no `{key}=` in:\n{out}"))
+}
+
+#[test]
+fn ping_messages_casts_and_calls_from_erl() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        io:format("ping=~p~n", [net_adm:ping(H)]),
+        io:format("hidden=~p~n", [lists:member(H, nodes(hidden))]),
+        io:format("visible=~p~n", [lists:member(H, nodes())]),
+        gen_server:cast({a, H}, {incr, 5}),
+        {a, H} ! bump,
+        Pa ! bump,
+        io:format("get=~p~n", [gen_server:call({a, H}, get)]),
+        io:format("bypid=~p~n", [gen_server:call(Pa, get)]),
+        io:format("later=~p~n", [gen_server:call({a, H}, {later, 100})]),
+        io:format("timeout=~p~n", [catch gen_server:call({a, H}, {later, 500}, 100)]),
+        timer:sleep(800),
+        io:format("late=~p~n", [process_info(self(), message_queue_len)]),
+        io:format("noproc=~p~n", [catch gen_server:call({nobody, H}, get, 2000)]),
+        io:format("b=~p~n", [gen_server:call({b, H}, get)]),
+    "#,
+    );
+    assert_eq!(line(&out, "ping"), "pong");
+    assert_eq!(line(&out, "hidden"), "true");
+    assert_eq!(line(&out, "visible"), "false");
+    assert_eq!(line(&out, "get"), r#"{count,<<"1">>,7}"#);
+    assert_eq!(line(&out, "bypid"), r#"{count,<<"1">>,7}"#);
+    assert_eq!(line(&out, "later"), r#"{count,<<"1">>,7}"#);
+    assert!(
+        line(&out, "timeout").starts_with("{'EXIT',{timeout,"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "late"), "{message_queue_len,0}");
+    assert!(
+        line(&out, "noproc").starts_with("{'EXIT',{noproc,"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "b"), r#"{count,<<"1">>,0}"#);
+    let up = c.wait_log("node_up", Duration::from_secs(5));
+    assert_eq!(up["direction"], "in");
+    c.wait_log("node_down", Duration::from_secs(10));
+}
+
+#[test]
+fn monitors_links_and_exit_signals_from_erl() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        process_flag(trap_exit, true),
+        R1 = erlang:monitor(process, {a, H}),
+        R2 = erlang:monitor(process, Pa),
+        R3 = erlang:monitor(process, {nobody, H}),
+        receive {'DOWN', R3, process, O3, Why3} -> io:format("down3=~p ~p~n", [O3 =:= {nobody, H}, Why3]) after 5000 -> io:format("down3=none~n") end,
+        R4 = erlang:monitor(process, Pb), erlang:demonitor(R4),
+        catch gen_server:call({a, H}, panic, 2000),
+        receive {'DOWN', R1, process, O1, Why1} -> io:format("down1=~p ~p~n", [O1 =:= {a, H}, element(1, Why1)]) after 5000 -> io:format("down1=none~n") end,
+        receive {'DOWN', R2, process, O2, _} -> io:format("down2=~p~n", [O2 =:= Pa]) after 5000 -> io:format("down2=none~n") end,
+        link(Pb),
+        exit(Pb, normal),
+        io:format("alive=~p~n", [gen_server:call({b, H}, get)]),
+        unlink(Pb), link(Pb),
+        exit(Pb, kill),
+        receive {'EXIT', Pb, Why5} -> io:format("exit=~p~n", [Why5]) after 5000 -> io:format("exit=none~n") end,
+        receive {'DOWN', R4, _, _, _} -> io:format("demonitored=no~n") after 300 -> io:format("demonitored=yes~n") end,
+        link(Pa),
+        receive {'EXIT', Pa, Why6} -> io:format("deadlink=~p~n", [Why6]) after 5000 -> io:format("deadlink=none~n") end,
+    "#,
+    );
+    assert_eq!(line(&out, "down3"), "true noproc");
+    assert_eq!(line(&out, "down1"), "true error");
+    assert_eq!(line(&out, "down2"), "true");
+    assert_eq!(line(&out, "alive"), r#"{count,<<"1">>,0}"#);
+    assert_eq!(line(&out, "exit"), "killed");
+    assert_eq!(line(&out, "demonitored"), "yes");
+    assert_eq!(line(&out, "deadlink"), "noproc");
+}
+
+#[test]
+fn killing_the_host_is_noconnection_in_erl() {
+    if !have_erl() {
+        return;
+    }
+    let mut c = Cluster::start();
+    let child = c
+        .erl_cmd(
+            &c.cookie.clone(),
+            r#"
+            process_flag(trap_exit, true),
+            R = erlang:monitor(process, {a, H}),
+            link(Pb),
+            io:format("ready=~p~n", [gen_server:call({a, H}, get)]),
+            receive {'DOWN', R, process, _, Why1} -> io:format("down=~p~n", [Why1]) after 20000 -> io:format("down=none~n") end,
+            receive {'EXIT', Pb, Why2} -> io:format("exit=~p~n", [Why2]) after 5000 -> io:format("exit=none~n") end,
+        "#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    // Anything erl prints before (a warning under load) is skipped; the lines end when
+    // erl exits, which its own receive timeouts bound.
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("ready="));
+    if ready.is_none() {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(erl.0.stderr.as_mut().unwrap(), &mut err);
+        let log = std::fs::read_to_string(&c.log).unwrap_or_default();
+        panic!("erl never got ready:\n{err}\nhost log:\n{log}");
+    }
+    drop(c.host.take()); // SIGKILL, by pid
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = rest.join("\n");
+    assert_eq!(line(&out, "down"), "noconnection");
+    assert_eq!(line(&out, "exit"), "noconnection");
+}
+
+#[test]
+fn a_wrong_cookie_is_refused() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl_with(
+        "not_the_cookie",
+        r#"io:format("ping=~p~n", [net_adm:ping(H)]),"#,
+    );
+    assert_eq!(line(&out, "ping"), "pang");
+    let refused = c.wait_log("node_refused", Duration::from_secs(10));
+    assert_eq!(refused["reason"], "bad cookie");
+}
+
+#[test]
+fn host_actors_send_and_cast_to_a_registered_erl_process() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        register(sink, self()),
+        Me = atom_to_binary(node()),
+        io:format("send=~p~n", [gen_server:call({a, H}, {remote_send, <<"sink">>, Me, {hello, 1}})]),
+        receive M1 -> io:format("got1=~p~n", [M1]) after 5000 -> io:format("got1=none~n") end,
+        io:format("cast=~p~n", [gen_server:call({a, H}, {remote_cast, <<"sink">>, Me, {hello, 2}})]),
+        receive M2 -> io:format("got2=~p~n", [M2]) after 5000 -> io:format("got2=none~n") end,
+        io:format("self=~p~n", [gen_server:call({a, H}, {remote_cast, <<"b">>, atom_to_binary(H), {incr, 3}})]),
+        timer:sleep(100),
+        io:format("b=~p~n", [gen_server:call({b, H}, get)]),
+    "#,
+    );
+    assert_eq!(line(&out, "send"), "done");
+    assert_eq!(line(&out, "got1"), "{hello,1}");
+    assert_eq!(line(&out, "cast"), "done");
+    assert_eq!(line(&out, "got2"), "{'$gen_cast',{hello,2}}");
+    assert_eq!(line(&out, "self"), "done");
+    assert_eq!(line(&out, "b"), r#"{count,<<"1">>,3}"#);
+}
+
+#[test]
+fn two_hosts_talk_over_the_distribution() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let (_h2, h2, log2) = c.second_host();
+    let out = c.erl(&format!(
+        r#"
+        H2 = '{h2}',
+        io:format("cast=~p~n", [gen_server:call({{a, H}}, {{remote_cast, <<"b">>, atom_to_binary(H2), {{incr, 5}}}})]),
+        Wait = fun W(0) -> timeout; W(K) -> case gen_server:call({{b, H2}}, get) of {{count, _, 5}} = R -> R; _ -> timer:sleep(50), W(K - 1) end end,
+        io:format("b2=~p~n", [Wait(100)]),
+    "#
+    ));
+    assert_eq!(line(&out, "cast"), "done");
+    assert_eq!(line(&out, "b2"), r#"{count,<<"1">>,5}"#);
+    let up2 = wait_log_in(&log2, "node_up", Duration::from_secs(5));
+    assert_eq!(up2["node"], c.host_name.as_str());
+    assert_eq!(up2["direction"], "in");
+    // The operator's view on the first host: the second host, dialled out, hidden.
+    let ctl = Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(c.log.with_extension("sock"))
+        .args(["nodes", "--json"])
+        .output()
+        .unwrap();
+    assert!(ctl.status.success(), "{ctl:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&ctl.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["node"] == h2.as_str())
+        .unwrap_or_else(|| panic!("{rows}"));
+    assert_eq!(row["direction"], "out");
+    assert_eq!(row["hidden"], true);
+    assert!(row["msgs_out"].as_u64().unwrap() >= 1, "{row}");
+}
+
+#[test]
+fn an_8_mb_message_arrives_in_one_frame() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        gen_server:cast({a, H}, {incr, 1}),
+        {a, H} ! {big, binary:copy(<<7>>, 8000000), lists:seq(1, 300000)},
+        io:format("after=~p~n", [gen_server:call({a, H}, get, 20000)]),
+    "#,
+    );
+    assert_eq!(line(&out, "after"), r#"{count,<<"1">>,1}"#);
+    // `tp` has no such message: it arrived whole, did not decode, and was dropped there.
+    let bad = c.wait_log("bad_message", Duration::from_secs(10));
+    assert_eq!(bad["name"], "a");
+    let text = std::fs::read_to_string(&c.log).unwrap();
+    assert!(!text.contains("bad frame"), "{text}");
+}
+
+#[test]
+fn a_restarted_host_is_a_new_incarnation() {
+    if !have_erl() {
+        return;
+    }
+    let mut c = Cluster::start();
+    let old = c.creation;
+    let new = c.restart_host();
+    assert_ne!(old, new, "EPMD hands out a new creation");
+    let out = c.erl(
+        r#"
+        R = erlang:monitor(process, Pa),
+        receive {'DOWN', R, process, _, Why} -> io:format("old=~p~n", [Why]) after 5000 -> io:format("old=none~n") end,
+        Pa ! bump,
+        io:format("new=~p~n", [gen_server:call({a, H}, get)]),
+    "#,
+    );
+    assert_eq!(line(&out, "old"), "noproc");
+    assert_eq!(line(&out, "new"), r#"{count,<<"1">>,0}"#);
+}
+
+#[test]
+fn ticks_keep_an_idle_link_up_and_a_stalled_peer_is_dropped() {
+    if !have_erl() {
+        return;
+    }
+    let mut c = Cluster::start_with("\n[distribution]\nnet_ticktime = 4\n");
+    c.erl_ticktime = 4;
+    let child = c
+        .erl_cmd(
+            &c.cookie.clone(),
+            r#"
+            pong = net_adm:ping(H),
+            timer:sleep(13000),
+            io:format("idle=~p~n", [lists:member(H, nodes(hidden))]),
+            io:format("ready=1~n"),
+            timer:sleep(30000),
+        "#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let idle = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("idle="));
+    assert_eq!(idle.as_deref(), Some("idle=true"));
+    assert!(
+        !std::fs::read_to_string(&c.log)
+            .unwrap()
+            .contains("\"node_down\""),
+        "the idle link went down"
+    );
+    let stalled = Instant::now();
+    let pid = erl.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let down = c.wait_log("node_down", Duration::from_secs(15));
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert_eq!(down["reason"], "net_tick_timeout");
+    assert!(
+        stalled.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stalled.elapsed()
+    );
+}
+
+/// A peer that passes the handshake (as a hidden node) and then sends `junk`.
+fn misbehave(c: &Cluster, port: u16, junk: &[u8]) {
+    use md5::{Digest, Md5};
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let send = |s: &mut std::net::TcpStream, body: &[u8]| {
+        let mut m = (body.len() as u16).to_be_bytes().to_vec();
+        m.extend_from_slice(body);
+        s.write_all(&m).unwrap();
+    };
+    let recv = |s: &mut std::net::TcpStream| {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        body
+    };
+    // OTP 25's mandatory flags.
+    let flags: u64 = 0x4
+        | 0x10
+        | 0x80
+        | 0x100
+        | 0x200
+        | 0x400
+        | 0x800
+        | 0x10000
+        | 0x20000
+        | 0x40000
+        | 0x100_0000;
+    let name = format!("rogue_{}@127.0.0.1", unique());
+    let mut n = vec![b'N'];
+    n.extend_from_slice(&flags.to_be_bytes());
+    n.extend_from_slice(&1u32.to_be_bytes());
+    n.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    n.extend_from_slice(name.as_bytes());
+    send(&mut s, &n);
+    assert_eq!(recv(&mut s), b"sok");
+    let ch = recv(&mut s);
+    assert_eq!(ch[0], b'N');
+    let theirs = u32::from_be_bytes(ch[9..13].try_into().unwrap());
+    let digest = |challenge: u32| -> [u8; 16] {
+        let mut h = Md5::new();
+        h.update(c.cookie.as_bytes());
+        h.update(challenge.to_string().as_bytes());
+        h.finalize().into()
+    };
+    let mut r = vec![b'r'];
+    r.extend_from_slice(&42u32.to_be_bytes());
+    r.extend_from_slice(&digest(theirs));
+    send(&mut s, &r);
+    let ack = recv(&mut s);
+    assert_eq!(ack[0], b'a');
+    assert_eq!(ack[1..], digest(42));
+    s.write_all(junk).unwrap();
+    // The host hangs up.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+}
+
+#[test]
+fn a_bad_frame_drops_that_connection_never_the_host() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let port = c.wait_log("dist_listening", Duration::from_secs(5))["port"]
+        .as_u64()
+        .unwrap() as u16;
+    // A control message that is not ETF, a frame that is not a distribution message,
+    // a length over the cap, an unknown operation.
+    let unknown_op = {
+        let ctl = [131u8, 104, 1, 97, 99];
+        let mut f = ((ctl.len() + 1) as u32).to_be_bytes().to_vec();
+        f.push(b'p');
+        f.extend_from_slice(&ctl);
+        f
+    };
+    let cases: [(&[u8], &str); 4] = [
+        (
+            &[0, 0, 0, 5, b'p', 131, 255, 0, 0],
+            "bad frame: control message",
+        ),
+        (&[0, 0, 0, 1, b'x'], "bad frame: type 120"),
+        (&[0xff, 0xff, 0xff, 0xff], "bad frame: 4294967295 bytes"),
+        (&unknown_op, "bad frame: unknown operation 99"),
+    ];
+    for (junk, _) in &cases {
+        misbehave(&c, port, junk);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&c.log).unwrap();
+        if cases.iter().all(|(_, why)| text.contains(why)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every bad frame was reported:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The host serves on.
+    let out = c.erl(r#"io:format("get=~p~n", [gen_server:call({a, H}, get)]),"#);
+    assert_eq!(line(&out, "get"), r#"{count,<<"1">>,0}"#);
+}
