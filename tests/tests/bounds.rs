@@ -247,3 +247,31 @@ fn nix_uid() -> u32 {
         .and_then(|u| u.parse().ok())
         .unwrap_or(u32::MAX)
 }
+
+/// Issue 10: without `XDG_RUNTIME_DIR`, another user could create `/tmp/actor-host-UID`
+/// first and `host ctl` would talk to whatever socket they put there. `ctl` now checks the
+/// directory before connecting (and the peer's uid after), as tmux and ssh-agent do.
+#[test]
+fn ctl_refuses_a_socket_directory_that_another_user_owns_or_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = tempfile::tempdir().unwrap();
+    let open = scratch.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = ctl(&open.join("host.sock"), &["list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refused to connect") && err.contains("writable by others"),
+        "{err}"
+    );
+    if nix_uid() == 0 {
+        let theirs = scratch.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let out = ctl(&theirs.join("host.sock"), &["list"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("belongs to uid 65534"), "{err}");
+    }
+}
