@@ -106,6 +106,8 @@ pub(crate) struct System {
     pub(crate) observer: Arc<Observer>,
     /// Whether workers publish what they run, and the watchdog's limits.
     watchdog: WatchdogConfig,
+    /// `watchdog.enabled`, switchable while running (read once per batch).
+    watchdog_on: std::sync::atomic::AtomicBool,
 }
 
 impl System {
@@ -129,6 +131,7 @@ impl System {
             upcalls,
             observer,
             watchdog,
+            watchdog_on: std::sync::atomic::AtomicBool::new(watchdog.enabled),
         }
     }
 
