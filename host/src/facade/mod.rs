@@ -470,7 +470,8 @@ impl Host {
     /// child asked with `shutdown`, so `terminate` runs, and killed after its shutdown
     /// time), then the unsupervised actors, newest first, asked the same way. Those still
     /// there when three quarters of the time to `deadline` have passed are killed
-    /// (no `terminate`). Returns the actors that did not stop by themselves in time —
+    /// (no `terminate`). Actors stopped with `shutdown` are not logged one by one.
+    /// Returns the actors that did not stop by themselves in time —
     /// killed, or abandoned inside a callback — as `<0.N.0> (name, behaviour)`.
     ///
     /// Runs on the caller's thread and may outlive `deadline` if a supervision tree's own
@@ -479,6 +480,7 @@ impl Host {
     pub fn shutdown(&mut self, deadline: std::time::Instant) -> Vec<String> {
         use std::time::Instant;
         let started = Instant::now();
+        self.observer.set_stopping();
         self.watcher.take();
         if let Some(r) = self.reloader.take() {
             let _ = r.join();
@@ -519,6 +521,12 @@ impl Host {
             }
         }
         killed
+    }
+
+    /// Turns the watchdog on or off while running (`[watchdog] enabled` at start); off,
+    /// workers publish nothing per message and no callback is watched.
+    pub fn set_watchdog(&self, on: bool) {
+        self.system.set_watchdog(on);
     }
 
     /// The private directory holding each loaded version's copy (removed when the host

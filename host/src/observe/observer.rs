@@ -43,6 +43,9 @@ pub struct Observer {
     handled_by_dead: AtomicU64,
     recent: Mutex<VecDeque<RecentEvent>>,
     tracers: Mutex<Vec<Tracer>>,
+    /// The host is stopping in order: an actor stopped with `shutdown` is published but
+    /// not logged (100,000 actors would be 100,000 lines; `host_stopped` sums them up).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn now_s() -> u64 {
@@ -63,6 +66,7 @@ impl Default for Observer {
             handled_by_dead: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
             tracers: Mutex::new(Vec::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -80,11 +84,20 @@ pub(crate) struct Counters {
 impl Observer {
     /// Logs, counts and hands `ev` to every subscriber.
     pub(crate) fn publish(&self, ev: HostEvent) {
-        ev.log();
+        let quiet = matches!(&ev, HostEvent::Stopped { reason, .. } if reason == "shutdown")
+            && self.stopping.load(Ordering::Relaxed);
+        if !quiet {
+            ev.log();
+        }
         self.record(&ev);
         self.subscribers
             .lock()
             .retain(|s| s.send(ev.clone()).is_ok());
+    }
+
+    /// The orderly stop has begun (see `stopping`).
+    pub(crate) fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Writes a log-only event.

@@ -112,6 +112,8 @@ pub(crate) struct System {
     mailbox_warn_at: std::sync::atomic::AtomicUsize,
     /// Links and monitors held by processes on other nodes.
     remote: Arc<dyn RemoteSignals>,
+    /// `watchdog.enabled`, switchable while running (read once per batch).
+    watchdog_on: std::sync::atomic::AtomicBool,
 }
 
 /// The default mailbox high-water mark: far above what a healthy actor queues, low
@@ -142,6 +144,7 @@ impl System {
             watchdog,
             mailbox_warn_at: std::sync::atomic::AtomicUsize::new(MAILBOX_WARN_AT),
             remote,
+            watchdog_on: std::sync::atomic::AtomicBool::new(watchdog.enabled),
         }
     }
 

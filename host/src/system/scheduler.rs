@@ -20,7 +20,7 @@
 //! thread takes its place in the pool at once (capacity is kept), and the retired thread
 //! exits when the abandoned callback returns, if ever.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -74,27 +74,32 @@ pub(crate) fn tick_coarse_clock() -> u64 {
 pub struct Running {
     /// The actor's id (0: none).
     actor: AtomicU64,
-    /// The callback (a [`plugin_api::abi::MsgKind`] as `u8`, or [`Running::INIT`]...).
-    callback: AtomicU8,
-    /// When the current callback started, on the coarse clock.
-    since: AtomicU64,
+    /// When the current callback started, on the coarse clock, shifted left 8 bits, and
+    /// which callback it is in the low byte (a [`plugin_api::abi::MsgKind`] as `u8`, or
+    /// [`Running::SIGNALS`]): one store per message.
+    since_callback: AtomicU64,
     /// Set when this worker's actor was killed inside a callback: the worker leaves the
     /// pool when the callback returns.
     retired: AtomicBool,
 }
 
 impl Running {
-    /// Starts publishing: this worker runs `actor`.
+    /// The callback code for system messages (and the `terminate` they may run).
+    pub(crate) const SIGNALS: u8 = 3;
+
+    /// Starts publishing: this worker runs `actor`, its system messages first (exit
+    /// signals, and `terminate` if one stops it) — [`Running::SIGNALS`] from now.
     #[inline]
     pub(crate) fn enter(&self, actor: u64) {
+        self.callback(Running::SIGNALS);
         self.actor.store(actor, Ordering::Relaxed);
     }
 
     /// A callback starts now.
     #[inline]
     pub(crate) fn callback(&self, callback: u8) {
-        self.callback.store(callback, Ordering::Relaxed);
-        self.since.store(coarse_ms(), Ordering::Relaxed);
+        self.since_callback
+            .store(coarse_ms() << 8 | callback as u64, Ordering::Relaxed);
     }
 
     /// This worker runs no actor any more.
@@ -106,9 +111,8 @@ impl Running {
     /// (actor, callback, since) if it runs one; racy by nature, checked twice.
     pub(crate) fn read(&self) -> Option<(u64, u8, u64)> {
         let a = self.actor.load(Ordering::Relaxed);
-        let cb = self.callback.load(Ordering::Relaxed);
-        let since = self.since.load(Ordering::Relaxed);
-        (a != 0 && self.actor.load(Ordering::Relaxed) == a).then_some((a, cb, since))
+        let sc = self.since_callback.load(Ordering::Relaxed);
+        (a != 0 && self.actor.load(Ordering::Relaxed) == a).then_some((a, sc as u8, sc >> 8))
     }
 
     /// Whether this worker was retired (see the module docs).

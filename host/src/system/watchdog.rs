@@ -51,6 +51,7 @@ pub(crate) fn callback_name(code: u8) -> &'static str {
         0 => "handle_call",
         1 => "handle_cast",
         2 => "handle_info",
+        3 => "terminate",
         _ => "a callback",
     }
 }
@@ -59,7 +60,12 @@ impl System {
     /// Whether workers publish what they run (the watchdog is on).
     #[inline]
     pub(crate) fn watchdog_on(&self) -> bool {
-        self.watchdog.enabled
+        self.watchdog_on.load(Ordering::Relaxed)
+    }
+
+    /// Turns the watchdog (and what workers publish) on or off while running.
+    pub(crate) fn set_watchdog(&self, on: bool) {
+        self.watchdog_on.store(on, Ordering::Relaxed);
     }
 
     /// The callback `actor` is inside, and for how long (`None`: not in one, or the

@@ -126,6 +126,8 @@ const ROWS: &[&str] = &[
     "reload",
     "ctl",
     "top",
+    "watchdog",
+    "sigterm",
     "million",
 ];
 
@@ -425,6 +427,12 @@ fn main() {
 
     if opts.any(&["ctl", "top"]) {
         control_rows(&opts, &v1, runs, &mut rows);
+    }
+    if opts.want("watchdog") {
+        watchdog_rows(&opts, &v1, &mut rows);
+    }
+    if opts.want("sigterm") {
+        sigterm_row(&opts, &v1, &mut rows);
     }
     // Last: its peak RSS is the process's (run it alone for a figure of its own).
     if opts.want("million") {
@@ -790,6 +798,161 @@ fn control_rows(opts: &Opts, v1: &Path, runs: usize, rows: &mut Vec<Row>) {
         key: "top",
         num: change,
         unit: "%",
+        more: None,
+    });
+}
+
+/// Host → actor and request + reply with the watchdog on and off: one host, switched
+/// between windows in interleaved pairs (the order alternating; two hosts differ by more
+/// than 2 % from where their plugin copies land), the median of the per-pair ratios.
+fn watchdog_rows(opts: &Opts, v1: &Path, rows: &mut Vec<Row>) {
+    let dir = PluginDir::new();
+    dir.install(v1);
+    let host = start(&dir.path(), false);
+    let unit = etf::to_vec(&()).unwrap();
+    for name in ["sink", "pinger", "ponger"] {
+        host.spawn("tp", Some(name), &unit).unwrap();
+    }
+    let n = 1_000_000u64;
+    let rounds = 50_000u64;
+    let h2a = |h: &Host| blast(h, "sink", n).as_secs_f64();
+    let rr = |h: &Host| {
+        let t = Instant::now();
+        let _: Reply = h
+            .call_as(
+                Target::Name("pinger"),
+                &Call::PingPong("ponger".into(), rounds),
+                T,
+            )
+            .unwrap();
+        t.elapsed().as_secs_f64()
+    };
+    let on = |f: &dyn Fn(&Host) -> f64| {
+        host.set_watchdog(true);
+        f(&host)
+    };
+    let off = |f: &dyn Fn(&Host) -> f64| {
+        host.set_watchdog(false);
+        f(&host)
+    };
+    let pairs = 2 * opts.runs - 1;
+    let paired = |f: &dyn Fn(&Host) -> f64| {
+        let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..pairs {
+            let (x_off, x_on) = if i % 2 == 0 {
+                let x = off(f);
+                (x, on(f))
+            } else {
+                let y = on(f);
+                (off(f), y)
+            };
+            ratios.push(x_on / x_off);
+            a.push(x_off);
+            b.push(x_on);
+        }
+        host.set_watchdog(true);
+        (median(a), median(b), (median(ratios) - 1.0) * 100.0)
+    };
+    let (t_off, t_on, change) = paired(&h2a);
+    let what = format!("host → actor slow-down with the watchdog on vs off (median of {pairs} paired 1M-message windows)");
+    rows.push(Row {
+        what: Box::leak(what.into_boxed_str()),
+        budget: "≤ 2 %",
+        value: format!(
+            "{change:+.1} % ({:.0} vs {:.0} ns)",
+            t_on * 1e9 / n as f64,
+            t_off * 1e9 / n as f64
+        ),
+        ok: change <= 2.0,
+        key: "watchdog_host_to_actor",
+        num: change,
+        unit: "%",
+        more: None,
+    });
+    let (t_off, t_on, change) = paired(&rr);
+    let what = format!("request + reply slow-down with the watchdog on vs off (median of {pairs} paired 50k-round windows)");
+    rows.push(Row {
+        what: Box::leak(what.into_boxed_str()),
+        budget: "≤ 2 %",
+        value: format!(
+            "{change:+.1} % ({:.2} vs {:.2} µs)",
+            t_on * 1e6 / rounds as f64,
+            t_off * 1e6 / rounds as f64
+        ),
+        ok: change <= 2.0,
+        key: "watchdog_request_reply",
+        num: change,
+        unit: "%",
+        more: None,
+    });
+}
+
+/// The release `host` binary with 100,000 idle actors from its config: SIGTERM to exit
+/// (the orderly stop, every `terminate` run, files removed).
+fn sigterm_row(opts: &Opts, v1: &Path, rows: &mut Vec<Row>) {
+    use std::process::{Command, Stdio};
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("host");
+    assert!(bin.is_file(), "scripts/bench.sh builds {}", bin.display());
+    let n = 100_000;
+    let mut times = Vec::new();
+    for _ in 0..opts.runs.min(3) {
+        let dir = PluginDir::new();
+        dir.install(v1);
+        let mut cfg = String::from(
+            "plugin_dirs = [\".\"]\nthreads = 2\n\n[watch]\nenabled = false\n\n[control]\nsocket = \"host.sock\"\n",
+        );
+        for _ in 0..n {
+            cfg.push_str("\n[[actors]]\nbehaviour = \"tp\"\n");
+        }
+        std::fs::write(dir.path().join("host.toml"), cfg).unwrap();
+        let mut child = Command::new(&bin)
+            .current_dir(dir.path())
+            .args(["--config", "host.toml", "--log-format", "json"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("host starts");
+        let socket = dir.path().join("host.sock");
+        let up = Instant::now();
+        while !socket.exists() {
+            assert!(up.elapsed() < Duration::from_secs(120), "host up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("the host did not exit within 60 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(status.code(), Some(0));
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let m = median(times);
+    rows.push(Row {
+        what: "SIGTERM to exit, 100,000 idle actors (orderly: every `terminate`, files removed)",
+        budget: "≤ 1 s",
+        value: format!("{m:.0} ms"),
+        ok: m <= 1000.0,
+        key: "sigterm",
+        num: m,
+        unit: "ms",
         more: None,
     });
 }
