@@ -688,3 +688,52 @@ fn a_bad_frame_drops_that_connection_never_the_host() {
     let out = c.erl(r#"io:format("get=~p~n", [gen_server:call({a, H}, get)]),"#);
     assert_eq!(line(&out, "get"), r#"{count,<<"1">>,0}"#);
 }
+
+#[test]
+fn a_hot_swap_under_remote_calls_and_casts_loses_nothing() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let v2 = build(&Variant::of("v2"));
+    let child = c
+        .erl_cmd(
+            &c.cookie.clone(),
+            r#"
+            pong = net_adm:ping(H),
+            io:format("go=1~n"),
+            Bad = lists:foldl(fun(N, Acc) ->
+                    N rem 20 =:= 0 andalso timer:sleep(1),
+                    case N rem 2 of
+                        0 -> gen_server:cast({a, H}, {seq, N}), Acc;
+                        1 -> case gen_server:call({a, H}, {seq, N}) of {seq, N} -> Acc; _ -> Acc + 1 end
+                    end
+                end, 0, lists:seq(0, 4999)),
+            io:format("bad=~p~n", [Bad]),
+            io:format("stats=~p~n", [gen_server:call({a, H}, stats)]),
+        "#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let go = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("go="));
+    assert!(go.is_some(), "erl never started");
+    let reload = Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(c.log.with_extension("sock"))
+        .args(["reload", "tp"])
+        .arg(&v2)
+        .output()
+        .unwrap();
+    assert!(reload.status.success(), "{reload:?}");
+    let out: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert_eq!(line(&out, "bad"), "0", "{out}");
+    let stats = line(&out, "stats");
+    assert!(stats.contains("count => 5000"), "{stats}");
+    assert!(stats.contains("disorder => 0"), "{stats}");
+    assert!(stats.contains(r#"version => <<"2">>"#), "{stats}");
+}
