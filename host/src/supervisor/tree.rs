@@ -451,10 +451,12 @@ impl<H: ChildHost> Tree<H> {
         if let Some(r) = self.wait_exit(pid, wait) {
             return r;
         }
-        // It ignored the shutdown (trapping exits, busy): kill it.
+        // It ignored the shutdown (trapping exits, busy): kill it. A kill makes even an
+        // actor inside a callback dead at once, so its exit (`killed`) arrives; the
+        // reason reported is always the one that arrived.
         self.host.exit(sup, pid, &Reason::Kill);
         self.wait_exit(pid, Some(Duration::from_secs(5)))
-            .unwrap_or_else(|| "killed".into())
+            .unwrap_or_else(|| "kill not confirmed within 5 s".into())
     }
 
     /// Waits for `pid`'s exit event, keeping every other event for later.
