@@ -242,6 +242,8 @@ impl Cluster {
             .args(["-kernel", "net_ticktime", &self.erl_ticktime.to_string()])
             .args(["-eval", &format!("{}{} halt().", self.prelude(), script)])
             .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            // An erl that fails writes no erl_crash.dump into the source tree.
+            .env("ERL_CRASH_DUMP_SECONDS", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
