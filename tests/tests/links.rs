@@ -339,5 +339,10 @@ fn arming_many_timers_to_a_pid_from_one_callback_is_fast() {
     assert_eq!(host.pending_timers(), 40_000);
     assert_eq!(call(&host, "a", Call::Stop), Reply::Stopping);
     assert!(gone(&host, "a"));
+    // The name goes first; the 40,000 cancellations follow on the exiting thread.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host.pending_timers() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(host.pending_timers(), 0, "they die with the actor");
 }
