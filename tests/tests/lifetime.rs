@@ -337,3 +337,40 @@ fn max_retained_zero_is_refused_with_a_clear_error() {
     .expect_err("refused");
     assert!(cfg.to_string().contains("at least 1"), "{cfg}");
 }
+
+/// A host killed with `kill -9` cannot delete its private copies; the next host of the
+/// same user removes them at start — only those whose owner process is gone.
+#[test]
+fn copies_left_by_a_killed_host_are_removed_by_the_next_one() {
+    let tmp = std::env::temp_dir();
+    // A process that has exited: its pid names nobody now.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let tag = std::process::id();
+    let stale = tmp.join(format!("actor-host-stale-{tag}"));
+    let live = tmp.join(format!("actor-host-live-{tag}"));
+    let foreign = tmp.join(format!("actor-host-nofile-{tag}"));
+    for (dir, owner) in [(&stale, Some(dead)), (&live, Some(tag)), (&foreign, None)] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("libtp-0-0000.so"), b"a copy").unwrap();
+        if let Some(pid) = owner {
+            std::fs::write(dir.join("owner.pid"), pid.to_string()).unwrap();
+        }
+    }
+    let dir = PluginDir::new();
+    dir.install(&e2e::build(&Variant::of("v1")));
+    let (host, _rx) = start_with(&dir, VersionPolicy::default());
+    assert!(!stale.exists(), "the dead host's copies are gone");
+    assert!(live.exists(), "a live host's copies stay");
+    assert!(foreign.exists(), "a directory without an owner stays");
+    let own = host.copy_dir();
+    assert_eq!(
+        std::fs::read_to_string(own.join("owner.pid")).unwrap(),
+        tag.to_string(),
+        "the new host marks its own"
+    );
+    drop(host);
+    let _ = std::fs::remove_dir_all(&live);
+    let _ = std::fs::remove_dir_all(&foreign);
+}

@@ -124,10 +124,13 @@ impl Host {
                 source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
             })?;
         }
+        // Copies a killed host could not delete go first, then ours is marked as ours.
+        let swept = crate::code::loader::sweep_stale_copies(&std::env::temp_dir());
         let copy_dir = tempfile::Builder::new()
             .prefix("actor-host-")
             .tempdir()
             .map_err(HostError::CopyDir)?;
+        crate::code::loader::claim_copy_dir(copy_dir.path()).map_err(HostError::CopyDir)?;
         let threads = if opts.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -258,6 +261,7 @@ impl Host {
             threads,
             libraries: found.len(),
             behaviours: &host.behaviour_names().join(","),
+            stale_copies_removed: (swept > 0).then_some(swept),
         });
         Ok(host)
     }

@@ -444,6 +444,8 @@ pub enum Event<'a> {
         threads: usize,
         libraries: usize,
         behaviours: &'a str,
+        /// Private copy directories left by killed hosts and removed at start.
+        stale_copies_removed: Option<usize>,
     },
     /// The host could not start, or lost its control socket.
     HostFailed { error: &'a str },
@@ -601,11 +603,13 @@ impl Event<'_> {
                 threads,
                 libraries,
                 behaviours,
+                stale_copies_removed,
             } => tracing::info!(
                 event = "host_started",
                 threads,
                 libraries,
                 behaviours,
+                stale_copies_removed,
                 "host started"
             ),
             Event::HostFailed { error } => {
