@@ -627,18 +627,16 @@ pub fn unload(lib: Arc<LoadedLibrary>) -> Result<Unloaded, Arc<LoadedLibrary>> {
     Ok(Unloaded::Closed)
 }
 
-/// The file in a private copy directory that names the process owning it.
-pub const OWNER_FILE: &str = "owner.pid";
-
-/// Marks `copy_dir` as this process's, so a later host can tell it was left behind.
-pub fn claim_copy_dir(copy_dir: &Path) -> std::io::Result<()> {
-    std::fs::write(copy_dir.join(OWNER_FILE), std::process::id().to_string())
+/// The name prefix of this process's private copy directory: `actor-host-PID-`, so a
+/// later host can tell whose it was (tempfile adds a random suffix).
+pub fn copy_dir_prefix() -> String {
+    format!("actor-host-{}-", std::process::id())
 }
 
-/// Removes the private copy directories (`actor-host-*` in `tmp`) that hosts killed
+/// Removes the private copy directories (`actor-host-PID-*` in `tmp`) that hosts killed
 /// without a chance to clean up (`kill -9`, a crash) left behind: only directories of our
-/// own user whose `owner.pid` names a process that no longer exists. Anything else —
-/// another user's, a live host's, one without an owner file (such as the control socket's
+/// own user whose PID names a process that no longer exists. Anything else — another
+/// user's, a live host's, one of another shape (such as the control socket's
 /// `actor-host-UID`) — is left alone. Returns how many were removed.
 pub fn sweep_stale_copies(tmp: &Path) -> usize {
     use std::os::unix::fs::MetadataExt;
@@ -649,17 +647,21 @@ pub fn sweep_stale_copies(tmp: &Path) -> usize {
     let mut removed = 0;
     for e in entries.flatten() {
         let path = e.path();
-        let ours = e.file_name().to_string_lossy().starts_with("actor-host-")
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((pid, suffix)) = name
+            .strip_prefix("actor-host-")
+            .and_then(|rest| rest.split_once('-'))
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let ours = !suffix.is_empty()
             && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
         if !ours {
             continue;
         }
-        let Ok(pid) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
-            continue;
-        };
-        let Ok(pid) = pid.trim().parse::<u32>() else {
-            continue;
-        };
         // A pid reused by another process keeps the directory: the safe mistake.
         if pid != std::process::id()
             && !Path::new("/proc").join(pid.to_string()).exists()

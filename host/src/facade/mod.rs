@@ -124,13 +124,12 @@ impl Host {
                 source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why),
             })?;
         }
-        // Copies a killed host could not delete go first, then ours is marked as ours.
+        // Copies a killed host could not delete go first; ours is named with our pid.
         let swept = crate::code::loader::sweep_stale_copies(&std::env::temp_dir());
         let copy_dir = tempfile::Builder::new()
-            .prefix("actor-host-")
+            .prefix(&crate::code::loader::copy_dir_prefix())
             .tempdir()
             .map_err(HostError::CopyDir)?;
-        crate::code::loader::claim_copy_dir(copy_dir.path()).map_err(HostError::CopyDir)?;
         let threads = if opts.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
