@@ -259,14 +259,15 @@ impl HostEvent {
                         path,
                         outcome = "rejected",
                         behaviours,
-                        reason = reason.as_deref().unwrap_or(""),
+                        reason = reason.as_deref(),
                         "library refused"
                     ),
                 }
             }
             HostEvent::Reload(r) => {
                 let library = r.library.display().to_string();
-                let reason = r.reason.as_deref().unwrap_or("");
+                // Left out when there is none (a reload that went through).
+                let reason = r.reason.as_deref();
                 // One field list for both levels (tracing needs the level at compile time).
                 macro_rules! reload_event {
                 ($level:ident, $b:expr, $($msg:tt)+) => {
@@ -294,7 +295,7 @@ impl HostEvent {
                             "reload of {} {}: {}",
                             b.behaviour,
                             r.outcome.as_str(),
-                            reason
+                            reason.unwrap_or("")
                         );
                     }
                 }
@@ -654,7 +655,7 @@ impl Event<'_> {
             } => tracing::warn!(
                 event = "long_callback",
                 actor = actor.0,
-                name = name.unwrap_or(""),
+                name,
                 behaviour,
                 version,
                 callback,
@@ -699,7 +700,7 @@ impl Event<'_> {
                 supervisor, error, ..
             } => tracing::error!(
                 event = "start_failed",
-                supervisor = supervisor.unwrap_or(""),
+                supervisor,
                 error,
                 "supervision tree did not start"
             ),
