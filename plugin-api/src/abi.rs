@@ -33,8 +33,10 @@ use abi_stable::{package_version_strings, StableAbi};
 ///
 /// History: 4 added [`BehaviourDesc::downgrade`] (OTP's `code_change({down, Vsn}, ...)`
 /// run by the newer version on a rollback); 5 added [`Dest::node`] (`To::remote`, a
-/// registered name on another node of the cluster).
-pub const ABI_VERSION: u32 = 5;
+/// registered name on another node of the cluster); 6 made a `Pid` in a message an
+/// Erlang pid (`NEW_PID_EXT`, see [`Pid`](crate::Pid)), let `request`, `link`, `monitor`
+/// and `exit` reach processes on other nodes, and added [`HostApi::monitor_node`].
+pub const ABI_VERSION: u32 = 6;
 
 /// An actor's state, as an opaque pointer owned by the behaviour version that created it.
 ///
@@ -230,6 +232,9 @@ pub struct HostApi {
         every_ms: u64,
         timer: &mut u64,
     ) -> SendCode,
+    /// `monitor_node(Node, Flag)`: with `on`, deliver `{nodedown, Node}` once when the
+    /// connection to `node` is lost or cannot be made; without, remove one such monitor.
+    pub monitor_node: extern "C" fn(data: *const c_void, node: RStr<'_>, on: bool) -> SendCode,
 }
 
 /// What a callback receives: the host's function table and its context pointer.

@@ -12,9 +12,55 @@ use serde::{Deserialize, Serialize};
 use crate::abi::{Dest, FromRaw, MsgKind, RawCtx, SendCode};
 use crate::etf;
 
-/// An actor's id in this host. Ids are never reused while the host runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A process identifier: an actor of this host, or a process on another node of the
+/// cluster (a BEAM process or another host's actor) that reached this host in a message,
+/// an `'EXIT'` or a `'DOWN'`.
+///
+/// Ids are never reused while the host runs. In a message a `Pid` is an Erlang pid
+/// (`NEW_PID_EXT`), so a pid a BEAM process sends — `{counter, Node} ! {get, self()}` —
+/// decodes as a `Pid`, and sending to it, linking or monitoring it reaches that process;
+/// a pid this actor sends away arrives as a real pid of this node. Inside the host every
+/// pid names the node [`etf::LOCAL_NODE`]; the distribution layer translates at the wire.
+/// A state saved before pids were Erlang pids (a bare integer) still decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pid(pub u64);
+
+impl Pid {
+    /// Whether this pid stands for a process on another node (the host hands those out
+    /// with the top bit set).
+    pub fn is_remote(self) -> bool {
+        self.0 & (1 << 63) != 0
+    }
+}
+
+impl Serialize for Pid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // ETF writes it as a pid; other formats see the id.
+        s.serialize_newtype_struct(etf::PID_MARKER, &self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pid, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pid;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a pid")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Pid, E> {
+                Ok(Pid(v))
+            }
+            fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Pid, D::Error> {
+                u64::deserialize(d).map(Pid)
+            }
+        }
+        d.deserialize_newtype_struct(etf::PID_MARKER, V)
+    }
+}
 
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,8 +119,9 @@ pub enum To<'n> {
     /// A registered name.
     Name(&'n str),
     /// A registered name on another node of the cluster, Erlang's `{Name, Node}`: a BEAM
-    /// process or another host's actor. Only [`Ctx::send`] and [`Ctx::cast`] reach it
-    /// (a cast arrives as gen_server's `{'$gen_cast', Msg}`); the others answer `NoProc`.
+    /// process or another host's actor. [`Ctx::send`], [`Ctx::cast`] (arriving as
+    /// gen_server's `{'$gen_cast', Msg}`), [`Ctx::request`] (a `gen_server:call` there)
+    /// and [`Ctx::monitor`] reach it; timers and `link` need a pid, as in Erlang.
     Remote {
         /// The registered name there.
         name: &'n str,
@@ -382,6 +429,18 @@ impl<'a> Ctx<'a> {
     /// Removes a monitor; `true` if it was still active (no `DOWN` will come).
     pub fn demonitor(&mut self, mref: MonitorRef) -> bool {
         (self.raw.api.demonitor)(self.raw.data, mref.0)
+    }
+
+    /// Monitors the connection to another node (`erlang:monitor_node(Node, true)`): when
+    /// it is lost — or cannot be made now — this actor receives `{nodedown, Node}` once
+    /// (decode it as, say, `Info::Nodedown(Atom)`). Each call adds one monitor; `on =
+    /// false` removes one. `NoProc` when this host is not a distributed node.
+    pub fn monitor_node(&mut self, node: &str, on: bool) -> Result<(), SendError> {
+        check((self.raw.api.monitor_node)(
+            self.raw.data,
+            RStr::from_str(node),
+            on,
+        ))
     }
 
     /// Sets whether exit signals from linked actors arrive as `{'EXIT', From, Reason}`

@@ -455,10 +455,16 @@ fn two_hosts_talk_over_the_distribution() {
         io:format("cast=~p~n", [gen_server:call({{a, H}}, {{remote_cast, <<"b">>, atom_to_binary(H2), {{incr, 5}}}})]),
         Wait = fun W(0) -> timeout; W(K) -> case gen_server:call({{b, H2}}, get) of {{count, _, 5}} = R -> R; _ -> timer:sleep(50), W(K - 1) end end,
         io:format("b2=~p~n", [Wait(100)]),
+        io:format("req=~p~n", [gen_server:call({{a, H}}, {{remote_request, <<"b">>, atom_to_binary(H2), get, 5000}})]),
+        InboxA = fun IA(0) -> timeout; IA(K) -> case gen_server:call({{a, H}}, inbox) of {{inbox, [_ | _]}} = I -> I; _ -> timer:sleep(50), IA(K - 1) end end,
+        io:format("inbox=~p~n", [InboxA(100)]),
     "#
     ));
     assert_eq!(line(&out, "cast"), "done");
     assert_eq!(line(&out, "b2"), r#"{count,<<"1">>,5}"#);
+    // A request from a host actor to another host's actor is answered.
+    assert_eq!(line(&out, "req"), "done");
+    assert!(line(&out, "inbox").contains("<<\"reply "), "{out}");
     let up2 = wait_log_in(&log2, "node_up", Duration::from_secs(5));
     assert_eq!(up2["node"], c.host_name.as_str());
     assert_eq!(up2["direction"], "in");
@@ -738,4 +744,142 @@ fn a_hot_swap_under_remote_calls_and_casts_loses_nothing() {
     assert!(stats.contains("count => 5000"), "{stats}");
     assert!(stats.contains("disorder => 0"), "{stats}");
     assert!(stats.contains(r#"version => <<"2">>"#), "{stats}");
+}
+
+/// `host ctl call NAME inbox` on the cluster's host, until `pred` holds for its output
+/// (bounded); returns the last output.
+fn host_inbox(c: &Cluster, who: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = Command::new(host_bin())
+            .args(["ctl", "--socket"])
+            .arg(c.log.with_extension("sock"))
+            .args(["call", who, "inbox"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if pred(&text) || Instant::now() >= deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn host_actors_call_monitor_link_and_answer_erl_pids() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        Me = atom_to_binary(node()),
+        Srv = spawn(fun L() -> receive {'$gen_call', From, get} -> gen_server:reply(From, {count, <<"erl">>, 7}), L(); stop -> exit(bye) end end),
+        register(srv, Srv),
+        Inbox = fun(Who, N) -> W = fun W(0) -> timeout; W(K) -> {inbox, L} = gen_server:call({Who, H}, inbox), case length(L) >= N of true -> L; false -> timer:sleep(50), W(K - 1) end end, W(200) end,
+        io:format("req=~p~n", [gen_server:call({a, H}, {remote_request, <<"srv">>, Me, get, 5000})]),
+        io:format("noreply=~p~n", [gen_server:call({a, H}, {remote_request, <<"nobody">>, Me, get, 300})]),
+        io:format("inbox1=~ts~n", [lists:join(" | ", Inbox(a, 2))]),
+        io:format("sendpid=~p~n", [gen_server:call({a, H}, {send_pid, self(), {hello, self()}})]),
+        receive {hello, P0} -> io:format("echo=~p~n", [P0 =:= self()]) after 5000 -> io:format("echo=none~n") end,
+        {timer, R1} = gen_server:call({a, H}, {monitor_pid, Srv}),
+        {timer, R2} = gen_server:call({a, H}, {monitor_remote, <<"srv">>, Me}),
+        io:format("refs=~p ~p~n", [R1, R2]),
+        Srv ! stop,
+        io:format("inbox2=~ts~n", [lists:join(" | ", Inbox(a, 4))]),
+        process_flag(trap_exit, true),
+        gen_server:call({b, H}, {trap_exit, true}),
+        Victim = spawn(fun() -> receive _ -> ok end end),
+        io:format("link=~p~n", [gen_server:call({b, H}, {link_pid, Victim})]),
+        exit(Victim, boom),
+        io:format("inboxb=~ts~n", [lists:join(" | ", Inbox(b, 1))]),
+        io:format("exitpid=~p~n", [gen_server:call({a, H}, {exit_pid, self(), shutdown})]),
+        receive {'EXIT', From, Why} -> io:format("exit=~p ~p ~p~n", [node(From) =:= H, From =:= Pa, Why]) after 5000 -> io:format("exit=none~n") end,
+    "#,
+    );
+    // A request to a BEAM process is answered; one to nobody times out.
+    assert_eq!(line(&out, "req"), "done");
+    assert_eq!(line(&out, "noreply"), "done");
+    let inbox1 = line(&out, "inbox1");
+    assert!(inbox1.starts_with("reply "), "{inbox1}");
+    assert!(inbox1.contains(" | timeout "), "{inbox1}");
+    // A pid received in a message is answered directly, and a pid sent out arrives as
+    // the real pid.
+    assert_eq!(line(&out, "sendpid"), "done");
+    assert_eq!(line(&out, "echo"), "true");
+    // Monitors by pid and by name both see the real exit reason.
+    let refs: Vec<&str> = line(&out, "refs").split(' ').collect();
+    let inbox2 = line(&out, "inbox2");
+    assert!(
+        inbox2.contains(&format!("DOWN {} ", refs[0])) && inbox2.contains(r#"Other("bye")"#),
+        "{inbox2}"
+    );
+    assert!(
+        inbox2.contains(&format!("DOWN {} {{srv,'e_", refs[1])),
+        "{inbox2}"
+    );
+    // A link to a BEAM pid carries its exit back; `exit/2` from the host reaches erl from
+    // the actor's real pid.
+    assert_eq!(line(&out, "link"), "done");
+    let inboxb = line(&out, "inboxb");
+    assert!(
+        inboxb.starts_with("EXIT ") && inboxb.contains(r#"Other("boom")"#),
+        "{inboxb}"
+    );
+    assert_eq!(line(&out, "exitpid"), "done");
+    assert_eq!(line(&out, "exit"), "true true shutdown");
+}
+
+#[test]
+fn losing_the_erl_node_fails_what_host_actors_hold_on_it() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let child = c
+        .erl_cmd(
+            &c.cookie.clone(),
+            r#"
+            Me = atom_to_binary(node()),
+            register(srv, spawn(fun() -> receive never -> ok end end)),
+            {timer, _} = gen_server:call({a, H}, {monitor_pid, self()}),
+            gen_server:call({b, H}, {trap_exit, true}),
+            done = gen_server:call({b, H}, {link_pid, self()}),
+            done = gen_server:call({a, H}, {remote_request, <<"srv">>, Me, get, 600000}),
+            done = gen_server:call({a, H}, {monitor_node, Me, true}),
+            io:format("ready=~s~n", [Me]),
+            timer:sleep(60000),
+        "#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let Some(ready) = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("ready="))
+    else {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(erl.0.stderr.as_mut().unwrap(), &mut err);
+        panic!("erl never got ready:\n{err}");
+    };
+    let node = ready.trim_start_matches("ready=").to_string();
+    drop(erl); // SIGKILL, by pid
+               // The monitor gets noconnection, the 600 s request fails now, monitor_node fires.
+    let a = host_inbox(&c, "a", |t| {
+        t.contains("noconnection") && t.contains("timeout ") && t.contains("nodedown")
+    });
+    // (`ctl` prints the inbox's strings escaped.)
+    assert!(a.contains("DOWN "), "{a}");
+    assert!(a.contains(r#"Other(\"noconnection\")"#), "{a}");
+    assert!(a.contains("timeout "), "{a}");
+    assert!(a.contains(&format!("nodedown {node}")), "{a}");
+    let b = host_inbox(&c, "b", |t| t.contains("noconnection"));
+    assert!(
+        b.contains("EXIT ") && b.contains(r#"Other(\"noconnection\")"#),
+        "{b}"
+    );
+    let down = c.wait_log("node_down", Duration::from_secs(5));
+    assert_eq!(down["node"], node.as_str());
 }

@@ -61,8 +61,10 @@ pub(crate) enum Op {
     RegSend {
         to: String,
     },
-    /// A message to an alias (payload follows).
-    AliasSend,
+    /// A message to an alias (payload follows): a reply to one of our requests.
+    AliasSend {
+        alias: ExternalRef,
+    },
     Link {
         from: ExternalPid,
         to: ExternalPid,
@@ -93,7 +95,11 @@ pub(crate) enum Op {
     Demonitor {
         eref: ExternalRef,
     },
-    MonitorExit,
+    /// A monitored remote process went down (`reason: None`: in the payload).
+    MonitorExit {
+        eref: ExternalRef,
+        reason: Option<Term>,
+    },
     SpawnRequest {
         req: Term,
         from: ExternalPid,
@@ -146,7 +152,9 @@ impl Op {
                     other => return Err(format!("REG_SEND to {other:?}")),
                 },
             },
-            ALIAS_SEND | ALIAS_SEND_TT => Op::AliasSend,
+            ALIAS_SEND | ALIAS_SEND_TT => Op::AliasSend {
+                alias: eref(at(2))?,
+            },
             LINK => Op::Link {
                 from: pid(at(1))?,
                 to: pid(at(2))?,
@@ -193,7 +201,14 @@ impl Op {
                 eref: eref(at(3))?,
             },
             DEMONITOR_P => Op::Demonitor { eref: eref(at(3))? },
-            MONITOR_P_EXIT | PAYLOAD_MONITOR_P_EXIT => Op::MonitorExit,
+            MONITOR_P_EXIT => Op::MonitorExit {
+                eref: eref(at(3))?,
+                reason: at(4).cloned(),
+            },
+            PAYLOAD_MONITOR_P_EXIT => Op::MonitorExit {
+                eref: eref(at(3))?,
+                reason: None,
+            },
             SPAWN_REQUEST | SPAWN_REQUEST_TT => Op::SpawnRequest {
                 req: at(1).cloned().ok_or("SPAWN_REQUEST without id")?,
                 from: pid(at(2))?,
@@ -268,6 +283,83 @@ pub(crate) fn exit(from: &ExternalPid, to: &ExternalPid, reason: Term) -> Vec<u8
         vec![Term::Pid(from.clone()), Term::Pid(to.clone()), reason],
     );
     frame(&c, None)
+}
+
+/// `LINK {1, From, To}`.
+pub(crate) fn link(from: &ExternalPid, to: &ExternalPid) -> Vec<u8> {
+    let c = tuple(LINK, vec![Term::Pid(from.clone()), Term::Pid(to.clone())]);
+    frame(&c, None)
+}
+
+/// `UNLINK_ID {35, Id, From, To}`.
+pub(crate) fn unlink_id(id: u64, from: &ExternalPid, to: &ExternalPid) -> Vec<u8> {
+    let c = tuple(
+        UNLINK_ID,
+        vec![
+            Term::Integer(id as i64 & i64::MAX),
+            Term::Pid(from.clone()),
+            Term::Pid(to.clone()),
+        ],
+    );
+    frame(&c, None)
+}
+
+/// `EXIT2 {8, From, To, Reason}`: `exit(To, Reason)`.
+pub(crate) fn exit2(from: &ExternalPid, to: &ExternalPid, reason: Term) -> Vec<u8> {
+    let c = tuple(
+        EXIT2,
+        vec![Term::Pid(from.clone()), Term::Pid(to.clone()), reason],
+    );
+    frame(&c, None)
+}
+
+/// `MONITOR_P {19, Watcher, Target, Ref}`.
+pub(crate) fn monitor(watcher: &ExternalPid, target: &Proc, eref: &ExternalRef) -> Vec<u8> {
+    let c = tuple(
+        MONITOR_P,
+        vec![
+            Term::Pid(watcher.clone()),
+            target.term(),
+            Term::Reference(eref.clone()),
+        ],
+    );
+    frame(&c, None)
+}
+
+/// `DEMONITOR_P {20, Watcher, Target, Ref}`.
+pub(crate) fn demonitor(watcher: &ExternalPid, target: &Proc, eref: &ExternalRef) -> Vec<u8> {
+    let c = tuple(
+        DEMONITOR_P,
+        vec![
+            Term::Pid(watcher.clone()),
+            target.term(),
+            Term::Reference(eref.clone()),
+        ],
+    );
+    frame(&c, None)
+}
+
+/// `{'$gen_call', {From, [alias | Ref]}, Msg}` around a complete ETF message: a
+/// `gen_server:call` whose reply comes back through the alias `Ref` (so one after the
+/// caller's timeout finds nobody), as OTP 24+ callers send it.
+pub(crate) fn gen_call(from: &ExternalPid, alias: &ExternalRef, msg: &[u8]) -> Vec<u8> {
+    let head = Term::Tuple(vec![
+        Term::atom("$gen_call"),
+        Term::Tuple(vec![
+            Term::Pid(from.clone()),
+            Term::ImproperList {
+                elements: vec![Term::atom("alias")],
+                tail: Box::new(Term::Reference(alias.clone())),
+            },
+        ]),
+        // Placeholder element, replaced by the message's bytes below.
+        Term::List(Vec::new()),
+    ])
+    .encode();
+    let mut out = Vec::with_capacity(head.len() + msg.len());
+    out.extend_from_slice(&head[..head.len() - 1]);
+    out.extend_from_slice(msg.get(1..).unwrap_or_default());
+    out
 }
 
 /// `MONITOR_P_EXIT {21, Target, Watcher, Ref, Reason}`.

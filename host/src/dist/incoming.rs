@@ -104,7 +104,7 @@ fn reply_frame(
     let mut msg = Vec::with_capacity(tag_bytes.len() + reply.len() + 3);
     msg.extend_from_slice(&[VERSION, SMALL_TUPLE, 2]);
     msg.extend_from_slice(&tag_bytes[1..]);
-    msg.extend_from_slice(reply.get(1..).unwrap_or_default());
+    msg.extend_from_slice(shared.export(reply).get(1..).unwrap_or_default());
     let me = shared.pid(callee);
     match tag {
         Term::ImproperList { elements, tail } if matches!(elements.as_slice(), [Term::Atom(a)] if a == "alias") => {
@@ -117,7 +117,19 @@ fn reply_frame(
     }
 }
 
+/// The message `body` (no version byte) as the host's actors see it: complete ETF, its
+/// pids the host's own (a proxy for each remote one).
+fn imported(shared: &Shared, body: &[u8]) -> MsgBytes {
+    let msg = versioned(body);
+    match shared.import(&msg) {
+        std::borrow::Cow::Borrowed(_) => msg,
+        std::borrow::Cow::Owned(v) => MsgBytes::from_vec(v),
+    }
+}
+
 fn deliver(shared: &Arc<Shared>, system: &System, to: Target<'_>, payload: &[u8]) {
+    // gen_server's envelope is read as sent (the caller's pid is where the reply goes);
+    // what the callback receives is translated.
     match classify(payload) {
         Dispatch::Call { from, tag, req } => {
             let sh = shared.clone();
@@ -128,16 +140,18 @@ fn deliver(shared: &Arc<Shared>, system: &System, to: Target<'_>, payload: &[u8]
                     sh.send_to(&from.node, frame);
                 }
             });
-            let _ = system.call_routed(to, versioned(req), route);
+            let _ = system.call_routed(to, imported(shared, req), route);
         }
         Dispatch::Cast(msg) => {
-            let _ = system.send(to, Envelope::message(MsgKind::Cast, versioned(msg)));
+            let _ = system.send(to, Envelope::message(MsgKind::Cast, imported(shared, msg)));
         }
         Dispatch::Info => {
-            let _ = system.send(
-                to,
-                Envelope::message(MsgKind::Info, MsgBytes::from_slice(payload)),
-            );
+            let msg = match payload.strip_prefix(&[VERSION]) {
+                Some(body) => imported(shared, body),
+                // Not ETF: the receiver's decoder says why.
+                None => MsgBytes::from_slice(payload),
+            };
+            let _ = system.send(to, Envelope::message(MsgKind::Info, msg));
         }
     }
 }
@@ -151,11 +165,18 @@ fn net_kernel(shared: &Shared, payload: &[u8]) {
     }
 }
 
+/// An exit reason from the control tuple, or else from the payload (complete ETF). Its
+/// pids are translated where it is delivered.
 fn reason_bytes(reason: Option<Term>, payload: &[u8]) -> Vec<u8> {
     match reason {
         Some(t) => t.encode(),
         None => payload.to_vec(),
     }
+}
+
+fn imported_reason(shared: &Shared, reason: Option<Term>, payload: &[u8]) -> Vec<u8> {
+    let bytes = reason_bytes(reason, payload);
+    shared.import(&bytes).into_owned()
 }
 
 /// Applies one control message from `conn`'s peer.
@@ -168,8 +189,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, conn: &Conn, system: &System, op: Op,
                 deliver(shared, system, Target::Id(id), payload);
             }
         }
-        // We hand out no aliases yet: nothing can be waiting on one.
-        Op::AliasSend => {}
+        // A reply to a call one of our actors made (`ctx.request`).
+        Op::AliasSend { alias } => shared.call_replied(&alias, payload, system),
         Op::Link { from, to } => {
             let proxy = shared.proxy(&from);
             let linked = shared.local(&to).is_some_and(|id| {
@@ -192,21 +213,31 @@ pub(crate) fn handle(shared: &Arc<Shared>, conn: &Conn, system: &System, op: Op,
             }
             conn.send(control::unlink_ack(id, &to, &from));
         }
-        Op::UnlinkIdAck | Op::MonitorExit | Op::Ignored => {}
+        Op::MonitorExit { eref, reason } => {
+            shared.monitor_fired(&eref, &reason_bytes(reason, payload), system);
+        }
+        Op::UnlinkIdAck | Op::Ignored => {}
         Op::Exit { from, to, reason } => {
             let proxy = shared.proxy(&from);
             if let Some(local) = shared.local(&to) {
                 shared.remove_link(proxy, local);
                 if system.unlink(proxy, Target::Id(local)).is_ok() {
-                    let _ =
-                        system.exit_signal(proxy, Target::Id(local), reason_bytes(reason, payload));
+                    let _ = system.exit_signal(
+                        proxy,
+                        Target::Id(local),
+                        imported_reason(shared, reason, payload),
+                    );
                 }
             }
         }
         Op::Exit2 { from, to, reason } => {
             let proxy = shared.proxy(&from);
             if let Some(local) = shared.local(&to) {
-                let _ = system.exit_signal(proxy, Target::Id(local), reason_bytes(reason, payload));
+                let _ = system.exit_signal(
+                    proxy,
+                    Target::Id(local),
+                    imported_reason(shared, reason, payload),
+                );
             }
         }
         Op::Monitor { from, to, eref } => {

@@ -8,7 +8,10 @@
 //! - `control`: control messages decoded and encoded;
 //! - `incoming`: what a peer's messages, calls, links, monitors and exits do here;
 //! - `node`: the node tables (connections, proxy ids for remote pids, remote links and
-//!   monitors) and the system's `RemoteSignals`.
+//!   monitors, local monitors of remote processes, `monitor_node`) and the system's
+//!   `RemoteSignals`;
+//! - `pids`: pids in messages translated at the wire (inside the host every pid names
+//!   `nonode@nohost`).
 //!
 //! Why our own and not the `erl_dist` crate: see the README's dependency section.
 
@@ -18,6 +21,7 @@ mod epmd;
 mod handshake;
 mod incoming;
 mod node;
+mod pids;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -5,22 +5,25 @@
 //! every `noconnection` exactly once. [`Shared`] is also the system's
 //! [`RemoteSignals`]: a local actor's death reaches remote watchers through it.
 
+use std::borrow::Cow;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use plugin_api::etf::{self, Atom, ExternalPid, ExternalRef, Term};
+use plugin_api::etf::{ExternalPid, ExternalRef, Term};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::conn::{self, Conn};
 use super::control::{self, Proc};
 use super::handshake::{self, Me};
+use super::pids;
 use crate::observe::{Event, Observer};
-use crate::system::remote::{RemoteSend, RemoteSignals};
+use crate::system::remote::{Callee, RemoteDest, RemoteSend, RemoteSignals};
 use crate::system::{System, Target};
 use crate::util::ids::{ActorId, MonitorRef, REMOTE};
+use crate::util::terms;
 
 /// How long a handshake may take (OTP's `net_setuptime` is 7 s).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(7);
@@ -32,6 +35,33 @@ struct RemoteMonitor {
     eref: ExternalRef,
 }
 
+/// What a reference this node hands out is for, in its third word (the first two hold
+/// the monitor reference or the call's tag).
+pub(crate) const REF_MONITOR: u32 = 1;
+pub(crate) const REF_CALL: u32 = 2;
+
+/// A monitor a local actor holds on a remote process.
+struct OutMonitor {
+    watcher: ActorId,
+    node: String,
+    target: Proc,
+    /// The pid's proxy, for the `DOWN`; `None` when monitored by name.
+    proxy: Option<ActorId>,
+}
+
+impl OutMonitor {
+    fn who(&self) -> RemoteDest<'_> {
+        match (&self.target, self.proxy) {
+            (_, Some(p)) => RemoteDest::Pid(p),
+            (Proc::Name(name), None) => RemoteDest::Name {
+                name,
+                node: &self.node,
+            },
+            (Proc::Pid(_), None) => RemoteDest::Pid(ActorId(0)),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Remote {
     next: u64,
@@ -41,6 +71,12 @@ struct Remote {
     links: FxHashMap<ActorId, FxHashSet<ActorId>>,
     monitors: FxHashMap<MonitorRef, RemoteMonitor>,
     by_ref: FxHashMap<ExternalRef, MonitorRef>,
+    /// Monitors local actors hold on remote processes.
+    out_monitors: FxHashMap<MonitorRef, OutMonitor>,
+    /// `monitor_node` watchers, by node (one entry per call, as in Erlang).
+    node_watchers: FxHashMap<String, Vec<ActorId>>,
+    /// `UNLINK_ID` ids.
+    next_unlink: u64,
 }
 
 /// What every connection thread shares.
@@ -62,10 +98,6 @@ pub(crate) struct Shared {
     epmd_port: u16,
     /// Frames for nodes being dialled, in order, flushed once connected.
     pending: Mutex<FxHashMap<String, Vec<Vec<u8>>>>,
-}
-
-fn atom(a: &str) -> Vec<u8> {
-    etf::to_vec(&Atom::new(a)).unwrap_or_default()
 }
 
 impl Shared {
@@ -120,6 +152,10 @@ impl Shared {
                     for f in frames {
                         c.send(f);
                     }
+                } else {
+                    drop(pending);
+                    // Calls, monitors and node monitors waiting on it fail now.
+                    me.node_gone(&node, &system);
                 }
             });
         if spawned.is_err() {
@@ -144,6 +180,111 @@ impl Shared {
             serial: (id.0 >> 32) as u32,
             creation: self.creation,
         }
+    }
+
+    /// A reference of this node for `kind`, carrying `n`.
+    fn our_ref(&self, kind: u32, n: u64) -> ExternalRef {
+        ExternalRef {
+            node: self.name.clone(),
+            creation: self.creation,
+            id: vec![n as u32, (n >> 32) as u32, kind],
+        }
+    }
+
+    /// What a reference of this incarnation of this node handed out for `kind` carries.
+    pub(crate) fn ref_of(&self, r: &ExternalRef, kind: u32) -> Option<u64> {
+        (r.node == self.name && r.creation == self.creation && r.id.len() == 3 && r.id[2] == kind)
+            .then(|| u64::from(r.id[1]) << 32 | u64::from(r.id[0]))
+    }
+
+    fn pid_of(&self, proxy: ActorId) -> Option<ExternalPid> {
+        self.remote.lock().pid_of.get(&proxy).cloned()
+    }
+
+    /// The proxy standing for `node` itself: what calls to `{Name, Node}` wait on, so
+    /// that losing the node fails them.
+    fn node_proxy(&self, node: &str) -> ActorId {
+        self.proxy(&ExternalPid {
+            node: node.to_string(),
+            id: 0,
+            serial: 0,
+            creation: 0,
+        })
+    }
+
+    fn system(&self) -> Option<Arc<System>> {
+        self.system.get().and_then(Weak::upgrade)
+    }
+
+    /// A message leaving this node: a local actor's pid becomes a pid of this node, a
+    /// proxy the remote pid it stands for. Copies only a message that holds a pid.
+    pub(crate) fn export<'a>(&self, msg: &'a [u8]) -> Cow<'a, [u8]> {
+        let out = pids::rewrite(msg, |p| match pids::local_id(&p) {
+            Some(id) if id & REMOTE != 0 => self.pid_of(ActorId(id)).unwrap_or(p),
+            Some(id) => self.pid(ActorId(id)),
+            None => p,
+        });
+        out.map_or(Cow::Borrowed(msg), Cow::Owned)
+    }
+
+    /// A message arriving: a pid of this incarnation of this node becomes the local
+    /// actor's, any other a proxy (so a plugin can answer it, link or monitor it).
+    pub(crate) fn import<'a>(&self, msg: &'a [u8]) -> Cow<'a, [u8]> {
+        let out = pids::rewrite(msg, |p| {
+            let id = match self.local(&p) {
+                Some(id) => id,
+                None => self.proxy(&p),
+            };
+            pids::local_pid(id.0)
+        });
+        out.map_or(Cow::Borrowed(msg), Cow::Owned)
+    }
+
+    /// Queues `frame` for `node`: sent now if connected, kept in order while a connection
+    /// is dialled (started here if none is). False if refused.
+    fn enqueue(&self, node: &str, frame: Vec<u8>) -> bool {
+        let mut pending = self.pending.lock();
+        if let Some(q) = pending.get_mut(node) {
+            if q.len() >= conn::QUEUE_BOUND {
+                return false;
+            }
+            q.push(frame);
+            return true;
+        }
+        if let Some(c) = self.conn(node) {
+            return c.send(frame);
+        }
+        if self.is_stopping() || !node.contains('@') || node == self.name {
+            return false;
+        }
+        pending.insert(node.to_string(), vec![frame]);
+        drop(pending);
+        self.dial(node.to_string());
+        true
+    }
+
+    /// A reply to one of our calls arrived through its alias: `{Tag, Reply}`.
+    pub(crate) fn call_replied(&self, alias: &ExternalRef, payload: &[u8], system: &System) {
+        let Some(tag) = self.ref_of(alias, REF_CALL) else {
+            return;
+        };
+        if let Ok(Term::Tuple(mut e)) = Term::decode(payload) {
+            if e.len() == 2 {
+                let reply = e.pop().map(|t| t.encode()).unwrap_or_default();
+                system.reply_remote(tag, &self.import(&reply));
+            }
+        }
+    }
+
+    /// A process a local actor monitors went down (`reason` complete ETF).
+    pub(crate) fn monitor_fired(&self, eref: &ExternalRef, reason: &[u8], system: &System) {
+        let Some(n) = self.ref_of(eref, REF_MONITOR) else {
+            return;
+        };
+        let Some(m) = self.remote.lock().out_monitors.remove(&MonitorRef(n)) else {
+            return;
+        };
+        system.deliver_down(m.watcher, MonitorRef(n), m.who(), &self.import(reason));
     }
 
     /// The local actor an Erlang pid names; `None` for another node's pid or one of an
@@ -275,16 +416,26 @@ impl Shared {
                 }
             }
         }
-        let (links, monitors) = {
+        self.node_gone(node, system);
+        self.emit_down(conn, reason);
+    }
+
+    /// `node` is gone (its connection lost, or a dial failed): fire everything that
+    /// depended on it, once — local actors linked to its processes get an exit signal
+    /// `noconnection`, monitors its processes held are dropped, local monitors of its
+    /// processes get `DOWN` `noconnection`, `monitor_node` watchers `{nodedown, Node}`,
+    /// and calls waiting on it fail now.
+    fn node_gone(&self, node: &str, system: &System) {
+        let (links, monitors, downs, watchers, proxies) = {
             let mut r = self.remote.lock();
-            let proxies: Vec<ActorId> = r
+            let proxies: FxHashSet<ActorId> = r
                 .pid_of
                 .iter()
                 .filter(|(_, p)| p.node == *node)
                 .map(|(&id, _)| id)
                 .collect();
             let mut links = Vec::new();
-            for proxy in proxies {
+            for &proxy in &proxies {
                 if let Some(p) = r.pid_of.remove(&proxy) {
                     r.proxy_of.remove(&p);
                 }
@@ -303,9 +454,12 @@ impl Shared {
                     r.by_ref.remove(&rm.eref);
                 }
             }
-            (links, mrefs)
+            let downs: Vec<(MonitorRef, OutMonitor)> =
+                r.out_monitors.extract_if(|_, m| m.node == *node).collect();
+            let watchers = r.node_watchers.remove(node).unwrap_or_default();
+            (links, mrefs, downs, watchers, proxies)
         };
-        let noconnection = atom("noconnection");
+        let noconnection = terms::noconnection();
         for (proxy, local) in links {
             let _ = system.unlink(proxy, Target::Id(local));
             let _ = system.exit_signal(proxy, Target::Id(local), noconnection.clone());
@@ -313,7 +467,13 @@ impl Shared {
         for m in monitors {
             system.demonitor(m);
         }
-        self.emit_down(conn, reason);
+        for (mref, m) in &downs {
+            system.deliver_down(m.watcher, *mref, m.who(), &noconnection);
+        }
+        for w in watchers {
+            system.deliver_nodedown(w, node);
+        }
+        system.fail_calls_to(&proxies);
     }
 
     fn emit_down(&self, conn: &Conn, reason: &str) {
@@ -450,33 +610,17 @@ impl RemoteSignals for Shared {
         if node == self.name {
             return RemoteSend::Local;
         }
+        let msg = self.export(msg);
         let frame = if cast {
-            control::reg_send(&self.pid(from), name, &control::gen_cast(msg))
+            control::reg_send(&self.pid(from), name, &control::gen_cast(&msg))
         } else {
-            control::reg_send(&self.pid(from), name, msg)
+            control::reg_send(&self.pid(from), name, &msg)
         };
-        let mut pending = self.pending.lock();
-        if let Some(q) = pending.get_mut(node) {
-            if q.len() >= conn::QUEUE_BOUND {
-                return RemoteSend::NoNode;
-            }
-            q.push(frame);
-            return RemoteSend::Sent;
+        if self.enqueue(node, frame) {
+            RemoteSend::Sent
+        } else {
+            RemoteSend::NoNode
         }
-        if let Some(c) = self.conn(node) {
-            return if c.send(frame) {
-                RemoteSend::Sent
-            } else {
-                RemoteSend::NoNode
-            };
-        }
-        if self.is_stopping() || !node.contains('@') {
-            return RemoteSend::NoNode;
-        }
-        pending.insert(node.to_string(), vec![frame]);
-        drop(pending);
-        self.dial(node.to_string());
-        RemoteSend::Sent
     }
 
     fn exit(&self, proxy: ActorId, from: ActorId, reason: &[u8]) {
@@ -488,7 +632,8 @@ impl RemoteSignals for Shared {
             r.pid_of.get(&proxy).cloned()
         };
         if let Some(to) = to {
-            let reason = Term::decode(reason).unwrap_or_else(|_| Term::atom("unknown"));
+            let reason =
+                Term::decode(&self.export(reason)).unwrap_or_else(|_| Term::atom("unknown"));
             self.send_to(&to.node, control::exit(&self.pid(from), &to, reason));
         }
     }
@@ -503,11 +648,169 @@ impl RemoteSignals for Shared {
             m
         };
         if let Some(m) = m {
-            let reason = Term::decode(reason).unwrap_or_else(|_| Term::atom("unknown"));
+            let reason =
+                Term::decode(&self.export(reason)).unwrap_or_else(|_| Term::atom("unknown"));
             self.send_to(
                 &m.watcher.node,
                 control::monitor_exit(&m.target, &m.watcher, &m.eref, reason),
             );
         }
+    }
+
+    fn send_pid(&self, from: ActorId, proxy: ActorId, cast: bool, msg: &[u8]) -> bool {
+        // A pid of an earlier incarnation of this node names nobody.
+        let Some(to) = self.pid_of(proxy).filter(|p| p.node != self.name) else {
+            return false;
+        };
+        let msg = self.export(msg);
+        let frame = if cast {
+            control::send_sender(&self.pid(from), &to, &control::gen_cast(&msg))
+        } else {
+            control::send_sender(&self.pid(from), &to, &msg)
+        };
+        self.send_to(&to.node, frame)
+    }
+
+    fn callee(&self, to: RemoteDest<'_>) -> Callee {
+        match to {
+            RemoteDest::Pid(p) => match self.pid_of(p) {
+                Some(pid) if pid.node != self.name => Callee::Proxy(p),
+                _ => Callee::NoNode,
+            },
+            RemoteDest::Name { node, .. } if node == self.name => Callee::Local,
+            RemoteDest::Name { node, .. } if self.is_stopping() || !node.contains('@') => {
+                Callee::NoNode
+            }
+            RemoteDest::Name { node, .. } => Callee::Proxy(self.node_proxy(node)),
+        }
+    }
+
+    fn call(&self, from: ActorId, to: RemoteDest<'_>, tag: u64, msg: &[u8]) -> bool {
+        let me = self.pid(from);
+        let payload = control::gen_call(&me, &self.our_ref(REF_CALL, tag), &self.export(msg));
+        match to {
+            RemoteDest::Pid(p) => match self.pid_of(p) {
+                Some(pid) => self.send_to(&pid.node, control::send_sender(&me, &pid, &payload)),
+                None => false,
+            },
+            RemoteDest::Name { name, node } => {
+                self.enqueue(node, control::reg_send(&me, name, &payload))
+            }
+        }
+    }
+
+    fn link(&self, from: ActorId, proxy: ActorId) -> bool {
+        let Some(to) = self.pid_of(proxy).filter(|p| p.node != self.name) else {
+            return false;
+        };
+        self.add_link(proxy, from);
+        if self.send_to(&to.node, control::link(&self.pid(from), &to)) {
+            true
+        } else {
+            self.remove_link(proxy, from);
+            false
+        }
+    }
+
+    fn unlink(&self, from: ActorId, proxy: ActorId) {
+        let (to, id) = {
+            let mut r = self.remote.lock();
+            if let Some(set) = r.links.get_mut(&proxy) {
+                set.remove(&from);
+            }
+            r.next_unlink += 1;
+            (r.pid_of.get(&proxy).cloned(), r.next_unlink)
+        };
+        if let Some(to) = to {
+            self.send_to(&to.node, control::unlink_id(id, &self.pid(from), &to));
+        }
+    }
+
+    fn exit2(&self, from: ActorId, proxy: ActorId, reason: &[u8]) -> bool {
+        let Some(to) = self.pid_of(proxy).filter(|p| p.node != self.name) else {
+            return false;
+        };
+        let reason = Term::decode(&self.export(reason)).unwrap_or_else(|_| Term::atom("unknown"));
+        self.send_to(&to.node, control::exit2(&self.pid(from), &to, reason))
+    }
+
+    fn monitor(&self, watcher: ActorId, mref: MonitorRef, to: RemoteDest<'_>) {
+        let (node, target, proxy) = match to {
+            RemoteDest::Pid(p) => match self.pid_of(p) {
+                Some(pid) => (pid.node.clone(), Proc::Pid(pid), Some(p)),
+                None => (String::new(), Proc::Name(String::new()), Some(p)),
+            },
+            RemoteDest::Name { name, node } => (node.to_string(), Proc::Name(name.into()), None),
+        };
+        let frame = control::monitor(
+            &self.pid(watcher),
+            &target,
+            &self.our_ref(REF_MONITOR, mref.0),
+        );
+        let m = OutMonitor {
+            watcher,
+            node: node.clone(),
+            target,
+            proxy,
+        };
+        // Recorded first: a DOWN racing the request finds it.
+        self.remote.lock().out_monitors.insert(mref, m);
+        if node.is_empty() || !self.enqueue(&node, frame) {
+            let m = self.remote.lock().out_monitors.remove(&mref);
+            if let (Some(m), Some(system)) = (m, self.system()) {
+                system.deliver_down(watcher, mref, m.who(), &terms::noconnection());
+            }
+        }
+    }
+
+    fn demonitor(&self, mref: MonitorRef) -> bool {
+        let Some(m) = self.remote.lock().out_monitors.remove(&mref) else {
+            return false;
+        };
+        let frame = control::demonitor(
+            &self.pid(m.watcher),
+            &m.target,
+            &self.our_ref(REF_MONITOR, mref.0),
+        );
+        self.send_to(&m.node, frame);
+        true
+    }
+
+    fn monitor_node(&self, watcher: ActorId, node: &str, on: bool) -> bool {
+        if node == self.name {
+            return true;
+        }
+        let mut r = self.remote.lock();
+        if !on {
+            if let Some(v) = r.node_watchers.get_mut(node) {
+                if let Some(i) = v.iter().position(|&w| w == watcher) {
+                    v.swap_remove(i);
+                }
+            }
+            return true;
+        }
+        r.node_watchers
+            .entry(node.to_string())
+            .or_default()
+            .push(watcher);
+        drop(r);
+        if self.conn(node).is_none() {
+            let mut pending = self.pending.lock();
+            if pending.contains_key(node) {
+                return true;
+            }
+            if self.is_stopping() || !node.contains('@') {
+                drop(pending);
+                if let Some(system) = self.system() {
+                    self.node_gone(node, &system);
+                }
+                return true;
+            }
+            // Dial it, as Erlang's monitor_node does; a failure delivers the nodedown.
+            pending.insert(node.to_string(), Vec::new());
+            drop(pending);
+            self.dial(node.to_string());
+        }
+        true
     }
 }

@@ -153,6 +153,66 @@ impl System {
         Some(tag)
     }
 
+    /// Leaves a waiter for a request from `from` to a remote process whose proxy is
+    /// `callee`, with its timeout timer; returns the tag. The request is sent after this,
+    /// so a reply cannot arrive before its waiter.
+    pub(super) fn request_waiter(&self, from: ActorId, callee: ActorId, timeout: Duration) -> u64 {
+        let tag = self.next_tag();
+        let mut pending = self.calls.pending.lock();
+        let timer = self
+            .timers()
+            .schedule(timeout, TimerAction::RequestTimeout { tag });
+        pending.insert(
+            tag,
+            Waiter::Actor {
+                id: from,
+                timer,
+                callee,
+            },
+        );
+        tag
+    }
+
+    /// Removes a waiter whose request could not be sent.
+    pub(super) fn drop_waiter(&self, tag: u64) {
+        if let Some(Waiter::Actor { timer, .. }) = self.calls.pending.lock().remove(&tag) {
+            self.timers().cancel(timer);
+        }
+    }
+
+    /// A reply from another node to the request `tag`: delivered only if that request
+    /// went to a remote process and still waits (a peer cannot answer a local call).
+    pub(crate) fn reply_remote(&self, tag: u64, reply: &[u8]) -> bool {
+        match self.calls.pending.lock().get(&tag) {
+            Some(Waiter::Actor { callee, .. }) if crate::util::ids::is_remote(*callee) => {}
+            _ => return false,
+        }
+        self.reply(tag, Ok(reply))
+    }
+
+    /// The connection behind `proxies` is lost: every request waiting on one of them fails
+    /// now (the requester gets `{timeout, ReqId}` at once, not at its deadline).
+    pub(crate) fn fail_calls_to(&self, proxies: &rustc_hash::FxHashSet<ActorId>) {
+        if proxies.is_empty() {
+            return;
+        }
+        let settled: Vec<(u64, Waiter)> = self
+            .calls
+            .pending
+            .lock()
+            .extract_if(
+                |_, w| matches!(w, Waiter::Actor { callee, .. } if proxies.contains(callee)),
+            )
+            .collect();
+        for (tag, waiter) in settled {
+            if let Waiter::Actor { id, timer, .. } = waiter {
+                self.timers().cancel(timer);
+                let msg = terms::tagged("timeout", tag, None);
+                let _ = self.send(Target::Id(id), Envelope::message(MsgKind::Info, msg));
+            }
+        }
+    }
+
     /// Routes a reply to whoever waits for `tag`; false if nobody does any more.
     pub(crate) fn reply(&self, tag: u64, result: Result<&[u8], CallError>) -> bool {
         let Some(waiter) = self.calls.pending.lock().remove(&tag) else {

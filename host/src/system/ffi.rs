@@ -12,9 +12,10 @@ use abi_stable::std_types::{RSlice, RStr};
 use plugin_api::abi::{Dest, FromRaw, HostApi, MsgKind, RawCtx, SendCode};
 
 use super::mailbox::{Envelope, MsgBytes};
+use super::remote::RemoteDest;
 use super::timer::TimerTarget;
 use super::{BehaviourVersion, CallError, System, Target};
-use crate::util::ids::{ActorId, MonitorRef};
+use crate::util::ids::{is_remote, ActorId, MonitorRef};
 
 /// What the host knows about the callback in progress.
 pub(crate) struct RunCtx<'a> {
@@ -82,6 +83,7 @@ pub(crate) static HOST_API: HostApi = HostApi {
     start_child,
     spawn_link,
     send_interval,
+    monitor_node,
 };
 
 /// Runs `f` with the context behind `data`, never unwinding.
@@ -102,6 +104,21 @@ fn target<'a>(to: &Dest<'a>) -> Target<'a> {
         Target::Id(ActorId(to.id))
     } else {
         Target::Name(to.name.as_str())
+    }
+}
+
+/// A process on another node, if `to` names one: `{Name, Node}`, or a pid that stands
+/// for a remote process (a proxy id). One comparison on the local paths.
+fn remote_dest<'a>(to: &Dest<'a>) -> Option<RemoteDest<'a>> {
+    if !to.node.is_empty() {
+        Some(RemoteDest::Name {
+            name: to.name.as_str(),
+            node: to.node.as_str(),
+        })
+    } else if to.name.is_empty() && is_remote(ActorId(to.id)) {
+        Some(RemoteDest::Pid(ActorId(to.id)))
+    } else {
+        None
     }
 }
 
@@ -131,11 +148,10 @@ extern "C" fn send(
         };
         c.trace_out(crate::observe::kind_name(kind), &to, &msg);
         let env = Envelope::message(kind, MsgBytes::from_slice(&msg));
-        let sent = if to.node.is_empty() {
-            c.system.send(target(&to), env)
-        } else {
-            c.system
-                .send_remote(c.actor, to.name.as_str(), to.node.as_str(), env)
+        let sent = match remote_dest(&to) {
+            None => c.system.send(target(&to), env),
+            Some(RemoteDest::Pid(proxy)) => c.system.send_proxy(c.actor, proxy, env),
+            Some(RemoteDest::Name { name, node }) => c.system.send_remote(c.actor, name, node, env),
         };
         match sent {
             Ok(()) => SendCode::Ok,
@@ -171,12 +187,15 @@ extern "C" fn request(
 ) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
         c.trace_out("call", &to, &msg);
-        match c.system.request(
-            c.actor,
-            target(&to),
+        let (bytes, timeout) = (
             MsgBytes::from_slice(&msg),
             Duration::from_millis(timeout_ms),
-        ) {
+        );
+        let sent = match remote_dest(&to) {
+            None => c.system.request(c.actor, target(&to), bytes, timeout),
+            Some(dest) => c.system.request_remote(c.actor, dest, bytes, timeout),
+        };
+        match sent {
             Some(tag) => {
                 *req = tag;
                 SendCode::Ok
@@ -255,7 +274,11 @@ extern "C" fn unlink(data: *const c_void, to: Dest<'_>) -> SendCode {
 
 extern "C" fn monitor(data: *const c_void, to: Dest<'_>, mref: &mut u64) -> SendCode {
     with_ctx(data, SendCode::BadArg, |c| {
-        *mref = c.system.monitor(c.actor, target(&to)).0;
+        *mref = match remote_dest(&to) {
+            None => c.system.monitor(c.actor, target(&to)),
+            Some(dest) => c.system.monitor_remote(c.actor, dest),
+        }
+        .0;
         SendCode::Ok
     })
 }
@@ -318,5 +341,15 @@ extern "C" fn spawn_link(
             .system
             .spawn_link_async(c.actor, behaviour.as_str(), name, args.to_vec());
         SendCode::Ok
+    })
+}
+
+extern "C" fn monitor_node(data: *const c_void, node: RStr<'_>, on: bool) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        if c.system.monitor_node(c.actor, node.as_str(), on) {
+            SendCode::Ok
+        } else {
+            SendCode::NoProc
+        }
     })
 }

@@ -64,6 +64,12 @@ impl System {
 
     /// `link/1` from actor `from`.
     pub(crate) fn link(&self, from: ActorId, to: Target<'_>) -> Result<(), CallError> {
+        if let Target::Id(proxy) = to {
+            if is_remote(proxy) && !is_remote(from) {
+                self.link_proxy(from, proxy);
+                return Ok(());
+            }
+        }
         // Under the registry lock: a target found here has not run `stop_actor`'s
         // unregister yet, so it will see this link when it dies.
         self.with_target(to, |t| {
@@ -78,6 +84,12 @@ impl System {
 
     /// `unlink/1` from actor `from`.
     pub(crate) fn unlink(&self, from: ActorId, to: Target<'_>) -> Result<(), CallError> {
+        if let Target::Id(proxy) = to {
+            if is_remote(proxy) && !is_remote(from) {
+                self.unlink_proxy(from, proxy);
+                return Ok(());
+            }
+        }
         let other = self
             .with_target(to, |t| {
                 t.links.lock().remove(&from);
@@ -92,6 +104,11 @@ impl System {
     /// `monitor(process, To)` from actor `watcher`; a missing target is reported at once
     /// with `noproc`.
     pub(crate) fn monitor(&self, watcher: ActorId, to: Target<'_>) -> MonitorRef {
+        if let Target::Id(proxy) = to {
+            if is_remote(proxy) {
+                return self.monitor_remote(watcher, super::remote::RemoteDest::Pid(proxy));
+            }
+        }
         let mref = MonitorRef(self.next_tag());
         self.monitor_as(mref, watcher, to);
         mref
@@ -133,7 +150,8 @@ impl System {
     /// `demonitor/1`: true if the monitor was active (no `DOWN` will be sent).
     pub(crate) fn demonitor(&self, mref: MonitorRef) -> bool {
         let Some(target) = self.links.monitors.lock().remove(&mref) else {
-            return false;
+            // Not on a local actor: perhaps on a process of another node.
+            return self.remote.demonitor(mref);
         };
         self.registry.with_id(target, |t| {
             t.monitored_by.lock().retain(|&(r, _)| r != mref)
@@ -159,6 +177,11 @@ impl System {
         to: Target<'_>,
         reason: Vec<u8>,
     ) -> Result<(), CallError> {
+        if let Target::Id(proxy) = to {
+            if is_remote(proxy) {
+                return self.exit_proxy(from, proxy, &reason);
+            }
+        }
         if Reason::from_etf(&reason) == Reason::Kill {
             let t = self
                 .resolve(to)
@@ -191,7 +214,7 @@ impl System {
                 return true;
             }
             if actor.traps_exits() {
-                let msg = terms::tagged("EXIT", from.0, Some(&reason));
+                let msg = terms::exit(from.0, &reason);
                 actor.mailbox.push(Envelope::message(MsgKind::Info, msg));
             } else if r != Reason::Normal {
                 self.stop_actor(actor, core, &reason, None);

@@ -257,6 +257,11 @@ impl System {
     }
 
     pub(crate) fn send(&self, to: Target<'_>, env: Envelope) -> Result<(), CallError> {
+        if let Target::Id(id) = to {
+            if crate::util::ids::is_remote(id) {
+                return self.send_proxy(ActorId(0), id, env);
+            }
+        }
         self.with_target(to, |a| self.deliver(a, env))
             .ok_or_else(|| CallError::NoProc(to.to_string()))
     }

@@ -13,7 +13,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use super::atom::{latin1, snake_eq, snake_string, AtomRef};
 use super::error::Error;
 use super::tags::{self, *};
-use super::{ATOM_MARKER, TERM_MARKER};
+use super::{ATOM_MARKER, LOCAL_NODE, PID_MARKER, TERM_MARKER};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -297,6 +297,31 @@ impl<'de> Deserializer<'de> {
         c.pos += 1;
         let a = c.atom_body(tag)?;
         Ok(Some((a, c.pos)))
+    }
+
+    /// Reads a pid of [`LOCAL_NODE`] (its tag next) as the id it carries: ID the low
+    /// half, serial the high half. A pid of any other node is an error that names it.
+    pub(crate) fn read_local_pid(&mut self) -> Result<u64> {
+        let start = self.pos;
+        let tag = self.read_u8()?;
+        let node = self.read_atom(format_args!("a pid's node"))?.text();
+        let id = self.read_u32()?;
+        let serial = self.read_u32()?;
+        let creation = if tag == NEW_PID_EXT {
+            self.read_u32()?
+        } else {
+            self.read_u8()? as u32
+        };
+        if node != LOCAL_NODE || creation != 0 {
+            return Err(Error::at(
+                format!(
+                    "a pid of node `{node}` (creation {creation}): only pids the host \
+                     handed in (node `{LOCAL_NODE}`) decode as a Pid"
+                ),
+                start,
+            ));
+        }
+        Ok(u64::from(serial) << 32 | u64::from(id))
     }
 
     /// Reads an integer in any encoding, failing (naming `what` wanted it) on other terms
@@ -1233,8 +1258,27 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         deserialize_u8 => visit_u8(u8);
         deserialize_u16 => visit_u16(u16);
         deserialize_u32 => visit_u32(u32);
-        deserialize_u64 => visit_u64(u64);
         deserialize_u128 => visit_u128(u128);
+    }
+
+    /// An integer, or a pid of the host ([`LOCAL_NODE`]) as its id: a `Pid` decodes
+    /// through here, and a plugin that typed a pid as `u64` before pids were Erlang pids
+    /// keeps working.
+    #[inline]
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let start = self.pos;
+        if matches!(self.peek()?, NEW_PID_EXT | PID_EXT) {
+            let id = self.read_local_pid()?;
+            return visitor.visit_u64(id).map_err(|e: Error| e.or_at(start));
+        }
+        let n = self.read_int("u64")?;
+        match n.to::<u64>() {
+            Some(v) => visitor.visit_u64(v).map_err(|e: Error| e.or_at(start)),
+            None => Err(Error::at(
+                format!("integer {n} out of range for u64"),
+                start,
+            )),
+        }
     }
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -1445,6 +1489,8 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             TERM_MARKER => visitor
                 .visit_enum(RawTerm { de: self })
                 .map_err(|e: Error| e.or_at(start)),
+            // A pid, or the bare id of a state saved before pids were Erlang pids.
+            PID_MARKER => de::Deserializer::deserialize_u64(self, visitor),
             _ => visitor.visit_newtype_struct(self),
         }
     }

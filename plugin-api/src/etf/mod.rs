@@ -121,6 +121,18 @@ pub(crate) const RAW_MARKER: &str = "\0etf::Raw";
 pub(crate) const CHARLIST_MARKER: &str = "\0etf::CharList";
 /// Newtype-struct name `Term` asks for to receive the raw bytes of the next term.
 pub(crate) const TERM_MARKER: &str = "\0etf::Term";
+/// Newtype-struct name under which [`Pid`](crate::Pid) passes its id: written as an
+/// Erlang pid of [`LOCAL_NODE`], read back from one (or from a plain integer, the form
+/// before pids were Erlang pids).
+pub(crate) const PID_MARKER: &str = "\0etf::Pid";
+
+/// The node a pid names inside the host, as Erlang names a node that is not distributed.
+///
+/// Plugins see every pid — of a local actor or of a process on another node — as a pid
+/// of this node, its 64-bit id split into ID (low half) and serial (high half), creation
+/// 0. The distribution layer rewrites pids as they cross the wire: a local actor's becomes
+/// a pid of the host's real node name, another node's comes back as the real one.
+pub const LOCAL_NODE: &str = "nonode@nohost";
 
 /// Encodes `value` as a complete ETF message (version byte 131 first), ready to send to
 /// an actor or an Erlang node.

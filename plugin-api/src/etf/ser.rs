@@ -5,7 +5,7 @@ use serde::ser::{self, Impossible, Serialize};
 use super::atom::{write_atom, write_snake_atom};
 use super::error::Error;
 use super::tags::*;
-use super::{ATOM_MARKER, CHARLIST_MARKER, RAW_MARKER};
+use super::{ATOM_MARKER, CHARLIST_MARKER, LOCAL_NODE, PID_MARKER, RAW_MARKER};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -251,6 +251,7 @@ impl<'a> ser::Serializer for &'a mut Serializer {
             ATOM_MARKER => Marker::Atom,
             RAW_MARKER => Marker::Raw,
             CHARLIST_MARKER => Marker::CharList,
+            PID_MARKER => Marker::Pid,
             _ => return value.serialize(self),
         };
         value.serialize(MarkerSerializer {
@@ -509,6 +510,8 @@ enum Marker {
     Raw,
     /// `Term::List` of bytes: written as `STRING_EXT`, as Erlang does.
     CharList,
+    /// `Pid`: the id is written as `NEW_PID_EXT` of [`LOCAL_NODE`].
+    Pid,
 }
 
 /// Serializes the content of a marker newtype; accepts only the one shape it expects.
@@ -522,6 +525,7 @@ impl MarkerSerializer<'_> {
         Error::msg(match self.mode {
             Marker::Atom => "an Atom must contain a string",
             Marker::Raw | Marker::CharList => "internal term marker must contain bytes",
+            Marker::Pid => "a Pid must contain a u64",
         })
     }
 }
@@ -568,7 +572,22 @@ impl ser::Serializer for MarkerSerializer<'_> {
                 self.out.extend_from_slice(v);
                 Ok(())
             }
-            Marker::Atom => Err(self.wrong()),
+            Marker::Atom | Marker::Pid => Err(self.wrong()),
+        }
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<()> {
+        match self.mode {
+            Marker::Pid => {
+                self.out.push(NEW_PID_EXT);
+                write_atom(self.out, LOCAL_NODE)?;
+                self.out.extend_from_slice(&(v as u32).to_be_bytes());
+                self.out
+                    .extend_from_slice(&((v >> 32) as u32).to_be_bytes());
+                self.out.extend_from_slice(&0u32.to_be_bytes());
+                Ok(())
+            }
+            _ => Err(self.wrong()),
         }
     }
 
@@ -581,7 +600,6 @@ impl ser::Serializer for MarkerSerializer<'_> {
         serialize_u8(u8);
         serialize_u16(u16);
         serialize_u32(u32);
-        serialize_u64(u64);
         serialize_f32(f32);
         serialize_f64(f64);
         serialize_char(char);
