@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# BEAM -> host over the Erlang distribution, with BEAM <-> BEAM as the anchor, in one run:
+# The host over the Erlang distribution, with BEAM <-> BEAM as the anchor, in one run:
 # 100,000 sequential gen_server:call round trips, and a one-way burst of 100,000
-# gen_server:cast followed by one call (messages/s until that call's reply). Loopback,
-# a private EPMD on a free port, release builds. Skips with a note when erl is missing.
+# gen_server:cast followed by one call (messages/s until that call's reply), for
+# BEAM -> host, host -> BEAM and host <-> host. The host rows are driven by a host actor
+# (the test plugin's `remote_ping_pong` / `remote_burst`: `ctx.request` and `ctx.cast` to
+# `{counter, Node}`), timed from erl around one call to it. Loopback, a private EPMD on a
+# free port, release builds. Skips with a note when erl is missing.
 #
 # scripts/dist-bench.sh [RUNS]     (default 3 runs; prints each, then the medians)
 set -euo pipefail
@@ -12,7 +15,7 @@ if ! command -v erl >/dev/null 2>&1; then
   echo "dist-bench: skipped: erl is not installed (apt-get install erlang-base)"
   exit 0
 fi
-cargo build --release -q -p host --bin host -p counter
+cargo build --release -q -p host --bin host -p counter -p e2e --bin bench
 export ERL_CRASH_DUMP_SECONDS=0   # a failing erl writes no erl_crash.dump here
 
 work=$(mktemp -d)
@@ -24,6 +27,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+mkdir -p "$work/drv"
+cp "$(target/release/bench --tp-path 2>/dev/null)" "$work/drv/libtp.so"
 
 ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$port" -address 127.0.0.1 >/dev/null 2>&1 &
 pids+=($!)
@@ -43,6 +48,21 @@ TOML
 target/release/host --config "$work/host.toml" --name "hostb$$@127.0.0.1" --cookie "$cookie" \
   --epmd-port "$port" 2>"$work/host.log" &
 pids+=($!)
+# Host A: the driver actor `drv` (the test plugin) for the host -> BEAM and host <-> host rows.
+cat > "$work/hosta.toml" <<TOML
+plugin_dirs = ["$work/drv"]
+threads = 2
+[watch]
+enabled = false
+[control]
+enabled = false
+[[actors]]
+behaviour = "tp"
+name = "drv"
+TOML
+target/release/host --config "$work/hosta.toml" --name "hosta$$@127.0.0.1" --cookie "$cookie" \
+  --epmd-port "$port" 2>"$work/hosta.log" &
+pids+=($!)
 
 # The anchor: a plain Erlang gen_server-shaped loop registered as `counter` on node B.
 ERL_EPMD_PORT=$port erl -noshell -name "beamb$$@127.0.0.1" -setcookie "$cookie" \
@@ -59,33 +79,48 @@ ERL_EPMD_PORT=$port erl -noshell -name "beamb$$@127.0.0.1" -setcookie "$cookie" 
 pids+=($!)
 sleep 1.5
 if ! kill -0 "${pids[1]}" 2>/dev/null; then cat "$work/host.log" >&2; exit 1; fi
+if ! kill -0 "${pids[2]}" 2>/dev/null; then cat "$work/hosta.log" >&2; exit 1; fi
 
 ERL_EPMD_PORT=$port erl -noshell -name "beama$$@127.0.0.1" -setcookie "$cookie" \
   -kernel inet_dist_use_interface '{127,0,0,1}' -eval '
     Runs = '"$runs"',
-    Targets = [{"BEAM <-> BEAM (anchor)", '"'"'beamb'"$$"'@127.0.0.1'"'"'},
-               {"BEAM -> host", '"'"'hostb'"$$"'@127.0.0.1'"'"'}],
+    BeamB = '"'"'beamb'"$$"'@127.0.0.1'"'"', HostB = '"'"'hostb'"$$"'@127.0.0.1'"'"',
+    HostA = '"'"'hosta'"$$"'@127.0.0.1'"'"',
+    %% {Row, Node the calls go to, Driver}: erl drives, or host A actor `drv` does.
+    Targets = [{"BEAM <-> BEAM (anchor)", BeamB, erl},
+               {"BEAM -> host", HostB, erl},
+               {"host -> BEAM", BeamB, drv},
+               {"host <-> host", HostB, drv}],
     N = 100000,
     Median = fun(L) -> lists:nth((length(L) + 1) div 2, lists:sort(L)) end,
-    Rt = fun(Node) ->
-        T0 = erlang:monotonic_time(microsecond),
-        [gen_server:call({counter, Node}, get) || _ <- lists:seq(1, N)],
-        N * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0)
+    Rt = fun(Node, erl) ->
+               T0 = erlang:monotonic_time(microsecond),
+               [gen_server:call({counter, Node}, get) || _ <- lists:seq(1, N)],
+               N * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0);
+            (Node, drv) ->
+               T0 = erlang:monotonic_time(microsecond),
+               {seq, 0} = gen_server:call({drv, HostA}, {remote_ping_pong, <<"counter">>, atom_to_binary(Node), N}, infinity),
+               N * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0)
     end,
-    Burst = fun(Node) ->
-        T0 = erlang:monotonic_time(microsecond),
-        [gen_server:cast({counter, Node}, {incr, 1}) || _ <- lists:seq(1, N)],
-        gen_server:call({counter, Node}, get, 60000),
-        (N + 1) * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0)
+    Burst = fun(Node, erl) ->
+               T0 = erlang:monotonic_time(microsecond),
+               [gen_server:cast({counter, Node}, {incr, 1}) || _ <- lists:seq(1, N)],
+               gen_server:call({counter, Node}, get, 60000),
+               (N + 1) * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0);
+            (Node, drv) ->
+               T0 = erlang:monotonic_time(microsecond),
+               {seq, 0} = gen_server:call({drv, HostA}, {remote_burst, <<"counter">>, atom_to_binary(Node), N}, infinity),
+               (N + 1) * 1000000 div max(1, erlang:monotonic_time(microsecond) - T0)
     end,
     Rows = [begin
         pong = net_adm:ping(Node),
+        pong = net_adm:ping(HostA),
         gen_server:call({counter, Node}, get),
-        Rs = [{Rt(Node), Burst(Node)} || _ <- lists:seq(1, Runs)],
+        Rs = [{Rt(Node, Drv), Burst(Node, Drv)} || _ <- lists:seq(1, Runs)],
         [io:format("~s run ~p: ~p round trips/s, ~p msgs/s~n", [Name, I, R, B])
          || {I, {R, B}} <- lists:zip(lists:seq(1, Runs), Rs)],
         {Name, Median([R || {R, _} <- Rs]), Median([B || {_, B} <- Rs])}
-    end || {Name, Node} <- Targets],
+    end || {Name, Node, Drv} <- Targets],
     io:format("~n| path | 100k sequential round trips/s | one-way burst (100k casts + 1 call), msgs/s |~n|---|---|---|~n"),
     [io:format("| ~s | ~p | ~p |~n", [Name, R, B]) || {Name, R, B} <- Rows],
     halt().'

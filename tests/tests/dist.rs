@@ -883,3 +883,60 @@ fn losing_the_erl_node_fails_what_host_actors_hold_on_it() {
     let down = c.wait_log("node_down", Duration::from_secs(5));
     assert_eq!(down["node"], node.as_str());
 }
+
+#[test]
+fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let out = c.erl(
+        r#"
+        P = spawn(H, tp, init, [ok]),
+        io:format("spawned=~p~n", [node(P) =:= H]),
+        io:format("get=~p~n", [gen_server:call(P, get)]),
+        process_flag(trap_exit, true),
+        P2 = spawn_link(H, tp, init, [ok]),
+        gen_server:cast(P2, panic),
+        receive {'EXIT', P2, R2} -> io:format("linkexit=~p~n", [element(1, R2)]) after 5000 -> io:format("linkexit=none~n") end,
+        Req = erlang:spawn_request(H, tp, init, [ok], [monitor]),
+        receive
+            {spawn_reply, Req, ok, P3} ->
+                exit(P3, kill),
+                receive {'DOWN', Req, process, P3, R3} -> io:format("srdown=~p~n", [R3]) after 5000 -> io:format("srdown=none~n") end
+        after 5000 -> io:format("srdown=noreply~n")
+        end,
+        Req2 = erlang:spawn_request(H, nosuch, init, [ok], [monitor]),
+        receive
+            {spawn_reply, Req2, ok, _} ->
+                receive {'DOWN', Req2, process, _, R4} -> io:format("undef=~p~n", [R4]) after 5000 -> io:format("undef=none~n") end
+        after 5000 -> io:format("undef=noreply~n")
+        end,
+        io:format("whereis=~p~n", [rpc:call(H, host, whereis, [a]) =:= Pa]),
+        io:format("call=~p~n", [rpc:call(H, host, call, [a, get, 5000])]),
+        io:format("send=~p~n", [rpc:call(H, host, send, [a, bump])]),
+        io:format("actors=~p~n", [lists:member(Pa, [maps:get(pid, A) || A <- rpc:call(H, host, actors, [])])]),
+        io:format("stats=~p~n", [maps:get(actors, rpc:call(H, host, stats, [])) >= 2]),
+        io:format("rpcundef=~p~n", [rpc:call(H, host, nosuch, [])]),
+        io:format("otherundef=~p~n", [rpc:call(H, lists, reverse, [[1, 2]])]),
+        io:format("erpc=~p~n", [erpc:call(H, host, whereis, [nobody])]),
+    "#,
+    );
+    // A spawned actor is a real pid of the host, answering calls.
+    assert_eq!(line(&out, "spawned"), "true");
+    assert_eq!(line(&out, "get"), r#"{count,<<"1">>,0}"#);
+    // spawn_link: the child's crash reaches the linker; spawn_request's monitor holds.
+    assert_eq!(line(&out, "linkexit"), "error");
+    assert_eq!(line(&out, "srdown"), "killed");
+    // An unknown behaviour: a pid that exits undef at once.
+    assert_eq!(line(&out, "undef"), "undef");
+    // rpc into the built-in `host` module.
+    assert_eq!(line(&out, "whereis"), "true");
+    assert_eq!(line(&out, "call"), r#"{count,<<"1">>,0}"#);
+    assert_eq!(line(&out, "send"), "ok");
+    assert_eq!(line(&out, "actors"), "true");
+    assert_eq!(line(&out, "stats"), "true");
+    assert_eq!(line(&out, "rpcundef"), "{badrpc,{'EXIT',{undef,[]}}}");
+    assert_eq!(line(&out, "otherundef"), "{badrpc,{'EXIT',{undef,[]}}}");
+    assert_eq!(line(&out, "erpc"), "undefined");
+}

@@ -512,6 +512,7 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
                 tree,
                 versions: host.versions(),
                 recent: host.recent_events(),
+                nodes: host.nodes(),
             })
         }
         Request::Trace { .. } => Err("trace is answered as a stream".into()),

@@ -100,9 +100,15 @@ pub(crate) enum Op {
         eref: ExternalRef,
         reason: Option<Term>,
     },
+    /// `spawn_request` (and so `spawn/4`, `spawn_link/4`, `rpc:call`): the argument list
+    /// is the payload.
     SpawnRequest {
         req: Term,
         from: ExternalPid,
+        /// `{Module, Function, Arity}`.
+        mfa: Term,
+        /// The option list (`link`, `monitor`, `{reply, ...}`, ...).
+        opts: Term,
     },
     /// Acknowledged and ignored (GROUP_LEADER, SPAWN_REPLY).
     Ignored,
@@ -212,6 +218,8 @@ impl Op {
             SPAWN_REQUEST | SPAWN_REQUEST_TT => Op::SpawnRequest {
                 req: at(1).cloned().ok_or("SPAWN_REQUEST without id")?,
                 from: pid(at(2))?,
+                mfa: at(4).cloned().ok_or("SPAWN_REQUEST without {M, F, A}")?,
+                opts: at(5).cloned().unwrap_or(Term::List(Vec::new())),
             },
             GROUP_LEADER | SPAWN_REPLY | SPAWN_REPLY_TT => Op::Ignored,
             other => Op::Unknown(other),
@@ -390,17 +398,12 @@ pub(crate) fn unlink_ack(id: Term, from: &ExternalPid, to: &ExternalPid) -> Vec<
     frame(&c, None)
 }
 
-/// `SPAWN_REPLY {31, ReqId, To, Flags, Result}`: we run no Erlang code, so every spawn
-/// request is answered with `notsup`.
-pub(crate) fn spawn_refused(req: Term, to: &ExternalPid) -> Vec<u8> {
+/// `SPAWN_REPLY {31, ReqId, To, Flags, Result}`: `result` the new pid (or an error
+/// atom); `flags` 1 if a link was set up, 2 if a monitor was.
+pub(crate) fn spawn_reply(req: Term, to: &ExternalPid, flags: i64, result: Term) -> Vec<u8> {
     let c = tuple(
         SPAWN_REPLY,
-        vec![
-            req,
-            Term::Pid(to.clone()),
-            Term::Integer(0),
-            Term::atom("notsup"),
-        ],
+        vec![req, Term::Pid(to.clone()), Term::Integer(flags), result],
     );
     frame(&c, None)
 }

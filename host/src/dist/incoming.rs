@@ -264,9 +264,12 @@ pub(crate) fn handle(shared: &Arc<Shared>, conn: &Conn, system: &System, op: Op,
             node: &conn.peer.name,
             op,
         }),
-        Op::SpawnRequest { req, from } => {
-            conn.send(control::spawn_refused(req, &from));
-        }
+        Op::SpawnRequest {
+            req,
+            from,
+            mfa,
+            opts,
+        } => super::spawn::request(shared, shared.services(), req, from, mfa, opts, payload),
     }
 }
 

@@ -10,6 +10,8 @@
 //! - `node`: the node tables (connections, proxy ids for remote pids, remote links and
 //!   monitors, local monitors of remote processes, `monitor_node`) and the system's
 //!   `RemoteSignals`;
+//! - `spawn`: spawn requests (`spawn/4`, `spawn_request`) start actors, and `rpc:call`
+//!   into the built-in module `host`;
 //! - `pids`: pids in messages translated at the wire (inside the host every pid names
 //!   `nonode@nohost`).
 //!
@@ -22,6 +24,9 @@ mod handshake;
 mod incoming;
 mod node;
 mod pids;
+mod spawn;
+
+pub(crate) use spawn::{RpcError, Services};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -141,8 +146,13 @@ impl Bound {
         self.shared.clone()
     }
 
-    /// Starts accepting peers.
-    pub(crate) fn start(self, system: Arc<System>) -> Result<Node, DistError> {
+    /// Starts accepting peers; `services` answers their spawns and rpc.
+    pub(crate) fn start(
+        self,
+        system: Arc<System>,
+        services: Arc<dyn Services>,
+    ) -> Result<Node, DistError> {
+        self.shared.set_services(services);
         let listener = self
             .listener
             .try_clone()

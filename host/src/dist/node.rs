@@ -19,6 +19,7 @@ use super::conn::{self, Conn};
 use super::control::{self, Proc};
 use super::handshake::{self, Me};
 use super::pids;
+use super::spawn::Services;
 use crate::observe::{Event, Observer};
 use crate::system::remote::{Callee, RemoteDest, RemoteSend, RemoteSignals};
 use crate::system::{System, Target};
@@ -98,6 +99,8 @@ pub(crate) struct Shared {
     epmd_port: u16,
     /// Frames for nodes being dialled, in order, flushed once connected.
     pending: Mutex<FxHashMap<String, Vec<Vec<u8>>>>,
+    /// Remote spawns and rpc, once the host above has started.
+    services: OnceLock<Arc<dyn Services>>,
 }
 
 impl Shared {
@@ -124,7 +127,17 @@ impl Shared {
             system: OnceLock::new(),
             epmd_port,
             pending: Mutex::default(),
+            services: OnceLock::new(),
         })
+    }
+
+    /// The host above answers remote spawns and rpc from now on.
+    pub(crate) fn set_services(&self, services: Arc<dyn Services>) {
+        let _ = self.services.set(services);
+    }
+
+    pub(crate) fn services(&self) -> Option<Arc<dyn Services>> {
+        self.services.get().cloned()
     }
 
     /// The system is running: connections may now be dialled for sends.
@@ -212,7 +225,7 @@ impl Shared {
         })
     }
 
-    fn system(&self) -> Option<Arc<System>> {
+    pub(crate) fn system(&self) -> Option<Arc<System>> {
         self.system.get().and_then(Weak::upgrade)
     }
 

@@ -5,6 +5,7 @@
 
 mod errors;
 mod operator;
+mod services;
 mod supervision;
 
 use std::path::{Path, PathBuf};
@@ -222,7 +223,14 @@ impl Host {
         }
 
         let node = bound
-            .map(|b| b.start(system.clone()))
+            .map(|b| {
+                let services = Arc::new(services::NodeServices {
+                    system: system.clone(),
+                    code: code.clone(),
+                    observer: observer.clone(),
+                });
+                b.start(system.clone(), services)
+            })
             .transpose()
             .map_err(HostError::Dist)?;
         let mut host = Host {

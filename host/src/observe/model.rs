@@ -162,6 +162,9 @@ pub struct Snapshot {
     pub versions: Vec<VersionRow>,
     /// The most recent reloads, crashes and version changes, newest last.
     pub recent: Vec<RecentEvent>,
+    /// The connected nodes of the cluster (empty when not distributed).
+    #[serde(default)]
+    pub nodes: Vec<NodeRow>,
 }
 
 /// One message to or from a traced actor (`host ctl trace`).

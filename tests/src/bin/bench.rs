@@ -150,6 +150,11 @@ impl Opts {
                 "--rows" => rows = Some(args.next().expect("--rows needs a list")),
                 "--runs" => runs = Some(args.next().expect("--runs needs a number")),
                 "--machine" => machine = true,
+                // For scripts/dist-bench.sh: build the release test plugin, print its path.
+                "--tp-path" => {
+                    println!("{}", build(&rel("v1")).display());
+                    std::process::exit(0);
+                }
                 other => panic!(
                     "unknown argument {other}; usage: bench [--rows a,b] [--runs N] [--machine]"
                 ),

@@ -182,9 +182,28 @@ impl App {
             Span::raw("  crashes "),
             counter(stats.crashes, Color::Red),
         ];
+        // The cluster, when distributed: each peer with its direction and traffic.
+        let mut cluster = Vec::new();
+        if !snapshot.nodes.is_empty() {
+            cluster.push(Span::raw("nodes"));
+            for n in &snapshot.nodes {
+                cluster.push(Span::raw(" "));
+                cluster.push(value(n.node.clone()));
+                cluster.push(Span::raw(format!(
+                    " {} {} {}/{} msgs",
+                    n.direction,
+                    fmt_uptime(n.up_secs as f64),
+                    n.msgs_in,
+                    n.msgs_out
+                )));
+            }
+        }
         let width = width as usize;
         let mut lines: Vec<Vec<Span<'static>>> = Vec::new();
-        for group in [load, util, reloads] {
+        for group in [load, util, reloads, cluster] {
+            if group.is_empty() {
+                continue;
+            }
             let group_width: usize = group.iter().map(Span::width).sum();
             match lines.last_mut() {
                 Some(line)

@@ -102,7 +102,35 @@ fn snapshot(uptime_s: f64, handled: [u64; 3]) -> Snapshot {
             event(7_200, "reload", "echo 1.0.0 -> 2.0.0", "rolled_back"),
             event(86_400 + 10, "crash", "flaky <0.7.0>", "panic: boom"),
         ],
+        nodes: vec![],
     }
+}
+
+#[test]
+fn the_header_shows_the_cluster_when_distributed() {
+    let mut app = App::new();
+    let mut s = snapshot(10.0, [1, 2, 3]);
+    s.nodes = vec![crate::observe::model::NodeRow {
+        node: "e@127.0.0.1".into(),
+        direction: "in".into(),
+        hidden: false,
+        up_secs: 125,
+        msgs_in: 40,
+        msgs_out: 38,
+        bytes_in: 0,
+        bytes_out: 0,
+        queue: 0,
+    }];
+    app.update(s);
+    let screen = render(&app, 160, 30).join("\n");
+    assert!(
+        screen.contains("nodes e@127.0.0.1 in 00:02:05 40/38 msgs"),
+        "{screen}"
+    );
+    // Not distributed: no nodes line.
+    let mut plain = App::new();
+    plain.update(snapshot(10.0, [1, 2, 3]));
+    assert!(!render(&plain, 160, 30).join("\n").contains("nodes "));
 }
 
 fn key(code: KeyCode) -> KeyEvent {

@@ -56,10 +56,14 @@ impl System {
         registered(id);
         inserted.map_err(SpawnError::Name)?;
         let parent = link.filter(|&p| !self.is_supervisor(p));
+        // A remote parent (a proxy: `spawn_link` from another node) holds its side of the
+        // link in the distribution layer's tables, not in the registry.
         let orphan = parent.is_some_and(|p| {
-            self.registry
-                .with_id(p, |pa| pa.links.lock().insert(id))
-                .is_none()
+            !crate::util::ids::is_remote(p)
+                && self
+                    .registry
+                    .with_id(p, |pa| pa.links.lock().insert(id))
+                    .is_none()
         });
         let mut state = StatePtr::NULL;
         let ctx = RunCtx::new(self, id, &version, false);

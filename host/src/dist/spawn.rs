@@ -1,0 +1,302 @@
+//! Spawn requests from other nodes, and `rpc` into the host.
+//!
+//! Erlang starts a process on another node with a `SPAWN_REQUEST` carrying
+//! `{Module, Function, Arity}`, the argument list and options (`link`, `monitor`); the node
+//! answers `SPAWN_REPLY` with the new pid, and the process's exit reaches the requester
+//! through the link or monitor it asked for. Here:
+//!
+//! 1. `Behaviour:init(Args)` — `spawn(N, counter, init, [#{start => 5}])`, `spawn_link/4`,
+//!    `erlang:spawn_request/5` — starts an actor of that behaviour with `Args` as its init
+//!    argument, linked from birth to the requester if asked (so an exit right after `init`
+//!    is not missed), monitored if asked (the monitor's reference is the request's, as in
+//!    Erlang).
+//! 2. `rpc:call(N, host, F, A)` and `erpc:call` arrive as a spawn of
+//!    `erpc:execute_call(Ref, host, F, A)`: the built-in module `host` ([`Services::rpc`])
+//!    answers, and the answer travels as the exit reason `{Ref, return, Value}` of a
+//!    process that never ran, exactly what `erpc` waits for.
+//! 3. Anything else — an unknown behaviour, a function other than `init/1`, a module other
+//!    than `host` for rpc — is answered as BEAM answers a spawn of a missing module: with a
+//!    pid that exits `undef` at once, so an Erlang supervisor or `rpc:call` copes
+//!    (`{badrpc, {'EXIT', {undef, _}}}`).
+//!
+//! Spawns and rpc run on a thread of their own, never on the connection's reader: `init`
+//! and some rpc functions (`reload`, `call`) take time.
+
+use std::sync::Arc;
+
+use plugin_api::etf::{ExternalPid, Term};
+
+use super::control::{self, Proc};
+use super::node::Shared;
+use crate::system::{SpawnError, System, Target};
+use crate::util::ids::{ActorId, MonitorRef};
+
+/// What the distribution layer asks of the host above it (the facade implements it: a
+/// spawn needs the code server, rpc the operator's view).
+pub(crate) trait Services: Send + Sync {
+    /// Starts an actor of `behaviour` with init argument `args` (ETF), linked from birth
+    /// to `link` if given.
+    fn spawn(
+        &self,
+        behaviour: &str,
+        args: &[u8],
+        link: Option<ActorId>,
+    ) -> Result<ActorId, SpawnError>;
+    /// `host:F(Args...)` called from another node.
+    fn rpc(&self, function: &str, args: &[Term]) -> Result<Term, RpcError>;
+}
+
+/// How an rpc into the host fails, as Erlang would raise it.
+#[derive(Debug)]
+pub(crate) enum RpcError {
+    /// No such function in module `host` (or wrong arity): `error:undef`.
+    Undef,
+    /// Arguments of the wrong type: `error:badarg`.
+    Badarg,
+    /// The operation failed: `exit:Reason` (say `{noproc, Name}`).
+    Exit(Term),
+}
+
+/// What a spawn request asks for.
+enum Job {
+    Spawn {
+        behaviour: String,
+        args: Vec<u8>,
+    },
+    Rpc {
+        tag: Term,
+        function: String,
+        args: Vec<Term>,
+    },
+    Undef,
+}
+
+/// How a request ended: an actor runs, or the pid handed back exits at once with this.
+enum Outcome {
+    Started(ActorId),
+    Exits(Term),
+}
+
+fn has_opt(opts: &Term, name: &str) -> bool {
+    matches!(opts, Term::List(v) if v.iter().any(|o| matches!(o, Term::Atom(a) if a == name)))
+}
+
+fn list(t: Term) -> Option<Vec<Term>> {
+    match t {
+        Term::List(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn job(mfa: &Term, args: Vec<Term>) -> Job {
+    let Term::Tuple(mfa) = mfa else {
+        return Job::Undef;
+    };
+    let (Some(Term::Atom(m)), Some(Term::Atom(f))) = (mfa.first(), mfa.get(1)) else {
+        return Job::Undef;
+    };
+    match (m.as_str(), f.as_str(), <[Term; 4]>::try_from(args)) {
+        ("erpc", "execute_call", Ok([tag, Term::Atom(module), Term::Atom(function), a])) => {
+            match (module.as_str(), list(a)) {
+                ("host", Some(args)) => Job::Rpc {
+                    tag,
+                    function,
+                    args,
+                },
+                // Another module: nothing of it runs here.
+                _ => Job::Rpc {
+                    tag,
+                    function: String::new(),
+                    args: Vec::new(),
+                },
+            }
+        }
+        (_, "init", Err(args)) if args.len() == 1 => Job::Spawn {
+            behaviour: m.clone(),
+            args: args[0].encode(),
+        },
+        _ => Job::Undef,
+    }
+}
+
+/// The reason a pid that never ran exits with: `erpc`'s result shapes, or `undef`.
+fn rpc_reason(tag: Term, result: Result<Term, RpcError>) -> Term {
+    let t = Term::Tuple;
+    match result {
+        Ok(v) => t(vec![tag, Term::atom("return"), v]),
+        Err(RpcError::Undef) => t(vec![
+            tag,
+            Term::atom("error"),
+            Term::atom("undef"),
+            Term::List(vec![]),
+        ]),
+        Err(RpcError::Badarg) => t(vec![
+            tag,
+            Term::atom("error"),
+            Term::atom("badarg"),
+            Term::List(vec![]),
+        ]),
+        Err(RpcError::Exit(r)) => t(vec![tag, Term::atom("exit"), r]),
+    }
+}
+
+/// A `SPAWN_REQUEST` from `from`: answered from a thread of its own.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn request(
+    shared: &Arc<Shared>,
+    services: Option<Arc<dyn Services>>,
+    req: Term,
+    from: ExternalPid,
+    mfa: Term,
+    opts: Term,
+    payload: &[u8],
+) {
+    let (link, monitor) = (has_opt(&opts, "link"), has_opt(&opts, "monitor"));
+    // Pids in the arguments become the host's own, as in any message.
+    let args = Term::decode(&shared.import(payload))
+        .ok()
+        .and_then(list)
+        .unwrap_or_default();
+    let job = job(&mfa, args);
+    let shared = shared.clone();
+    let work = move || {
+        let Some(system) = shared.system() else {
+            return;
+        };
+        let proxy = shared.proxy(&from);
+        let outcome = match (job, services) {
+            (Job::Spawn { behaviour, args }, Some(s)) => {
+                match s.spawn(&behaviour, &args, link.then_some(proxy)) {
+                    Ok(id) => Outcome::Started(id),
+                    Err(SpawnError::UnknownBehaviour { .. }) => Outcome::Exits(Term::atom("undef")),
+                    Err(e) => Outcome::Exits(Term::Tuple(vec![
+                        Term::atom("error"),
+                        Term::Binary(e.to_string().into_bytes()),
+                    ])),
+                }
+            }
+            (
+                Job::Rpc {
+                    tag,
+                    function,
+                    args,
+                },
+                Some(s),
+            ) => {
+                let result = if function.is_empty() {
+                    Err(RpcError::Undef)
+                } else {
+                    s.rpc(&function, &args)
+                };
+                Outcome::Exits(rpc_reason(tag, result))
+            }
+            _ => Outcome::Exits(Term::atom("undef")),
+        };
+        finish(&shared, &system, req, &from, proxy, link, monitor, outcome);
+    };
+    // No thread to be had (the process is out of them): no answer, and the requester's
+    // spawn times out as against an unresponsive node.
+    let _ = std::thread::Builder::new()
+        .name("dist-spawn".into())
+        .spawn(work);
+}
+
+/// Answers the request, then sets up (or fires) the link and monitor it asked for.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    shared: &Shared,
+    system: &System,
+    req: Term,
+    from: &ExternalPid,
+    proxy: ActorId,
+    link: bool,
+    monitor: bool,
+    outcome: Outcome,
+) {
+    let flags = i64::from(link) | i64::from(monitor) << 1;
+    let eref = match &req {
+        Term::Reference(r) => Some(r.clone()),
+        _ => None,
+    };
+    match outcome {
+        Outcome::Started(id) => {
+            let pid = shared.pid(id);
+            if link {
+                // Linked at birth on our side; the table lets a lost connection fire it.
+                shared.add_link(proxy, id);
+            }
+            shared.send_to(
+                &from.node,
+                control::spawn_reply(req, from, flags, Term::Pid(pid.clone())),
+            );
+            if let (true, Some(eref)) = (monitor, eref) {
+                let mref = MonitorRef(system.next_tag());
+                shared.add_monitor(mref, from.clone(), Proc::Pid(pid), eref);
+                // Dead already: the DOWN (noproc) goes out through `Shared::down`.
+                system.monitor_as(mref, proxy, Target::Id(id));
+            }
+        }
+        Outcome::Exits(reason) => {
+            // A pid that never ran: its id is never reused, so nothing can reach it.
+            let pid = shared.pid(system.next_actor_id());
+            shared.send_to(
+                &from.node,
+                control::spawn_reply(req, from, flags, Term::Pid(pid.clone())),
+            );
+            let reason = Term::decode(&shared.export(&reason.encode())).unwrap_or(reason);
+            if link {
+                shared.send_to(&from.node, control::exit(&pid, from, reason.clone()));
+            }
+            if let (true, Some(eref)) = (monitor, eref) {
+                shared.send_to(
+                    &from.node,
+                    control::monitor_exit(&Proc::Pid(pid), from, &eref, reason),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_read_as_erlang_sends_them() {
+        let mfa = |m: &str, f: &str, a: i64| {
+            Term::Tuple(vec![Term::atom(m), Term::atom(f), Term::Integer(a)])
+        };
+        match job(&mfa("counter", "init", 1), vec![Term::Integer(5)]) {
+            Job::Spawn { behaviour, args } => {
+                assert_eq!(behaviour, "counter");
+                assert_eq!(Term::decode(&args).unwrap(), Term::Integer(5));
+            }
+            _ => panic!("not a spawn"),
+        }
+        let rpc = vec![
+            Term::atom("ref"),
+            Term::atom("host"),
+            Term::atom("whereis"),
+            Term::List(vec![Term::atom("counter")]),
+        ];
+        match job(&mfa("erpc", "execute_call", 4), rpc) {
+            Job::Rpc { function, args, .. } => {
+                assert_eq!(function, "whereis");
+                assert_eq!(args, vec![Term::atom("counter")]);
+            }
+            _ => panic!("not an rpc"),
+        }
+        // Not init/1, or no module at all: undef.
+        assert!(matches!(
+            job(&mfa("counter", "start", 1), vec![Term::Integer(1)]),
+            Job::Undef
+        ));
+        assert!(matches!(
+            job(&mfa("counter", "init", 2), vec![]),
+            Job::Undef
+        ));
+        assert!(matches!(job(&Term::atom("x"), vec![]), Job::Undef));
+        let r = rpc_reason(Term::atom("r"), Err(RpcError::Undef)).to_string();
+        assert_eq!(r, "{r,error,undef,[]}");
+    }
+}
