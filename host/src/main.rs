@@ -59,6 +59,16 @@ enum Command {
     /// A live view of a running host: actors, supervision tree, versions, last reloads
     /// and crashes. q quits, arrows move, / filters, s changes the sort, Tab the pane.
     Top,
+    /// Run an EPMD (Erlang's port mapper), for machines without Erlang: a distributed
+    /// host starts one itself when none answers. `epmd -kill` stops it.
+    Epmd {
+        /// The port (default: ERL_EPMD_PORT, else 4369).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: std::net::IpAddr,
+    },
 }
 
 /// The control socket: `--socket`, else the config's, else the default.
@@ -87,7 +97,26 @@ fn client(cli: &Cli) -> ExitCode {
             host::control::ctl::run(&socket, *json, command.clone())
         }
         Some(Command::Top) => top(&socket),
-        None => unreachable!("only called for a subcommand"),
+        Some(Command::Epmd { .. }) | None => unreachable!("only called for ctl and top"),
+    }
+}
+
+fn epmd(port: Option<u16>, address: std::net::IpAddr) -> ExitCode {
+    let port = port
+        .or_else(|| std::env::var("ERL_EPMD_PORT").ok()?.parse().ok())
+        .unwrap_or(4369);
+    match std::net::TcpListener::bind((address, port)) {
+        Ok(l) => match host::dist::EpmdServer::serve(l) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("host epmd: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("host epmd: cannot listen on {address}:{port}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -107,6 +136,9 @@ fn top(socket: &Path) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Epmd { port, address }) = &cli.command {
+        return epmd(*port, *address);
+    }
     if cli.command.is_some() {
         return client(&cli);
     }

@@ -128,14 +128,28 @@ impl Cluster {
 
     /// A cluster whose host config has `extra` appended (a `[distribution]` table).
     fn start_with(extra: &str) -> Cluster {
+        Cluster::start_full(extra, false)
+    }
+
+    /// `ours`: the EPMD is `host epmd` instead of Erlang's.
+    fn start_full(extra: &str, ours: bool) -> Cluster {
         let epmd_port = free_port();
-        let epmd = Command::new("epmd")
-            .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("epmd starts");
+        let epmd = if ours {
+            Command::new(host_bin())
+                .args(["epmd", "--port", &epmd_port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("host epmd starts")
+        } else {
+            Command::new("epmd")
+                .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
+                .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("epmd starts")
+        };
         let epmd = Proc(epmd);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", epmd_port)).is_err() {
@@ -939,4 +953,138 @@ fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
     assert_eq!(line(&out, "rpcundef"), "{badrpc,{'EXIT',{undef,[]}}}");
     assert_eq!(line(&out, "otherundef"), "{badrpc,{'EXIT',{undef,[]}}}");
     assert_eq!(line(&out, "erpc"), "undefined");
+}
+
+/// Asks the EPMD on `port` to stop (`epmd -kill`'s request); true if it said OK.
+fn kill_epmd(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut ok = [0u8; 2];
+    s.write_all(&[0, 1, 107]).is_ok() && s.read_exact(&mut ok).is_ok() && &ok == b"OK"
+}
+
+#[test]
+fn two_hosts_form_a_cluster_without_erlang_installed() {
+    // No `erl` needed: the first host finds no EPMD and no `epmd` on PATH, and starts
+    // `host epmd`; the second registers with it.
+    let epmd_port = free_port();
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    std::fs::write(dir.path().join("host.toml"), CONFIG).unwrap();
+    let u = unique();
+    let cookie = format!("cookie_{u}");
+    let start = |name: &str, log: &PathBuf| {
+        let p = Command::new(host_bin())
+            .current_dir(dir.path())
+            .args(["--config", "host.toml", "--run-for", "120"])
+            .args(["--name", name, "--cookie", &cookie])
+            .args(["--epmd-port", &epmd_port.to_string()])
+            .arg("--socket")
+            .arg(log.with_extension("sock"))
+            .env("PATH", "/nonexistent")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("host starts");
+        Proc(p)
+    };
+    let (a_name, b_name) = (format!("ha_{u}@127.0.0.1"), format!("hb_{u}@127.0.0.1"));
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let _a = start(&a_name, &a_log);
+    let started = wait_log_in(&a_log, "epmd_started", Duration::from_secs(30));
+    assert_eq!(started["which"], "host epmd");
+    wait_log_in(&a_log, "actor_started", Duration::from_secs(30));
+    let _b = start(&b_name, &b_log);
+    wait_log_in(&b_log, "actor_started", Duration::from_secs(30));
+    assert!(
+        !std::fs::read_to_string(&b_log)
+            .unwrap()
+            .contains("epmd_started"),
+        "the second host found the first one's EPMD"
+    );
+    let ctl = |log: &PathBuf, args: &[&str]| {
+        let o = Command::new(host_bin())
+            .args(["ctl", "--socket"])
+            .arg(log.with_extension("sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let cast = format!(r#"{{remote_cast, <<"b">>, <<"{b_name}">>, {{incr, 5}}}}"#);
+    assert!(ctl(&a_log, &["call", "a", &cast]).contains("done"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = ctl(&b_log, &["call", "b", "get"]);
+        if got.contains("5") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cast never arrived: {got}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It outlives the hosts (other nodes may use it); stop it as `epmd -kill` would.
+    assert!(kill_epmd(epmd_port));
+}
+
+#[test]
+fn a_real_erl_registers_with_host_epmd() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start_full("", true);
+    let out = c.erl(
+        r#"
+        io:format("ping=~p~n", [net_adm:ping(H)]),
+        {ok, Names} = net_adm:names(),
+        io:format("names=~p~n", [lists:sort([N || {N, _} <- Names])]),
+        io:format("call=~p~n", [gen_server:call({a, H}, get)]),
+    "#,
+    );
+    assert_eq!(line(&out, "ping"), "pong");
+    let names = line(&out, "names");
+    assert!(
+        names.contains("\"host_") && names.contains("\"e_"),
+        "{names}"
+    );
+    assert_eq!(line(&out, "call"), r#"{count,<<"1">>,0}"#);
+}
+
+#[test]
+fn a_host_starts_the_real_epmd_when_none_runs() {
+    if !have_erl() {
+        return;
+    }
+    let epmd_port = free_port();
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    std::fs::write(dir.path().join("host.toml"), CONFIG).unwrap();
+    let u = unique();
+    let log = dir.path().join("host.log");
+    let h = spawn_host(&dir, &format!("hr_{u}@127.0.0.1"), "c", epmd_port, &log);
+    let started = wait_log_in(&log, "epmd_started", Duration::from_secs(30));
+    assert_eq!(started["which"], "epmd");
+    wait_log_in(&log, "dist_listening", Duration::from_secs(30));
+    let names = Command::new("epmd")
+        .args(["-port", &epmd_port.to_string(), "-names"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&names.stdout);
+    assert!(text.contains(&format!("name hr_{u} at port")), "{text}");
+    // Epmd refuses `-kill` while a node is registered: stop the host first.
+    drop(h);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kill = Command::new("epmd")
+            .args(["-port", &epmd_port.to_string(), "-kill"])
+            .output()
+            .unwrap();
+        if kill.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{kill:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

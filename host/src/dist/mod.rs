@@ -2,6 +2,7 @@
 //! own distribution protocol on the project's ETF codec.
 //!
 //! - `epmd`: register the name (the registration socket stays open), look peers up;
+//! - `epmd_server`: our own EPMD (`host epmd`), started when none answers;
 //! - `handshake`: the v6 handshake in both roles, flags, the cookie digest;
 //! - `conn`: one connection on plain threads (a batching writer with ticks, a reader
 //!   that splits frames), bounded queue, frame cap;
@@ -20,12 +21,14 @@
 mod conn;
 mod control;
 mod epmd;
+mod epmd_server;
 mod handshake;
 mod incoming;
 mod node;
 mod pids;
 mod spawn;
 
+pub use epmd_server::EpmdServer;
 pub(crate) use spawn::{RpcError, Services};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -116,6 +119,16 @@ impl Bound {
             .map_err(|e| DistError(e.to_string()))?
             .port();
         let epmd = epmd::address(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.epmd_port);
+        if !epmd_server::answers(epmd) {
+            // As `erl` does: no EPMD, so start one (it outlives this host).
+            let which = epmd_server::start(epmd).map_err(|e| {
+                DistError(format!("no EPMD at {epmd}, and starting one failed: {e}"))
+            })?;
+            observer.emit(Event::EpmdStarted {
+                port: epmd.port(),
+                which,
+            });
+        }
         let registration =
             epmd::register(epmd, alive, port, opts.hidden, Duration::from_secs(5))
                 .map_err(|e| DistError(format!("cannot register with EPMD at {epmd}: {e}")))?;

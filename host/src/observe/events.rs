@@ -542,6 +542,9 @@ pub enum Event<'a> {
         port: u16,
         creation: u32,
     },
+    /// No EPMD answered on its port, so the host started one (`which`: `epmd` from
+    /// `PATH`, or `host epmd`), as `erl` does.
+    EpmdStarted { port: u16, which: &'a str },
     /// A connection to another node is up (`direction`: `in` or `out`).
     NodeUp { node: &'a str, direction: &'a str },
     /// A connection to another node ended; `reason` says why (`connection_closed`,
@@ -798,6 +801,12 @@ impl Event<'_> {
                 creation,
                 "distributed node {node} listening on port {port}"
             ),
+            Event::EpmdStarted { port, which } => tracing::info!(
+                event = "epmd_started",
+                port,
+                which,
+                "no EPMD on port {port}: started {which}"
+            ),
             Event::NodeUp { node, direction } => tracing::info!(
                 event = "node_up",
                 node,
@@ -935,6 +944,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "mailbox_high_water",
     "mailbox_limit",
     "dist_listening",
+    "epmd_started",
     "node_up",
     "node_down",
     "node_refused",
