@@ -35,7 +35,8 @@ use abi_stable::{package_version_strings, StableAbi};
 /// run by the newer version on a rollback); 5 added [`Dest::node`] (`To::remote`, a
 /// registered name on another node of the cluster); 6 made a `Pid` in a message an
 /// Erlang pid (`NEW_PID_EXT`, see [`Pid`](crate::Pid)), let `request`, `link`, `monitor`
-/// and `exit` reach processes on other nodes, and added [`HostApi::monitor_node`].
+/// and `exit` reach processes on other nodes, and added [`HostApi::monitor_node`] and
+/// [`HostApi::spawn_remote`].
 pub const ABI_VERSION: u32 = 6;
 
 /// An actor's state, as an opaque pointer owned by the behaviour version that created it.
@@ -235,6 +236,18 @@ pub struct HostApi {
     /// `monitor_node(Node, Flag)`: with `on`, deliver `{nodedown, Node}` once when the
     /// connection to `node` is lost or cannot be made; without, remove one such monitor.
     pub monitor_node: extern "C" fn(data: *const c_void, node: RStr<'_>, on: bool) -> SendCode,
+    /// `erlang:spawn_request(Node, Module, Function, Args, Opts)`: `args` is the argument
+    /// list (ETF); `flags` bit 0 links, bit 1 monitors. Writes the request id; the outcome
+    /// arrives as `{reply, ReqId, {ok, Pid}}` or `{reply, ReqId, {error, Reason}}`.
+    pub spawn_remote: extern "C" fn(
+        data: *const c_void,
+        node: RStr<'_>,
+        module: RStr<'_>,
+        function: RStr<'_>,
+        args: RSlice<'_, u8>,
+        flags: u8,
+        req: &mut u64,
+    ) -> SendCode,
 }
 
 /// What a callback receives: the host's function table and its context pointer.

@@ -111,6 +111,15 @@ pub enum StartChildReply {
     Error(String),
 }
 
+/// Options of [`Ctx::spawn_remote`], as `spawn_request`'s `link` and `monitor`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpawnOpts {
+    /// Link the new process to the caller.
+    pub link: bool,
+    /// Monitor the new process.
+    pub monitor: bool,
+}
+
 /// Where to send: an actor id, a registered name, or a registered name on another node.
 #[derive(Debug, Clone, Copy)]
 pub enum To<'n> {
@@ -494,6 +503,41 @@ impl<'a> Ctx<'a> {
         let name = RStr::from_str(name.unwrap_or(""));
         check(self.encoded(args, |bytes| {
             (raw.api.spawn_link)(raw.data, RStr::from_str(behaviour), name, bytes, &mut req)
+        })?)?;
+        Ok(ReqId(req))
+    }
+
+    /// Starts a process on another node without blocking (`erlang:spawn_request/5`): on
+    /// another host, an actor of behaviour `module` (with `function` `"init"` and `args`
+    /// a one-element list, its init argument); on a BEAM node, `module:function(Args...)`.
+    /// `args` must encode as a list (a `Vec`, a slice, or [`etf::Term::List`]). The outcome
+    /// arrives as `{reply, ReqId, {ok, Pid}}` or `{reply, ReqId, {error, Reason}}` (decode
+    /// it as [`StartChildReply`]); a node that cannot be reached answers `{error,
+    /// noconnection}`. With `link`, the new process is linked to this actor; with
+    /// `monitor`, its exit arrives as `{'DOWN', Ref, process, Pid, Reason}` where `Ref`
+    /// has the request id's number. An unknown module or behaviour gives a pid that exits
+    /// `undef` at once, as in Erlang.
+    pub fn spawn_remote<A: Serialize + ?Sized>(
+        &mut self,
+        node: &str,
+        module: &str,
+        function: &str,
+        args: &A,
+        opts: SpawnOpts,
+    ) -> Result<ReqId, SendError> {
+        let raw = self.raw;
+        let mut req = 0u64;
+        let flags = u8::from(opts.link) | u8::from(opts.monitor) << 1;
+        check(self.encoded(args, |bytes| {
+            (raw.api.spawn_remote)(
+                raw.data,
+                RStr::from_str(node),
+                RStr::from_str(module),
+                RStr::from_str(function),
+                bytes,
+                flags,
+                &mut req,
+            )
         })?)?;
         Ok(ReqId(req))
     }

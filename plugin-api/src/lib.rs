@@ -29,7 +29,8 @@ pub mod glue;
 
 pub use behaviour::{Behaviour, BoxError, CallResult, EtfRef, Next, NoMessage, OldVsn, Reason};
 pub use ctx::{
-    Ctx, Level, MonitorRef, Pid, ReplyTo, ReqId, SendError, StartChildReply, TimerRef, To,
+    Ctx, Level, MonitorRef, Pid, ReplyTo, ReqId, SendError, SpawnOpts, StartChildReply, TimerRef,
+    To,
 };
 pub use serde::{Deserialize, Serialize};
 

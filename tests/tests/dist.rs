@@ -1088,3 +1088,57 @@ fn a_host_starts_the_real_epmd_when_none_runs() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn host_actors_spawn_on_other_hosts_and_on_beam() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let (_h2, h2, _log2) = c.second_host();
+    let out = c.erl(&format!(
+        r#"
+        H2 = <<"{h2}">>, Me = atom_to_binary(node()),
+        Inbox = fun(N) -> W = fun W(0) -> timeout; W(K) -> {{inbox, L}} = gen_server:call({{a, H}}, inbox), case length(L) >= N of true -> L; false -> timer:sleep(50), W(K - 1) end end, W(200) end,
+        gen_server:call({{a, H}}, {{trap_exit, true}}),
+        io:format("s1=~p~n", [gen_server:call({{a, H}}, {{spawn_remote, H2, <<"tp">>, <<"init">>, [ok], true, true}})]),
+        [Started] = Inbox(1),
+        io:format("inbox1=~ts~n", [Started]),
+        [P] = [maps:get(pid, A) || A <- rpc:call(binary_to_atom(H2), host, actors, []), maps:get(name, A) =:= undefined],
+        exit(P, kill),
+        io:format("inbox2=~ts~n", [lists:join(" | ", Inbox(3))]),
+        io:format("s2=~p~n", [gen_server:call({{a, H}}, {{spawn_remote, Me, <<"timer">>, <<"sleep">>, [100], false, true}})]),
+        io:format("inbox3=~ts~n", [lists:join(" | ", Inbox(5))]),
+        io:format("s3=~p~n", [gen_server:call({{a, H}}, {{spawn_remote, H2, <<"nosuch">>, <<"init">>, [ok], false, true}})]),
+        io:format("inbox4=~ts~n", [lists:join(" | ", Inbox(7))]),
+        io:format("s4=~p~n", [gen_server:call({{a, H}}, {{spawn_remote, <<"nobody@127.0.0.1">>, <<"tp">>, <<"init">>, [ok], false, false}})]),
+        io:format("inbox5=~ts~n", [lists:join(" | ", Inbox(8))]),
+    "#
+    ));
+    // host -> host: started, linked and monitored; its kill arrives as EXIT and DOWN.
+    assert_eq!(line(&out, "s1"), "done");
+    assert!(line(&out, "inbox1").starts_with("started "), "{out}");
+    let inbox2 = line(&out, "inbox2");
+    assert!(
+        inbox2.contains("EXIT ") && inbox2.contains("Killed"),
+        "{inbox2}"
+    );
+    assert!(
+        inbox2.contains("DOWN ") && inbox2.matches("Killed").count() == 2,
+        "{inbox2}"
+    );
+    // host -> BEAM: timer:sleep(100) runs there and exits normal.
+    assert_eq!(line(&out, "s2"), "done");
+    let inbox3 = line(&out, "inbox3");
+    assert!(
+        inbox3.ends_with("Normal") || inbox3.contains("Normal"),
+        "{inbox3}"
+    );
+    // An unknown behaviour exits undef; an unreachable node answers noconnection.
+    let inbox4 = line(&out, "inbox4");
+    assert!(inbox4.contains(r#"Other("undef")"#), "{inbox4}");
+    assert!(
+        line(&out, "inbox5").contains("start failed: noconnection"),
+        "{out}"
+    );
+}

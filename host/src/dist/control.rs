@@ -110,7 +110,13 @@ pub(crate) enum Op {
         /// The option list (`link`, `monitor`, `{reply, ...}`, ...).
         opts: Term,
     },
-    /// Acknowledged and ignored (GROUP_LEADER, SPAWN_REPLY).
+    /// The answer to one of our spawn requests: the new pid or an error atom.
+    SpawnReply {
+        req: ExternalRef,
+        flags: i64,
+        result: Term,
+    },
+    /// Acknowledged and ignored (GROUP_LEADER).
     Ignored,
     /// An operation this node does not know (a newer OTP's): logged and skipped.
     Unknown(i64),
@@ -221,7 +227,15 @@ impl Op {
                 mfa: at(4).cloned().ok_or("SPAWN_REQUEST without {M, F, A}")?,
                 opts: at(5).cloned().unwrap_or(Term::List(Vec::new())),
             },
-            GROUP_LEADER | SPAWN_REPLY | SPAWN_REPLY_TT => Op::Ignored,
+            SPAWN_REPLY | SPAWN_REPLY_TT => Op::SpawnReply {
+                req: eref(at(1))?,
+                flags: match at(3) {
+                    Some(Term::Integer(f)) => *f,
+                    _ => 0,
+                },
+                result: at(4).cloned().ok_or("SPAWN_REPLY without a result")?,
+            },
+            GROUP_LEADER => Op::Ignored,
             other => Op::Unknown(other),
         })
     }
@@ -396,6 +410,33 @@ pub(crate) fn unlink_ack(id: Term, from: &ExternalPid, to: &ExternalPid) -> Vec<
         vec![id, Term::Pid(from.clone()), Term::Pid(to.clone())],
     );
     frame(&c, None)
+}
+
+/// `SPAWN_REQUEST {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts}` + the argument
+/// list (complete ETF).
+pub(crate) fn spawn_request(
+    req: &ExternalRef,
+    from: &ExternalPid,
+    mfa: (&str, &str, usize),
+    opts: Vec<Term>,
+    args: &[u8],
+) -> Vec<u8> {
+    let c = tuple(
+        SPAWN_REQUEST,
+        vec![
+            Term::Reference(req.clone()),
+            Term::Pid(from.clone()),
+            // No group leader of our own: output of the new process goes to ours.
+            Term::Pid(from.clone()),
+            Term::Tuple(vec![
+                Term::atom(mfa.0),
+                Term::atom(mfa.1),
+                Term::Integer(mfa.2 as i64),
+            ]),
+            Term::List(opts),
+        ],
+    );
+    frame(&c, Some(args))
 }
 
 /// `SPAWN_REPLY {31, ReqId, To, Flags, Result}`: `result` the new pid (or an error

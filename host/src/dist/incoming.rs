@@ -216,6 +216,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, conn: &Conn, system: &System, op: Op,
         Op::MonitorExit { eref, reason } => {
             shared.monitor_fired(&eref, &reason_bytes(reason, payload), system);
         }
+        Op::SpawnReply { req, flags, result } => shared.spawn_replied(&req, flags, result, system),
         Op::UnlinkIdAck | Op::Ignored => {}
         Op::Exit { from, to, reason } => {
             let proxy = shared.proxy(&from);

@@ -21,7 +21,7 @@ use super::handshake::{self, Me};
 use super::pids;
 use super::spawn::Services;
 use crate::observe::{Event, Observer};
-use crate::system::remote::{Callee, RemoteDest, RemoteSend, RemoteSignals};
+use crate::system::remote::{Callee, RemoteDest, RemoteSend, RemoteSignals, SpawnSpec};
 use crate::system::{System, Target};
 use crate::util::ids::{ActorId, MonitorRef, REMOTE};
 use crate::util::terms;
@@ -78,6 +78,16 @@ struct Remote {
     node_watchers: FxHashMap<String, Vec<ActorId>>,
     /// `UNLINK_ID` ids.
     next_unlink: u64,
+    /// Spawn requests local actors made, waiting for `SPAWN_REPLY`, by tag.
+    spawns: FxHashMap<u64, PendingSpawn>,
+}
+
+/// A `ctx.spawn_remote` waiting for its answer.
+struct PendingSpawn {
+    requester: ActorId,
+    node: String,
+    link: bool,
+    monitor: bool,
 }
 
 /// What every connection thread shares.
@@ -289,6 +299,49 @@ impl Shared {
         }
     }
 
+    /// The answer to a local actor's spawn request: on success, the link and monitor it
+    /// asked for are recorded, and it gets `{reply, Tag, {ok, Pid}}`.
+    pub(crate) fn spawn_replied(
+        &self,
+        req: &ExternalRef,
+        flags: i64,
+        result: Term,
+        system: &System,
+    ) {
+        let Some(tag) = self.ref_of(req, REF_MONITOR) else {
+            return;
+        };
+        let Some(p) = self.remote.lock().spawns.remove(&tag) else {
+            return;
+        };
+        let Term::Pid(pid) = result else {
+            let why = match result {
+                Term::Atom(a) => a,
+                other => other.to_string(),
+            };
+            system.deliver_spawn_failure(p.requester, tag, &why);
+            return;
+        };
+        let proxy = self.proxy(&pid);
+        if p.link && flags & 1 != 0 {
+            self.add_link(proxy, p.requester);
+            system.add_link(p.requester, proxy);
+        }
+        if p.monitor && flags & 2 != 0 {
+            let m = OutMonitor {
+                watcher: p.requester,
+                node: p.node,
+                target: Proc::Pid(pid),
+                proxy: Some(proxy),
+            };
+            self.remote.lock().out_monitors.insert(MonitorRef(tag), m);
+        }
+        let ok =
+            plugin_api::etf::to_vec(&(plugin_api::etf::Atom::new("ok"), plugin_api::Pid(proxy.0)))
+                .unwrap_or_default();
+        system.deliver_reply(p.requester, tag, &ok);
+    }
+
     /// A process a local actor monitors went down (`reason` complete ETF).
     pub(crate) fn monitor_fired(&self, eref: &ExternalRef, reason: &[u8], system: &System) {
         let Some(n) = self.ref_of(eref, REF_MONITOR) else {
@@ -439,7 +492,7 @@ impl Shared {
     /// processes get `DOWN` `noconnection`, `monitor_node` watchers `{nodedown, Node}`,
     /// and calls waiting on it fail now.
     fn node_gone(&self, node: &str, system: &System) {
-        let (links, monitors, downs, watchers, proxies) = {
+        let (links, monitors, downs, watchers, proxies, spawns) = {
             let mut r = self.remote.lock();
             let proxies: FxHashSet<ActorId> = r
                 .pid_of
@@ -470,8 +523,13 @@ impl Shared {
             let downs: Vec<(MonitorRef, OutMonitor)> =
                 r.out_monitors.extract_if(|_, m| m.node == *node).collect();
             let watchers = r.node_watchers.remove(node).unwrap_or_default();
-            (links, mrefs, downs, watchers, proxies)
+            let spawns: Vec<(u64, PendingSpawn)> =
+                r.spawns.extract_if(|_, s| s.node == *node).collect();
+            (links, mrefs, downs, watchers, proxies, spawns)
         };
+        for (tag, s) in spawns {
+            system.deliver_spawn_failure(s.requester, tag, "noconnection");
+        }
         let noconnection = terms::noconnection();
         for (proxy, local) in links {
             let _ = system.unlink(proxy, Target::Id(local));
@@ -825,5 +883,41 @@ impl RemoteSignals for Shared {
             self.dial(node.to_string());
         }
         true
+    }
+
+    fn spawn(&self, from: ActorId, tag: u64, spec: SpawnSpec<'_>) -> bool {
+        let args = self.export(spec.args);
+        let arity = match Term::decode(&args) {
+            Ok(Term::List(v)) => v.len(),
+            _ => return false,
+        };
+        let mut opts = Vec::new();
+        if spec.link {
+            opts.push(Term::atom("link"));
+        }
+        if spec.monitor {
+            opts.push(Term::atom("monitor"));
+        }
+        let frame = control::spawn_request(
+            &self.our_ref(REF_MONITOR, tag),
+            &self.pid(from),
+            (spec.module, spec.function, arity),
+            opts,
+            &args,
+        );
+        let pending = PendingSpawn {
+            requester: from,
+            node: spec.node.to_string(),
+            link: spec.link,
+            monitor: spec.monitor,
+        };
+        // Recorded first: the reply may come before `enqueue` returns.
+        self.remote.lock().spawns.insert(tag, pending);
+        if self.enqueue(spec.node, frame) {
+            true
+        } else {
+            self.remote.lock().spawns.remove(&tag);
+            false
+        }
     }
 }

@@ -84,6 +84,7 @@ pub(crate) static HOST_API: HostApi = HostApi {
     spawn_link,
     send_interval,
     monitor_node,
+    spawn_remote,
 };
 
 /// Runs `f` with the context behind `data`, never unwinding.
@@ -340,6 +341,29 @@ extern "C" fn spawn_link(
         *req = c
             .system
             .spawn_link_async(c.actor, behaviour.as_str(), name, args.to_vec());
+        SendCode::Ok
+    })
+}
+
+extern "C" fn spawn_remote(
+    data: *const c_void,
+    node: RStr<'_>,
+    module: RStr<'_>,
+    function: RStr<'_>,
+    args: RSlice<'_, u8>,
+    flags: u8,
+    req: &mut u64,
+) -> SendCode {
+    with_ctx(data, SendCode::BadArg, |c| {
+        let spec = super::remote::SpawnSpec {
+            node: node.as_str(),
+            module: module.as_str(),
+            function: function.as_str(),
+            args: args.as_slice(),
+            link: flags & 1 != 0,
+            monitor: flags & 2 != 0,
+        };
+        *req = c.system.spawn_remote(c.actor, spec);
         SendCode::Ok
     })
 }

@@ -29,6 +29,23 @@ pub enum RemoteDest<'a> {
     },
 }
 
+/// A `spawn_request` to another node (`ctx.spawn_remote`).
+#[derive(Debug, Clone, Copy)]
+pub struct SpawnSpec<'a> {
+    /// The node, `name@host`.
+    pub node: &'a str,
+    /// The module (a behaviour, on a host).
+    pub module: &'a str,
+    /// The function (`init` for a host's behaviour).
+    pub function: &'a str,
+    /// The argument list (ETF).
+    pub args: &'a [u8],
+    /// Link the new process to the requester.
+    pub link: bool,
+    /// Monitor it (the monitor's reference is the request's tag).
+    pub monitor: bool,
+}
+
 /// Who answers for a remote destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Callee {
@@ -78,6 +95,9 @@ pub trait RemoteSignals: Send + Sync {
     fn demonitor(&self, mref: MonitorRef) -> bool;
     /// `monitor_node(Node, On)` from local `watcher`; false if not distributed.
     fn monitor_node(&self, watcher: ActorId, node: &str, on: bool) -> bool;
+    /// `spawn_request` from local `from` under `tag`: the outcome comes back to it as
+    /// `{reply, Tag, {ok, Pid} | {error, Reason}}`; false if it could not be sent.
+    fn spawn(&self, from: ActorId, tag: u64, spec: SpawnSpec<'_>) -> bool;
 }
 
 /// What became of a remote send.
@@ -121,6 +141,9 @@ impl RemoteSignals for NoRemote {
         false
     }
     fn monitor_node(&self, _: ActorId, _: &str, _: bool) -> bool {
+        false
+    }
+    fn spawn(&self, _: ActorId, _: u64, _: SpawnSpec<'_>) -> bool {
         false
     }
 }
@@ -238,6 +261,26 @@ impl System {
     /// `monitor_node(Node, On)`; false if this host is not distributed.
     pub(crate) fn monitor_node(&self, watcher: ActorId, node: &str, on: bool) -> bool {
         self.remote.monitor_node(watcher, node, on)
+    }
+
+    /// `ctx.spawn_remote`: the outcome comes back as `{reply, ReqId, ...}`; a node that
+    /// cannot be reached answers `{error, noconnection}` (now, or when the dial fails).
+    pub(crate) fn spawn_remote(&self, from: ActorId, spec: SpawnSpec<'_>) -> u64 {
+        let tag = self.next_tag();
+        if !self.remote.spawn(from, tag, spec) {
+            self.deliver_spawn_failure(from, tag, "noconnection");
+        }
+        tag
+    }
+
+    /// `{reply, Tag, {error, Why}}` for a remote spawn that failed.
+    pub(crate) fn deliver_spawn_failure(&self, to: ActorId, tag: u64, why: &str) {
+        let reply = plugin_api::etf::to_vec(&(
+            plugin_api::etf::Atom::new("error"),
+            plugin_api::etf::Atom::new(why),
+        ))
+        .unwrap_or_default();
+        self.deliver_reply(to, tag, &reply);
     }
 
     /// Delivers `{nodedown, Node}` to a `monitor_node` watcher.
