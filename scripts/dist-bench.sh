@@ -15,7 +15,8 @@ if ! command -v erl >/dev/null 2>&1; then
   echo "dist-bench: skipped: erl is not installed (apt-get install erlang-base)"
   exit 0
 fi
-cargo build --release -q -p host --bin host -p counter -p e2e --bin bench
+cargo build --release -q -p counter
+cargo build --release -q -p host --bin host -p e2e --bin bench
 export ERL_CRASH_DUMP_SECONDS=0   # a failing erl writes no erl_crash.dump here
 
 work=$(mktemp -d)

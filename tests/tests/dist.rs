@@ -185,8 +185,13 @@ impl Cluster {
     /// A second host node in the same cluster (same plugins, actors `a` and `b`): its
     /// process, name and log.
     fn second_host(&self) -> (Proc, String, PathBuf) {
-        let name = format!("host2_{}@127.0.0.1", unique());
-        let log = self._dir.path().join("host2.log");
+        self.another_host("host2")
+    }
+
+    /// Another host node (`label` names it and its log).
+    fn another_host(&self, label: &str) -> (Proc, String, PathBuf) {
+        let name = format!("{label}_{}@127.0.0.1", unique());
+        let log = self._dir.path().join(format!("{label}.log"));
         let p = spawn_host(&self._dir, &name, &self.cookie, self.epmd_port, &log);
         wait_log_in(&log, "actor_started", Duration::from_secs(30));
         (p, name, log)
@@ -1141,4 +1146,78 @@ fn host_actors_spawn_on_other_hosts_and_on_beam() {
         line(&out, "inbox5").contains("start failed: noconnection"),
         "{out}"
     );
+}
+
+/// `host ctl` against the host whose log is `log` (its socket sits beside it).
+fn ctl_at(log: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(log.with_extension("sock"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn reload_all_nodes_swaps_every_host_and_reports_one_that_dies() {
+    // `host epmd`: no Erlang needed.
+    let c = Cluster::start_full("", true);
+    let (_hb, hb, logb) = c.another_host("hb");
+    let (hc, hcn, logc) = c.another_host("hc");
+    // The first host talks to both (a cast dials them).
+    for n in [&hb, &hcn] {
+        let cast = format!(r#"{{remote_cast, <<"b">>, <<"{n}">>, {{incr, 0}}}}"#);
+        assert!(ctl_at(&c.log, &["call", "a", &cast]).status.success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ctl_at(&c.log, &["nodes", "--json"])
+        .stdout
+        .iter()
+        .filter(|&&b| b == b'{')
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the hosts never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The third host marks when its swap has begun (v2_slow: 50 ms per actor).
+    let mark = c._dir.path().join("hc.swapping");
+    let mark_call = format!(r#"{{mark_swap, <<"{}">>}}"#, mark.display());
+    assert!(ctl_at(&logc, &["call", "a", &mark_call]).status.success());
+    let v2 = build(&Variant::of("v2_slow"));
+    let reload = Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(c.log.with_extension("sock"))
+        .args(["reload", "tp"])
+        .arg(&v2)
+        .arg("--all-nodes")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !mark.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the third host never began its swap"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(hc); // SIGKILL in the middle of its swap
+    let out = reload.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("{}: ok", c.host_name)), "{text}");
+    assert!(text.contains(&format!("{hb}: ok")), "{text}");
+    assert!(
+        text.contains(&format!("{hcn}: failed (noconnection)")),
+        "{text}"
+    );
+    assert!(
+        !out.status.success(),
+        "a node that did not swap fails the command"
+    );
+    // The second host runs the pushed version.
+    let got = String::from_utf8_lossy(&ctl_at(&logb, &["call", "b", "get"]).stdout).into_owned();
+    assert!(got.contains("\"2\""), "{got}");
 }

@@ -75,6 +75,10 @@ pub enum CtlCommand {
         /// `Extra` for every `code_change` (Erlang term syntax; default `[]`).
         #[arg(long, value_name = "TERM")]
         extra: Option<String>,
+        /// Then load the same bytes on every connected node (OTP's `nl/1`); one line per
+        /// node.
+        #[arg(long)]
+        all_nodes: bool,
     },
     /// Swap a behaviour's library back to its previous retained version: the running
     /// version's `downgrade` writes each state down, the older one's `code_change` reads it.
@@ -84,6 +88,9 @@ pub enum CtlCommand {
         /// `Extra` for `downgrade` and `code_change` (Erlang term syntax; default `[]`).
         #[arg(long, value_name = "TERM")]
         extra: Option<String>,
+        /// Then roll back on every connected node too; one line per node.
+        #[arg(long)]
+        all_nodes: bool,
     },
     /// Hold an actor at its next message boundary, like `sys:suspend` (its mailbox keeps
     /// filling; calls to it wait or time out) until `resume`.
@@ -231,6 +238,7 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
             behaviour,
             path,
             extra,
+            all_nodes,
         } => {
             let extra = extra.as_deref().map(parse_term).transpose()?;
             let path = match path {
@@ -246,12 +254,30 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                 behaviour,
                 path,
                 extra,
+                all_nodes,
             };
-            swap(socket, json, &req)?;
+            if all_nodes {
+                every_node(socket, json, &req)?;
+            } else {
+                swap(socket, json, &req)?;
+            }
         }
-        CtlCommand::Rollback { behaviour, extra } => {
+        CtlCommand::Rollback {
+            behaviour,
+            extra,
+            all_nodes,
+        } => {
             let extra = extra.as_deref().map(parse_term).transpose()?;
-            swap(socket, json, &Request::Rollback { behaviour, extra })?;
+            let req = Request::Rollback {
+                behaviour,
+                extra,
+                all_nodes,
+            };
+            if all_nodes {
+                every_node(socket, json, &req)?;
+            } else {
+                swap(socket, json, &req)?;
+            }
         }
         CtlCommand::Suspend { name } => {
             one_way(socket, json, &Request::Suspend { to: name })?;
@@ -362,6 +388,37 @@ fn swap(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
             "{}: {}",
             out.outcome,
             out.reason.unwrap_or_default()
+        )))
+    }
+}
+
+/// `reload` / `rollback` with `--all-nodes`: one line per node, `node: outcome (why)`;
+/// fails if any node did not take it.
+fn every_node(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
+    // Each node has two minutes to swap; they run at once.
+    let v = ask(socket, req, Duration::from_secs(150))?;
+    let rows: Vec<crate::observe::model::NodeSwap> = decode(v.clone())?;
+    if json {
+        print_json(&v);
+    } else {
+        for r in &rows {
+            match &r.reason {
+                Some(why) => outln!("{}: {} ({why})", r.node, r.outcome),
+                None => outln!("{}: {}", r.node, r.outcome),
+            }
+        }
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| !matches!(r.outcome.as_str(), "ok" | "loaded" | "unchanged"))
+        .map(|r| r.node.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Host(format!(
+            "not swapped on {}",
+            failed.join(", ")
         )))
     }
 }

@@ -59,6 +59,10 @@ pub enum Request {
         /// `Extra` for every `code_change`, ETF (default `[]`).
         #[serde(default)]
         extra: Option<Vec<u8>>,
+        /// Then push the same bytes to every connected node (OTP's `nl/1`); answers one
+        /// `NodeSwap` per node.
+        #[serde(default)]
+        all_nodes: bool,
     },
     /// Swap a behaviour's library back to its previous retained version.
     Rollback {
@@ -67,6 +71,9 @@ pub enum Request {
         /// `Extra` for `downgrade` and `code_change`, ETF (default `[]`).
         #[serde(default)]
         extra: Option<Vec<u8>>,
+        /// Then roll back on every connected node too.
+        #[serde(default)]
+        all_nodes: bool,
     },
     /// Hold an actor at its next message boundary (`sys:suspend`).
     Suspend {

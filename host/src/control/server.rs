@@ -478,7 +478,27 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
         Request::Reload {
             behaviour,
             path,
+            all_nodes: true,
+            ..
+        } => json(
+            &host
+                .reload_all_nodes(&behaviour, path.as_deref().map(Path::new))
+                .map_err(|e| e.to_string())?,
+        ),
+        Request::Rollback {
+            behaviour,
+            all_nodes: true,
+            ..
+        } => json(
+            &host
+                .rollback_all_nodes(&behaviour)
+                .map_err(|e| e.to_string())?,
+        ),
+        Request::Reload {
+            behaviour,
+            path,
             extra,
+            ..
         } => {
             let extra = extra_term(extra)?;
             let ev = host
@@ -486,7 +506,9 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
                 .map_err(|e| e.to_string())?;
             json(&SwapOutcome::from_event(&ev))
         }
-        Request::Rollback { behaviour, extra } => {
+        Request::Rollback {
+            behaviour, extra, ..
+        } => {
             let extra = extra_term(extra)?;
             let ev = host
                 .rollback_with(&behaviour, &extra)

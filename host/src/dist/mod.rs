@@ -213,6 +213,19 @@ impl Node {
         self.shared.nodes()
     }
 
+    /// `erpc:call(Node, Module, Function, Args)` from the host (not an actor), waiting at
+    /// most `timeout`: the value, or why it failed (`noconnection`, `error:undef` on a
+    /// node that is no host, ...).
+    pub(crate) fn rpc(
+        &self,
+        node: &str,
+        call: (&str, &str, Vec<plugin_api::etf::Term>),
+        timeout: Duration,
+    ) -> Result<plugin_api::etf::Term, String> {
+        let tag = self.system.next_tag();
+        self.shared.rpc(node, call, tag, timeout)
+    }
+
     /// Connects to `node` (through its EPMD on the same port as ours); true once up.
     pub(crate) fn connect(&self, node: &str) -> bool {
         self.shared.connect(node, self.epmd.port(), &self.system)

@@ -40,6 +40,8 @@ struct RemoteMonitor {
 /// the monitor reference or the call's tag).
 pub(crate) const REF_MONITOR: u32 = 1;
 pub(crate) const REF_CALL: u32 = 2;
+/// A blocking rpc this node makes (`Shared::rpc`), e.g. to push code to a peer.
+pub(crate) const REF_RPC: u32 = 3;
 
 /// A monitor a local actor holds on a remote process.
 struct OutMonitor {
@@ -80,7 +82,11 @@ struct Remote {
     next_unlink: u64,
     /// Spawn requests local actors made, waiting for `SPAWN_REPLY`, by tag.
     spawns: FxHashMap<u64, PendingSpawn>,
+    /// Blocking rpcs waiting for their answer, by tag: the node and the waiter.
+    rpcs: FxHashMap<u64, RpcWaiter>,
 }
+
+type RpcWaiter = (String, crossbeam::channel::Sender<Result<Term, String>>);
 
 /// A `ctx.spawn_remote` waiting for its answer.
 struct PendingSpawn {
@@ -308,6 +314,13 @@ impl Shared {
         result: Term,
         system: &System,
     ) {
+        if let Some(tag) = self.ref_of(req, REF_RPC) {
+            // An rpc's process: its exit carries the answer; a refusal ends it now.
+            if !matches!(result, Term::Pid(_)) {
+                self.rpc_done(tag, Err(format!("spawn refused: {result}")));
+            }
+            return;
+        }
         let Some(tag) = self.ref_of(req, REF_MONITOR) else {
             return;
         };
@@ -344,6 +357,19 @@ impl Shared {
 
     /// A process a local actor monitors went down (`reason` complete ETF).
     pub(crate) fn monitor_fired(&self, eref: &ExternalRef, reason: &[u8], system: &System) {
+        if let Some(tag) = self.ref_of(eref, REF_RPC) {
+            // `{Ref, return, Value}`, or how the call failed there.
+            let answer = match Term::decode(reason) {
+                Ok(Term::Tuple(mut e)) if e.len() == 3 && e[1] == Term::atom("return") => {
+                    Ok(e.pop().unwrap_or(Term::atom("undefined")))
+                }
+                Ok(Term::Tuple(e)) if e.len() >= 3 => Err(format!("{}:{}", e[1], e[2])),
+                Ok(other) => Err(other.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            self.rpc_done(tag, answer);
+            return;
+        }
         let Some(n) = self.ref_of(eref, REF_MONITOR) else {
             return;
         };
@@ -351,6 +377,52 @@ impl Shared {
             return;
         };
         system.deliver_down(m.watcher, MonitorRef(n), m.who(), &self.import(reason));
+    }
+
+    fn rpc_done(&self, tag: u64, answer: Result<Term, String>) {
+        if let Some((_, tx)) = self.remote.lock().rpcs.remove(&tag) {
+            let _ = tx.send(answer);
+        }
+    }
+
+    /// `erpc:call(Node, Module, Function, Args)` from the host itself (not an actor):
+    /// blocks the calling thread at most `timeout`. A lost connection answers
+    /// `noconnection` at once.
+    pub(crate) fn rpc(
+        &self,
+        node: &str,
+        call: (&str, &str, Vec<Term>),
+        tag: u64,
+        timeout: Duration,
+    ) -> Result<Term, String> {
+        let (module, function, args) = call;
+        let (tx, rx) = crossbeam::channel::bounded(1);
+        let req = self.our_ref(REF_RPC, tag);
+        let arglist = Term::List(vec![
+            Term::Reference(req.clone()),
+            Term::atom(module),
+            Term::atom(function),
+            Term::List(args),
+        ]);
+        let frame = control::spawn_request(
+            &req,
+            &self.pid(ActorId(0)),
+            ("erpc", "execute_call", 4),
+            vec![Term::atom("monitor")],
+            &arglist.encode(),
+        );
+        self.remote.lock().rpcs.insert(tag, (node.to_string(), tx));
+        if !self.enqueue(node, frame) {
+            self.remote.lock().rpcs.remove(&tag);
+            return Err("noconnection".into());
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.remote.lock().rpcs.remove(&tag);
+                Err(format!("no answer within {} ms", timeout.as_millis()))
+            }
+        }
     }
 
     /// The local actor an Erlang pid names; `None` for another node's pid or one of an
@@ -525,6 +597,9 @@ impl Shared {
             let watchers = r.node_watchers.remove(node).unwrap_or_default();
             let spawns: Vec<(u64, PendingSpawn)> =
                 r.spawns.extract_if(|_, s| s.node == *node).collect();
+            for (_, (_, tx)) in r.rpcs.extract_if(|_, (n, _)| n == node) {
+                let _ = tx.send(Err("noconnection".into()));
+            }
             (links, mrefs, downs, watchers, proxies, spawns)
         };
         for (tag, s) in spawns {

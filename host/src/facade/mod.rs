@@ -3,6 +3,7 @@
 //! state, and offers their operations with typed errors. It holds no state of its own
 //! beyond the handles.
 
+mod cluster;
 mod errors;
 mod operator;
 mod services;

@@ -12,6 +12,7 @@
 //! | `call(Name, Msg, TimeoutMs)` | the reply; exits `{noproc, Name}` / `timeout` as `gen_server:call` does |
 //! | `send(Name, Msg)` | `ok`; exits `{badarg, Name}` for an unknown name, as `!` raises |
 //! | `stats()` | `#{uptime_s, actors, messages, run_queue, reloads_ok, ...}` |
+//! | `load(Behaviour, Binary)` | the library's bytes from another host (`reload --all-nodes`, OTP's `nl/1`): loaded and swapped through every check a local file goes through; answers as `reload` |
 //!
 //! Anything else is `undef`, as BEAM says for a missing function.
 
@@ -171,6 +172,30 @@ impl Services for NodeServices {
                         Term::atom("badarg"),
                         Term::atom(n),
                     ]))),
+                }
+            }
+            ("load", [b, Term::Binary(bytes)]) => {
+                let path = match self.code.library_of(name(b)?) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(reload_answer(Err(e))),
+                };
+                // Written into the host's private copy directory (only this user can
+                // write there), then loaded like any rebuilt file.
+                let file = tempfile::Builder::new()
+                    .prefix("pushed-")
+                    .suffix(".so")
+                    .tempfile_in(self.code.copy_dir())
+                    .and_then(|mut f| {
+                        std::io::Write::write_all(&mut f, bytes)?;
+                        Ok(f)
+                    });
+                match file {
+                    Ok(f) => Ok(reload_answer(Ok(self.code.load_into(
+                        &path,
+                        f.path(),
+                        &crate::code::EXTRA_NIL,
+                    )))),
+                    Err(e) => Ok(Term::Tuple(vec![Term::atom("error"), bin(&e.to_string())])),
                 }
             }
             ("stats", []) => {

@@ -167,6 +167,18 @@ pub struct Snapshot {
     pub nodes: Vec<NodeRow>,
 }
 
+/// What one node of the cluster did with `reload --all-nodes` / `rollback --all-nodes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSwap {
+    /// The node (this host first).
+    pub node: String,
+    /// `ok`, `loaded`, `unchanged`, `rolled_back`, `rejected`, or `failed` (no answer:
+    /// the node went down, is no host, or timed out).
+    pub outcome: String,
+    /// Why it did not succeed.
+    pub reason: Option<String>,
+}
+
 /// One message to or from a traced actor (`host ctl trace`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceEvent {
