@@ -53,6 +53,10 @@ enum Command {
         /// Print JSON (for scripts) instead of tables.
         #[arg(long, global = true)]
         json: bool,
+        /// Ask another host of the cluster (`name@host`), through this host's
+        /// distribution connection: no second socket.
+        #[arg(long, global = true, value_name = "NODE")]
+        node: Option<String>,
         #[command(subcommand)]
         command: CtlCommand,
     },
@@ -93,9 +97,11 @@ fn client(cli: &Cli) -> ExitCode {
         }
     };
     match &cli.command {
-        Some(Command::Ctl { json, command }) => {
-            host::control::ctl::run(&socket, *json, command.clone())
-        }
+        Some(Command::Ctl {
+            json,
+            node,
+            command,
+        }) => host::control::ctl::run_on(&socket, *json, node.clone(), command.clone()),
         Some(Command::Top) => top(&socket),
         Some(Command::Epmd { .. }) | None => unreachable!("only called for ctl and top"),
     }

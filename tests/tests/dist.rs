@@ -1221,3 +1221,38 @@ fn reload_all_nodes_swaps_every_host_and_reports_one_that_dies() {
     let got = String::from_utf8_lossy(&ctl_at(&logb, &["call", "b", "get"]).stdout).into_owned();
     assert!(got.contains("\"2\""), "{got}");
 }
+
+#[test]
+fn host_ctl_node_asks_another_host_through_the_distribution() {
+    // `host epmd`: no Erlang needed.
+    let c = Cluster::start_full("", true);
+    let (_hb, hb, _logb) = c.another_host("hb");
+    let cast = format!(r#"{{remote_cast, <<"b">>, <<"{hb}">>, {{incr, 7}}}}"#);
+    assert!(ctl_at(&c.log, &["call", "a", &cast]).status.success());
+    // Through the first host's socket, answered by the second.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = ctl_at(&c.log, &["--node", &hb, "call", "b", "get"]);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("7") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let list = ctl_at(&c.log, &["--node", &hb, "list", "--json"]);
+    assert!(list.status.success(), "{list:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    // A node that is not connected: a clear error, not a hang.
+    let nobody = ctl_at(&c.log, &["--node", "nobody@127.0.0.1", "list"]);
+    assert!(!nobody.status.success());
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("nobody@127.0.0.1"),
+        "{nobody:?}"
+    );
+}

@@ -122,6 +122,24 @@ pub enum CtlCommand {
     Nodes,
 }
 
+/// Where `--node` sends every request: set once, before the command runs.
+static FORWARD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// [`run`] against another host of the cluster (`node`), through this one's distribution
+/// connection.
+pub fn run_on(socket: &Path, json: bool, node: Option<String>, cmd: CtlCommand) -> ExitCode {
+    if let Some(n) = node {
+        if matches!(cmd, CtlCommand::Trace { .. }) {
+            eprintln!(
+                "host ctl: trace cannot be forwarded with --node (connect to that host's socket)"
+            );
+            return ExitCode::from(2);
+        }
+        let _ = FORWARD.set(n);
+    }
+    run(socket, json, cmd)
+}
+
 /// Runs one command against the host at `socket`.
 pub fn run(socket: &Path, json: bool, cmd: CtlCommand) -> ExitCode {
     match execute(socket, json, cmd) {
@@ -152,7 +170,16 @@ fn parse_term(text: &str) -> Result<Vec<u8>, Failure> {
 }
 
 fn ask(socket: &Path, req: &Request, wait: Duration) -> Result<serde_json::Value, Failure> {
-    client::request(socket, req, wait).map_err(Failure::Host)
+    match FORWARD.get() {
+        Some(node) => {
+            let fwd = Request::Forward {
+                node: node.clone(),
+                request: Box::new(req.clone()),
+            };
+            client::request(socket, &fwd, wait).map_err(Failure::Host)
+        }
+        None => client::request(socket, req, wait).map_err(Failure::Host),
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Failure> {

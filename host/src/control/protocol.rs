@@ -101,6 +101,14 @@ pub enum Request {
     Stats,
     /// Everything `host top` shows.
     Snapshot,
+    /// `request`, answered by another host of the cluster (`host ctl --node N ...`):
+    /// carried over the distribution connection, so no second socket is needed.
+    Forward {
+        /// The node, `name@host`.
+        node: String,
+        /// What to ask it (anything but `Trace`).
+        request: Box<Request>,
+    },
 }
 
 /// The answer to one request.

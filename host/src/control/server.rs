@@ -172,6 +172,19 @@ impl ControlServer {
             .name("control-sampler".into())
             .spawn(move || sample_loop(weak2, flag2, rates2))
             .map_err(|e| format!("cannot start the stats sampler: {e}"))?;
+        // Other hosts' `host ctl --node` requests arrive over the distribution and are
+        // answered here as if they came through the socket.
+        let (weak3, rates3) = (weak.clone(), rates.clone());
+        host.set_ctl_handler(Arc::new(move |json: &[u8]| {
+            let req: Request =
+                serde_json::from_slice(json).map_err(|e| format!("malformed request: {e}"))?;
+            if matches!(req, Request::Trace { .. }) {
+                return Err("trace cannot be forwarded".into());
+            }
+            let h = weak3.upgrade().ok_or("the host is stopping")?;
+            let v = answer(&h, req, &rates3)?;
+            serde_json::to_vec(&v).map_err(|e| e.to_string())
+        }));
         let thread = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || accept_loop(listener, weak, flag, rates))
@@ -538,6 +551,14 @@ fn answer(host: &Host, req: Request, sampler: &Rates) -> Result<serde_json::Valu
             })
         }
         Request::Trace { .. } => Err("trace is answered as a stream".into()),
+        Request::Forward { node, request } => {
+            if matches!(*request, Request::Trace { .. }) {
+                return Err("trace cannot be forwarded to another node".into());
+            }
+            let json = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+            let out = host.forward_ctl(&node, &json)?;
+            serde_json::from_slice(&out).map_err(|e| format!("{node} answered: {e}"))
+        }
     }
 }
 

@@ -63,6 +63,30 @@ fn remote_row(node: &str, answer: Result<Term, String>) -> NodeSwap {
 }
 
 impl Host {
+    /// Installs how control requests from other hosts are answered (the control server
+    /// does, when it starts).
+    pub fn set_ctl_handler(&self, handler: super::services::CtlHandler) {
+        let _ = self.ctl_handler.set(handler);
+    }
+
+    /// A control request (JSON) answered by `node`'s control server, over the
+    /// distribution connection; its answer (JSON).
+    pub fn forward_ctl(&self, node: &str, json: &[u8]) -> Result<Vec<u8>, String> {
+        let Some(n) = self.node.as_ref() else {
+            return Err("this host is not a distributed node (start it with --name)".into());
+        };
+        let call = ("host", "ctl", vec![Term::Binary(json.to_vec())]);
+        match n.rpc(node, call, PUSH_TIMEOUT) {
+            Ok(Term::Binary(out)) => Ok(out),
+            Ok(Term::Tuple(e)) if e.len() == 2 => Err(match &e[1] {
+                Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+                other => other.to_string(),
+            }),
+            Ok(other) => Err(format!("{node} answered {other}")),
+            Err(e) => Err(format!("{node}: {e}")),
+        }
+    }
+
     /// Reloads `behaviour` here (from `file`, or its own file), then on every connected
     /// node with the same bytes; one row per node, this host first. A node that goes down
     /// meanwhile reports `failed` (`noconnection`); the others still report.

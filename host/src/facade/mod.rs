@@ -89,6 +89,8 @@ pub struct Host {
     _watchdog: Option<Watchdog>,
     // The node goes down before the actors stop: peers see `noconnection`, not each exit.
     node: Option<dist::Node>,
+    /// How other hosts' `host ctl --node` requests are answered (set by the control server).
+    ctl_handler: Arc<std::sync::OnceLock<services::CtlHandler>>,
     scheduler: Option<Scheduler>,
     _timers: TimerService,
 }
@@ -223,12 +225,14 @@ impl Host {
             code.load_path(&artifact.path);
         }
 
+        let ctl_handler = Arc::new(std::sync::OnceLock::new());
         let node = bound
             .map(|b| {
                 let services = Arc::new(services::NodeServices {
                     system: system.clone(),
                     code: code.clone(),
                     observer: observer.clone(),
+                    ctl: ctl_handler.clone(),
                 });
                 b.start(system.clone(), services)
             })
@@ -243,6 +247,7 @@ impl Host {
             supervision: Some(supervision),
             _watchdog: Some(watchdog),
             node,
+            ctl_handler,
             scheduler: Some(scheduler),
             _timers: timer_service,
         };

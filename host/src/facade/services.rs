@@ -12,6 +12,7 @@
 //! | `call(Name, Msg, TimeoutMs)` | the reply; exits `{noproc, Name}` / `timeout` as `gen_server:call` does |
 //! | `send(Name, Msg)` | `ok`; exits `{badarg, Name}` for an unknown name, as `!` raises |
 //! | `stats()` | `#{uptime_s, actors, messages, run_queue, reloads_ok, ...}` |
+//! | `ctl(Json)` | a `host ctl` request answered as the control socket would (`host ctl --node`) |
 //! | `load(Behaviour, Binary)` | the library's bytes from another host (`reload --all-nodes`, OTP's `nl/1`): loaded and swapped through every check a local file goes through; answers as `reload` |
 //!
 //! Anything else is `undef`, as BEAM says for a missing function.
@@ -35,7 +36,12 @@ pub(crate) struct NodeServices {
     pub(crate) system: Arc<System>,
     pub(crate) code: Arc<Code>,
     pub(crate) observer: Arc<Observer>,
+    /// The control server's handler, once it runs (`host:ctl/1`).
+    pub(crate) ctl: Arc<std::sync::OnceLock<CtlHandler>>,
 }
+
+/// Answers one control request (JSON) as the control socket would (JSON).
+pub type CtlHandler = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// A pid as the host's actors see it (the distribution layer makes it a pid of this node).
 fn pid(id: ActorId) -> Term {
@@ -198,6 +204,16 @@ impl Services for NodeServices {
                     Err(e) => Ok(Term::Tuple(vec![Term::atom("error"), bin(&e.to_string())])),
                 }
             }
+            ("ctl", [Term::Binary(json)]) => match self.ctl.get() {
+                Some(handler) => Ok(match handler(json) {
+                    Ok(out) => Term::Binary(out),
+                    Err(e) => Term::Tuple(vec![Term::atom("error"), bin(&e)]),
+                }),
+                None => Ok(Term::Tuple(vec![
+                    Term::atom("error"),
+                    bin("this host has no control server"),
+                ])),
+            },
             ("stats", []) => {
                 let c = self.observer.counters();
                 let (live, actors) = self.system.handled_by_live();
