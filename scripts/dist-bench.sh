@@ -8,6 +8,7 @@
 # free port, release builds. Skips with a note when erl is missing.
 #
 # scripts/dist-bench.sh [RUNS]     (default 3 runs; prints each, then the medians)
+# HOST_BIN=path/to/host scripts/dist-bench.sh   compares another build of the host (A/B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -28,6 +29,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+host_bin="${HOST_BIN:-target/release/host}"
 mkdir -p "$work/drv"
 cp "$(target/release/bench --tp-path 2>/dev/null)" "$work/drv/libtp.so"
 
@@ -46,7 +48,7 @@ behaviour = "counter"
 name = "counter"
 args = { start = 0 }
 TOML
-target/release/host --config "$work/host.toml" --name "hostb$$@127.0.0.1" --cookie "$cookie" \
+"$host_bin" --config "$work/host.toml" --name "hostb$$@127.0.0.1" --cookie "$cookie" \
   --epmd-port "$port" 2>"$work/host.log" &
 pids+=($!)
 # Host A: the driver actor `drv` (the test plugin) for the host -> BEAM and host <-> host rows.
@@ -61,7 +63,7 @@ enabled = false
 behaviour = "tp"
 name = "drv"
 TOML
-target/release/host --config "$work/hosta.toml" --name "hosta$$@127.0.0.1" --cookie "$cookie" \
+"$host_bin" --config "$work/hosta.toml" --name "hosta$$@127.0.0.1" --cookie "$cookie" \
   --epmd-port "$port" 2>"$work/hosta.log" &
 pids+=($!)
 

@@ -1,18 +1,23 @@
-//! One connection to a peer node, on plain threads: callbacks and the reader only encode
-//! and queue a frame; a writer thread drains the bounded queue into one buffer and one
-//! write, and sends a tick after a quarter of the tick time without writing; a reader
-//! thread reads frames, answers ticks by their mere arrival, splits control and payload
-//! and hands them to `incoming`. A frame past the size cap, a frame that is not a
+//! One connection to a peer node, on plain threads. A sender (a callback, the reader)
+//! never blocks: when nothing is queued and nothing is being written, it tries the frame
+//! straight into the socket without waiting (`MSG_DONTWAIT`: a round trip saves a thread
+//! wake-up); otherwise, or for what the socket did not take, it appends to the outbox,
+//! which a writer thread writes in one go — so frames leave in the order they were sent.
+//! The writer also sends a tick after a quarter of the tick time without writing. A reader
+//! thread reads frames (buffered), answers ticks by their mere arrival, splits control and
+//! payload and hands them to `incoming`. A frame past the size cap, a frame that is not a
 //! distribution message, or a control message that does not decode drops the connection
 //! with one log line; a peer silent for the whole tick time is dropped too.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam::channel::{self, Receiver, Sender, TrySendError};
+use nix::sys::socket::MsgFlags;
+use parking_lot::{Condvar, Mutex};
 use plugin_api::etf;
 
 use super::control::Op;
@@ -35,12 +40,28 @@ pub(crate) struct ConnStats {
     pub bytes_out: AtomicU64,
 }
 
+/// Frames waiting for the writer thread.
+///
+/// Invariant: a sender writes to the socket itself only while `buf` is empty and
+/// `writing` is false, under this lock — so nothing queued earlier can be overtaken.
+#[derive(Default)]
+struct Outbox {
+    /// Queued bytes, whole frames (the first perhaps partly sent already).
+    buf: Vec<u8>,
+    /// Frames in `buf` (the queue bound counts frames).
+    frames: usize,
+    /// The writer thread is writing a batch it took from `buf`.
+    writing: bool,
+}
+
 /// A live connection.
 pub(crate) struct Conn {
     pub peer: Peer,
     /// Whether we dialled it (`out`) or the peer did (`in`).
     pub outgoing: bool,
-    tx: Sender<Vec<u8>>,
+    out: Mutex<Outbox>,
+    /// Wakes the writer when `out` has something.
+    wake: Condvar,
     socket: TcpStream,
     closed: AtomicBool,
     pub stats: ConnStats,
@@ -49,32 +70,59 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Queues a frame; false if the connection is gone. A full queue drops the connection.
+    /// Sends a frame now if the socket takes it without waiting, else queues it; false if
+    /// the connection is gone. A full queue drops the connection.
     pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
-        let len = frame.len() as u64;
-        match self.tx.try_send(frame) {
-            Ok(()) => {
-                self.stats.msgs_out.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
-                true
-            }
-            Err(TrySendError::Full(_)) => {
-                self.close();
-                false
-            }
-            Err(TrySendError::Disconnected(_)) => false,
+        if self.closed.load(Ordering::Acquire) {
+            return false;
         }
+        let mut out = self.out.lock();
+        if out.frames >= QUEUE_BOUND {
+            drop(out);
+            self.close();
+            return false;
+        }
+        self.stats.msgs_out.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_out
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        let mut rest = &frame[..];
+        if out.buf.is_empty() && !out.writing {
+            // Nothing ahead of it (the invariant on `Outbox`): try it straight in.
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            match nix::sys::socket::send(self.socket.as_raw_fd(), rest, flags) {
+                Ok(n) => rest = &rest[n..],
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => {
+                    drop(out);
+                    self.close();
+                    return false;
+                }
+            }
+            if rest.is_empty() {
+                return true;
+            }
+        }
+        out.buf.extend_from_slice(rest);
+        out.frames += 1;
+        drop(out);
+        self.wake.notify_one();
+        true
     }
 
     /// Shuts the socket: the reader sees the end and reports the connection lost.
     pub(crate) fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             let _ = self.socket.shutdown(Shutdown::Both);
+            // Under the lock, so the writer cannot miss the wake-up between its check of
+            // `closed` and its wait.
+            let _guard = self.out.lock();
+            self.wake.notify_all();
         }
     }
 
     pub(crate) fn overloaded(&self) -> bool {
-        self.tx.is_full()
+        self.out.lock().frames >= QUEUE_BOUND
     }
 
     /// What an operator sees of it.
@@ -89,7 +137,7 @@ impl Conn {
             bytes_in: get(&self.stats.bytes_in),
             msgs_out: get(&self.stats.msgs_out),
             bytes_out: get(&self.stats.bytes_out),
-            queue: self.tx.len(),
+            queue: self.out.lock().frames,
         }
     }
 }
@@ -109,11 +157,11 @@ pub(crate) fn start(
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(tick))?;
     stream.set_write_timeout(Some(tick))?;
-    let (tx, rx) = channel::bounded(QUEUE_BOUND);
     let conn = Arc::new(Conn {
         peer,
         outgoing,
-        tx,
+        out: Mutex::default(),
+        wake: Condvar::new(),
         socket: stream.try_clone()?,
         closed: AtomicBool::new(false),
         stats: ConnStats::default(),
@@ -123,7 +171,7 @@ pub(crate) fn start(
     let w = conn.clone();
     std::thread::Builder::new()
         .name(format!("dist-w {}", conn.peer.name))
-        .spawn(move || write_loop(writer, rx, tick / 4, &w))?;
+        .spawn(move || write_loop(writer, tick / 4, &w))?;
     register(&conn);
     let r = conn.clone();
     std::thread::Builder::new()
@@ -136,23 +184,31 @@ pub(crate) fn start(
     Ok(conn)
 }
 
-fn write_loop(stream: TcpStream, rx: Receiver<Vec<u8>>, tick: Duration, conn: &Conn) {
-    let mut out = BufWriter::with_capacity(64 << 10, stream);
+fn write_loop(mut stream: TcpStream, tick: Duration, conn: &Conn) {
+    let mut spare = Vec::new();
     loop {
-        let first = match rx.recv_timeout(tick) {
-            Ok(f) => f,
-            Err(channel::RecvTimeoutError::Timeout) => vec![0; 4],
-            Err(channel::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut ok = out.write_all(&first).is_ok();
-        // Batch whatever else is queued into the same write.
-        while ok {
-            match rx.try_recv() {
-                Ok(f) => ok = out.write_all(&f).is_ok(),
-                Err(_) => break,
+        let mut out = conn.out.lock();
+        while out.buf.is_empty() {
+            if conn.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if conn.wake.wait_for(&mut out, tick).timed_out() && out.buf.is_empty() {
+                // A quarter of the tick time with nothing for us to write: tick.
+                out.buf.extend_from_slice(&[0; 4]);
             }
         }
-        if !ok || out.flush().is_err() || conn.closed.load(Ordering::Acquire) {
+        // Take the whole batch; senders queue behind `writing` meanwhile.
+        let batch = std::mem::replace(&mut out.buf, std::mem::take(&mut spare));
+        out.frames = 0;
+        out.writing = true;
+        drop(out);
+        let ok = stream.write_all(&batch).is_ok();
+        let mut out = conn.out.lock();
+        out.writing = false;
+        spare = batch;
+        spare.clear();
+        drop(out);
+        if !ok || conn.closed.load(Ordering::Acquire) {
             conn.close();
             return;
         }
@@ -160,7 +216,9 @@ fn write_loop(stream: TcpStream, rx: Receiver<Vec<u8>>, tick: Duration, conn: &C
 }
 
 /// Reads frames until the connection ends; returns why it ended.
-fn read_loop(mut s: TcpStream, conn: &Arc<Conn>, shared: &Arc<Shared>, system: &System) -> String {
+fn read_loop(s: TcpStream, conn: &Arc<Conn>, shared: &Arc<Shared>, system: &System) -> String {
+    // Buffered: a burst of small frames is a few reads, not two per frame.
+    let mut s = BufReader::with_capacity(64 << 10, s);
     let mut buf = Vec::new();
     loop {
         let mut len = [0u8; 4];
