@@ -5,12 +5,17 @@
 //!   `from` — `{noreply, State}` plus `gen_server:reply/2` — because a callback never blocks.
 //! - `payment_api` asks `payment` for a payment every few seconds with an explicit timeout
 //!   and handles the reply *or* the timeout as a message. No try/catch maze: the reply is
-//!   one of three messages, and the host guarantees a late reply never arrives.
+//!   one of three messages, and the host guarantees a late reply never arrives. Given a
+//!   `node`, it asks the `payment` of that node of the cluster instead (Erlang's
+//!   `{payment, Node}`), watches the node once it has answered, and crashes when the node
+//!   goes down — its supervisor restarts it, and it waits for the node to come back.
 
 use std::time::Duration;
 
+use plugin_api::etf::Atom;
 use plugin_api::{
-    export_behaviours, Behaviour, BoxError, CallResult, Ctx, Next, NoMessage, ReplyTo, ReqId,
+    export_behaviours, Behaviour, BoxError, CallResult, Ctx, Next, NoMessage, Reason, ReplyTo,
+    ReqId, To,
 };
 use serde::{Deserialize, Serialize};
 
@@ -117,11 +122,13 @@ fn receipt(state: &mut PaymentState) -> u64 {
 /// The client: an API actor that requests payments with a timeout.
 pub struct PaymentApi;
 
-/// `#{every_ms => 3000, timeout_ms => 500}`.
+/// `#{every_ms => 3000, timeout_ms => 500}`, and optionally `node => <<"pay@127.0.0.1">>`.
 #[derive(Deserialize)]
 pub struct ApiArgs {
     every_ms: u64,
     timeout_ms: u64,
+    #[serde(default)]
+    node: Option<String>,
 }
 
 /// The client's state.
@@ -132,6 +139,12 @@ pub struct ApiState {
     round: u64,
     ok: u64,
     timed_out: u64,
+    /// The node whose `payment` it asks (none: this host's).
+    #[serde(default)]
+    node: Option<String>,
+    /// Whether it watches that node (from its first answer on).
+    #[serde(default)]
+    watching: bool,
 }
 
 /// What the client receives: its own timer, and the outcome of each request.
@@ -141,8 +154,10 @@ pub enum ApiInfo {
     Next,
     /// `{reply, ReqId, Reply}`: the service answered in time.
     Reply(ReqId, PaymentReply),
-    /// `{timeout, ReqId}`: it did not.
+    /// `{timeout, ReqId}`: it did not (or its node went down: at once).
     Timeout(ReqId),
+    /// `{nodedown, Node}`: the payment node is gone.
+    Nodedown(Atom),
 }
 
 impl Behaviour for PaymentApi {
@@ -165,6 +180,8 @@ impl Behaviour for PaymentApi {
             round: 0,
             ok: 0,
             timed_out: 0,
+            node: args.node,
+            watching: false,
         })
     }
 
@@ -179,7 +196,11 @@ impl Behaviour for PaymentApi {
                     10 * state.round
                 };
                 let timeout = Duration::from_millis(state.timeout_ms);
-                match ctx.request("payment", &Request::Process(amount), timeout) {
+                let to = match &state.node {
+                    Some(node) => To::remote("payment", node),
+                    None => To::Name("payment"),
+                };
+                match ctx.request(to, &Request::Process(amount), timeout) {
                     Ok(req) => ctx.info(format_args!("request {}: pay {amount}", req.0)),
                     Err(e) => ctx.warn(format_args!("payment service unavailable: {e}")),
                 }
@@ -189,6 +210,10 @@ impl Behaviour for PaymentApi {
             ApiInfo::Reply(req, reply) => {
                 state.ok += 1;
                 ctx.info(format_args!("request {}: {reply:?}", req.0));
+                if let (Some(node), false) = (&state.node, state.watching) {
+                    // The node answers: from now on, its loss is ours to react to.
+                    state.watching = ctx.monitor_node(node, true).is_ok();
+                }
             }
             ApiInfo::Timeout(req) => {
                 state.timed_out += 1;
@@ -196,6 +221,12 @@ impl Behaviour for PaymentApi {
                     "request {}: timed out after {} ms",
                     req.0, state.timeout_ms
                 ));
+            }
+            ApiInfo::Nodedown(node) => {
+                // Let it crash: the supervisor restarts the client, which waits for the
+                // node to answer again before it watches it.
+                ctx.warn(format_args!("payment node {} is down", node.as_str()));
+                return Next::Stop(Reason::error(format!("nodedown {}", node.as_str())));
             }
         }
         Next::Continue
