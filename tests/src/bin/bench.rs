@@ -824,7 +824,7 @@ fn peak_rss_of(pid: u32) -> Option<u64> {
 
 /// `host ctl state` of an actor with a ~30 MB state (issue 10: it peaked at 1.8 GB): the
 /// growth of the host's peak RSS while it answers, as a multiple of the state's size (its
-/// ETF bytes), the median of `runs`; the client's own peak RSS beside it. The host runs in
+/// ETF bytes), the worst of `runs` (at most 5); the client's own peak RSS beside it. The host runs in
 /// this process (its peak reset before each run); the client is the real binary, its
 /// output to a file, which is checked to hold the whole text.
 fn ctl_state_row(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
@@ -840,7 +840,6 @@ fn ctl_state_row(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
     let _: Reply = host
         .call_as(Target::Name("big"), &Call::Ballast(entries), T)
         .expect("ballast");
-    let size = host.state(Target::Name("big")).expect("state").len() as u64;
     let socket = dir.path().join("bench.sock");
     let server = ControlServer::start(&host, &socket).expect("control socket");
     let bin = std::env::current_exe()
@@ -879,17 +878,20 @@ fn ctl_state_row(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
         };
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(status.success(), "host ctl state: {status}");
-        let growth = peak_rss_bytes().saturating_sub(before);
-        ratios.push(growth as f64 / size as f64);
+        ratios.push(peak_rss_bytes().saturating_sub(before) as f64);
         client_peaks.push(client_peak as f64 / (1 << 20) as f64);
-        let printed = std::fs::metadata(&out_path).unwrap().len();
-        assert!(
-            printed > size,
-            "{printed} bytes printed for a {size}-byte state"
-        );
     }
     drop(server);
-    let (ratio, client, ms) = (median(ratios), median(client_peaks), median(ms));
+    // Measured last, so that the first run found no memory freed by an earlier export.
+    let size = host.state(Target::Name("big")).expect("state").len() as u64;
+    let printed = std::fs::metadata(&out_path).unwrap().len();
+    assert!(
+        printed > size,
+        "{printed} bytes printed for a {size}-byte state"
+    );
+    // The worst run (the first, usually: later ones reuse what the allocator kept).
+    let ratio = ratios.iter().fold(0.0f64, |m, g| m.max(g / size as f64));
+    let (client, ms) = (median(client_peaks), median(ms));
     rows.push(Row {
         what: "`host ctl state` of a ~30 MB state: host peak RSS growth / state size (ETF bytes)",
         budget: "≤ 3×",
