@@ -115,6 +115,34 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
+/// `write_display` (the printer that works from the bytes, without a `Term`) succeeds
+/// exactly when `Term::decode` does, and then writes exactly the decoded term's text;
+/// `display` says the same.
+fn streams_as_decoded(bytes: &[u8]) {
+    let mut streamed = Vec::new();
+    let r = etf::write_display(bytes, &mut streamed);
+    match Term::decode(bytes) {
+        Ok(t) => {
+            let want = t.to_string();
+            assert!(
+                r.is_ok(),
+                "{bytes:?} decodes to {want} but does not stream: {r:?}"
+            );
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                want,
+                "streamed text of {bytes:?}"
+            );
+            assert_eq!(etf::display(bytes), want);
+        }
+        Err(e) => {
+            let r = r.expect_err("streamed what does not decode");
+            assert_eq!(r.kind(), std::io::ErrorKind::InvalidData, "{bytes:?}: {r}");
+            assert_eq!(etf::display(bytes), format!("<<undecodable: {e}>>"));
+        }
+    }
+}
+
 /// Whatever `T` decodes from `bytes` must encode again, and that encoding must decode.
 fn typed<T: Serialize + DeserializeOwned + Debug>(bytes: &[u8]) {
     let Ok(v) = etf::from_slice::<T>(bytes) else {
@@ -143,6 +171,7 @@ fn decode_all(bytes: &[u8]) {
         let _ = t.to_string();
     }
     let _ = etf::display(bytes);
+    streams_as_decoded(bytes);
     typed::<Term>(bytes);
     typed::<Record>(bytes);
     typed::<Kind>(bytes);
@@ -642,4 +671,106 @@ fn deepest_accepted_terms_survive_every_operation() {
         assert_eq!(Term::decode(&t.encode()).unwrap(), t);
         assert!(!t.to_string().is_empty());
     }
+}
+
+// ---- printing from the bytes ------------------------------------------------------------
+
+/// Lists the encoder never writes but the decoder flattens: a list whose tail is another
+/// list (`LIST_EXT` segments, empty ones, `STRING_EXT` and `NIL_EXT` tails), with an
+/// improper tail or none; an empty segment whose tail is not a list decodes to that tail.
+/// Printed from the bytes, each must read as the decoded term does (`"ab"` when every
+/// element is a printable code and the end is `[]`, else `[..]` or `[..|T]`).
+#[test]
+fn chained_list_segments_print_as_decoded() {
+    fn seg(items: &[&[u8]], tail: &[u8]) -> Vec<u8> {
+        let mut b = vec![108];
+        b.extend((items.len() as u32).to_be_bytes());
+        for i in items {
+            b.extend(*i);
+        }
+        b.extend(tail);
+        b
+    }
+    fn string_ext(s: &[u8]) -> Vec<u8> {
+        let mut b = vec![107];
+        b.extend((s.len() as u16).to_be_bytes());
+        b.extend(s);
+        b
+    }
+    let (a, b, one, big_a, atom) = (
+        &[97, 97][..],
+        &[97, 98][..],
+        &[97, 1][..],
+        &[110, 1, 0, 97][..],
+        &[119, 1, b'x'][..],
+    );
+    let nil = &[106][..];
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (seg(&[a, b], nil), "\"ab\""),
+        (seg(&[a], &seg(&[b], nil)), "\"ab\""),
+        (seg(&[], &seg(&[a], &seg(&[], nil))), "\"a\""),
+        (seg(&[a], &string_ext(b"bc")), "\"abc\""),
+        (seg(&[a], &string_ext(b"")), "\"a\""),
+        (seg(&[a], &string_ext(&[1])), "[97,1]"),
+        (seg(&[one], &string_ext(b"b")), "[1,98]"),
+        (seg(&[big_a, a], nil), "\"aa\""),
+        (seg(&[a], &seg(&[b], atom)), "[97,98|x]"),
+        (seg(&[a], atom), "[97|x]"),
+        (seg(&[], atom), "x"),
+        (seg(&[], &seg(&[], atom)), "x"),
+        (seg(&[], &seg(&[atom], atom)), "[x|x]"),
+        (seg(&[], nil), "[]"),
+        (seg(&[], &string_ext(b"")), "[]"),
+        (string_ext(b""), "[]"),
+        (string_ext(&[0, 65]), "[0,65]"),
+        (seg(&[atom, a], nil), "[x,97]"),
+        (seg(&[a, &seg(&[b], nil)], nil), "[97,\"b\"]"),
+    ];
+    for (body, want) in cases {
+        let mut bytes = vec![131];
+        bytes.extend(&body);
+        streams_as_decoded(&bytes);
+        assert_eq!(etf::display(&bytes), want, "{bytes:?}");
+    }
+    // The nesting limit counts each segment, as the decoder does.
+    let mut deep = vec![106];
+    for _ in 0..etf::MAX_DEPTH {
+        deep = seg(&[], &deep);
+    }
+    for extra in [false, true] {
+        let mut bytes = vec![131];
+        if extra {
+            bytes.extend(seg(&[], &deep));
+        } else {
+            bytes.extend(&deep);
+        }
+        streams_as_decoded(&bytes);
+    }
+}
+
+/// A large term prints from its bytes without the tree a `Term` would be: printing 1M
+/// elements, to a sink or to a string, allocates nothing large (the decoded tree's list
+/// alone would be 1M × 32 bytes), and writes the decoded term's text.
+#[test]
+fn printing_a_large_term_builds_no_tree() {
+    let items: Vec<(u64, String)> = (0..1_000_000u64)
+        .map(|i| (i, format!("item \"{i}\"\n")))
+        .collect();
+    let bytes = etf::to_vec(&items).unwrap();
+    drop(items);
+    let largest = largest_allocation(|| {
+        etf::write_display(&bytes, &mut std::io::sink()).unwrap();
+    });
+    assert!(largest < 4096, "largest allocation {largest} bytes");
+    let mut text = Vec::with_capacity(64 << 20);
+    let largest = largest_allocation(|| etf::write_display(&bytes, &mut text).unwrap());
+    assert!(largest < 4096, "largest allocation {largest} bytes");
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.starts_with("[{0,<<\"item \\\"0\\\"\\n\">>},{1,"),
+        "{}",
+        &text[..40]
+    );
+    assert_eq!(text, Term::decode(&bytes).unwrap().to_string());
+    assert_eq!(etf::display(&bytes), text);
 }

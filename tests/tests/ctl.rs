@@ -117,6 +117,58 @@ fn every_subcommand_answers_and_errors_are_one_line_with_a_status() {
     assert!(err.contains("no host is listening"), "{err}");
 }
 
+/// `ctl state` of a large state (issue 10: 30 MB peaked at 1.8 GB in the host): the host
+/// streams the printed term and the client prints it as it arrives. Whatever the pieces,
+/// the output is the whole term, exactly — as text, as `--json`, and as the protocol's one
+/// JSON line that any client reads whole.
+#[test]
+fn a_large_state_streams_whole_and_exact_as_text_and_json() {
+    let r = start();
+    let n = 300_000;
+    assert_eq!(
+        ok(&r, &["call", "a", &format!("{{ballast, {n}}}")]).trim(),
+        "done"
+    );
+    let mut ballast = String::from("[");
+    for i in 0..n {
+        if i > 0 {
+            ballast.push(',');
+        }
+        ballast.push_str(&format!("{{{i},<<\"item \\\"{i}\\\"\\n\">>}}"));
+    }
+    ballast.push(']');
+    assert!(ballast.len() > 7_000_000, "{} bytes", ballast.len());
+
+    // Text: the state's map, its last field `faults` ending in the ballast.
+    let text = ok(&r, &["state", "a"]);
+    assert!(text.starts_with("#{count => "), "{}", &text[..80]);
+    let at = text.find("ballast => ").expect("the ballast field");
+    assert!(
+        text[at + "ballast => ".len()..] == format!("{ballast}}}}}\n"),
+        "the ballast, whole and exact ({} bytes printed from it, {} expected)",
+        text.len() - at - "ballast => ".len(),
+        ballast.len() + 3
+    );
+
+    // `--json`: exactly what serde_json's pretty printer writes for {"state": TEXT}.
+    let json = ok(&r, &["--json", "state", "a"]);
+    let state = text.strip_suffix('\n').unwrap();
+    let want = serde_json::to_string_pretty(&serde_json::json!({ "state": state })).unwrap();
+    assert!(json == want + "\n", "--json output differs");
+
+    // The protocol's line, read whole by the library's client.
+    let v = host::control::client::request(
+        &r.socket,
+        &host::control::protocol::Request::State { to: "a".into() },
+        Duration::from_secs(60),
+    )
+    .expect("state over the protocol");
+    assert!(v.as_str() == Some(state), "the protocol's line differs");
+
+    // And the actor carries on.
+    assert!(ok(&r, &["call", "a", "get"]).contains("count"));
+}
+
 #[test]
 fn trace_follows_messages_in_and_out_until_interrupted() {
     let r = start();

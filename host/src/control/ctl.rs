@@ -27,7 +27,7 @@ fn write_out(args: std::fmt::Arguments<'_>) {
         std::process::exit(0);
     }
 }
-use super::protocol::{Request, SwapOutcome};
+use super::protocol::{JsonStr, Request, SwapOutcome};
 use crate::observe::model::{ActorInfo, ActorStatus, NodeRow, Stats, TreeNode, VersionRow};
 
 /// A `host ctl` command.
@@ -169,17 +169,19 @@ fn parse_term(text: &str) -> Result<Vec<u8>, Failure> {
     etf::to_vec(&term).map_err(|e| Failure::Input(format!("cannot encode the term: {e}")))
 }
 
-fn ask(socket: &Path, req: &Request, wait: Duration) -> Result<serde_json::Value, Failure> {
+/// `req`, or with `--node` the request that has the host forward it there.
+fn routed(req: &Request) -> std::borrow::Cow<'_, Request> {
     match FORWARD.get() {
-        Some(node) => {
-            let fwd = Request::Forward {
-                node: node.clone(),
-                request: Box::new(req.clone()),
-            };
-            client::request(socket, &fwd, wait).map_err(Failure::Host)
-        }
-        None => client::request(socket, req, wait).map_err(Failure::Host),
+        Some(node) => std::borrow::Cow::Owned(Request::Forward {
+            node: node.clone(),
+            request: Box::new(req.clone()),
+        }),
+        None => std::borrow::Cow::Borrowed(req),
     }
+}
+
+fn ask(socket: &Path, req: &Request, wait: Duration) -> Result<serde_json::Value, Failure> {
+    client::request(socket, &routed(req), wait).map_err(Failure::Host)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Failure> {
@@ -188,6 +190,100 @@ fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Fai
 
 fn print_json(v: &serde_json::Value) {
     outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Standard output, buffered; like `outln!`, a closed stdout ends the process quietly.
+struct Stdout(std::io::BufWriter<std::io::StdoutLock<'static>>);
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.write(buf) {
+            Ok(n) => Ok(n),
+            Err(_) => std::process::exit(0),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.flush() {
+            Ok(()) => Ok(()),
+            Err(_) => std::process::exit(0),
+        }
+    }
+}
+
+/// Prints the term a request is answered with (`call`, `state`) as the host streams it,
+/// never holding the text: the text and a newline, or with `--json` the object
+/// `{"KEY": "TEXT"}` exactly as `serde_json`'s pretty printer writes it.
+fn print_term(
+    socket: &Path,
+    req: &Request,
+    wait: Duration,
+    json_key: Option<&str>,
+) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = Stdout(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stdout().lock(),
+    ));
+    let (prefix, suffix) = match json_key {
+        Some(key) => (
+            format!("{{\n  {}: \"", serde_json::Value::from(key)),
+            "\"\n}\n",
+        ),
+        None => (String::new(), "\n"),
+    };
+    // Nothing is printed before the host has said yes (its first byte of text).
+    let mut body = Prefixed {
+        out: &mut out,
+        prefix: prefix.as_bytes(),
+        started: false,
+    };
+    let req = &*routed(req);
+    let r = match json_key {
+        Some(_) => client::request_text(socket, req, wait, &mut JsonStr(&mut body)),
+        None => client::request_text(socket, req, wait, &mut body),
+    };
+    let started = match r {
+        Ok(()) => {
+            let _ = body.start();
+            true
+        }
+        Err(_) => body.started,
+    };
+    if r.is_ok() {
+        let _ = out.write_all(suffix.as_bytes());
+    } else if started {
+        // A text cut short: end its line before the error.
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+    r.map_err(Failure::Host)
+}
+
+/// Writes `prefix` before the first byte written through it (or at [`Prefixed::start`]).
+struct Prefixed<'a, W: std::io::Write> {
+    out: &'a mut W,
+    prefix: &'a [u8],
+    started: bool,
+}
+
+impl<W: std::io::Write> Prefixed<'_, W> {
+    fn start(&mut self) -> std::io::Result<()> {
+        if !self.started {
+            self.started = true;
+            self.out.write_all(self.prefix)?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Prefixed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.start()?;
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// A one-way message (`send` or `cast`): sent, nothing to wait for.
@@ -230,20 +326,16 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                 etf,
                 timeout_ms: timeout,
             };
-            let v = ask(socket, &req, Duration::from_millis(timeout) + WAIT)?;
-            if json {
-                print_json(&serde_json::json!({ "reply": v }));
-            } else {
-                outln!("{}", v.as_str().unwrap_or_default());
-            }
+            let wait = Duration::from_millis(timeout) + WAIT;
+            print_term(socket, &req, wait, json.then_some("reply"))?;
         }
         CtlCommand::State { name } => {
-            let v = ask(socket, &Request::State { to: name }, WAIT)?;
-            if json {
-                print_json(&serde_json::json!({ "state": v }));
-            } else {
-                outln!("{}", v.as_str().unwrap_or_default());
-            }
+            print_term(
+                socket,
+                &Request::State { to: name },
+                WAIT,
+                json.then_some("state"),
+            )?;
         }
         CtlCommand::Nodes => {
             let v = ask(socket, &Request::Nodes, WAIT)?;

@@ -95,6 +95,7 @@ mod atom;
 mod compressed;
 mod de;
 mod error;
+mod print;
 mod ser;
 mod syntax;
 mod tags;
@@ -105,6 +106,7 @@ use serde::{Deserialize, Serialize};
 pub use atom::Atom;
 pub use de::MAX_DEPTH;
 pub use error::Error;
+pub use print::write_display;
 pub use syntax::{parse, SyntaxError, MAX_DECIMAL_DIGITS};
 pub use term::{display, BigInt, ExternalPid, ExternalPort, ExternalRef, Term};
 

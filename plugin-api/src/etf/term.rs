@@ -488,7 +488,7 @@ impl Deserializer<'_> {
 
     /// The non-recursive kinds.
     #[inline(never)]
-    fn parse_leaf(&mut self) -> Result<Term> {
+    pub(crate) fn parse_leaf(&mut self) -> Result<Term> {
         let start = self.pos;
         let tag = self.read_u8()?;
         Ok(match tag {
@@ -636,17 +636,7 @@ impl fmt::Display for Term {
             Term::BigInt(b) => write!(f, "{b}"),
             Term::Float(x) => write_float(f, *x),
             Term::Binary(b) => write_binary_display(f, b),
-            Term::BitBinary { bytes, bits } => {
-                f.write_str("<<")?;
-                if let Some((last, init)) = bytes.split_last() {
-                    for b in init {
-                        write!(f, "{b},")?;
-                    }
-                    let bits = (*bits).clamp(1, 8);
-                    write!(f, "{}:{bits}", (*last as u16) >> (8 - bits))?;
-                }
-                f.write_str(">>")
-            }
+            Term::BitBinary { bytes, bits } => write_bit_binary(f, bytes, *bits),
             Term::List(items) => {
                 if is_printable_char_list(items) {
                     f.write_char('"')?;
@@ -712,8 +702,22 @@ fn write_seq(f: &mut fmt::Formatter<'_>, items: &[Term]) -> fmt::Result {
     Ok(())
 }
 
+/// `<<1,2,5:3>>`: a bitstring whose last byte is partly used (`bits` of it, its most
+/// significant ones).
+pub(crate) fn write_bit_binary(f: &mut impl fmt::Write, bytes: &[u8], bits: u8) -> fmt::Result {
+    f.write_str("<<")?;
+    if let Some((last, init)) = bytes.split_last() {
+        for b in init {
+            write!(f, "{b},")?;
+        }
+        let bits = bits.clamp(1, 8);
+        write!(f, "{}:{bits}", (*last as u16) >> (8 - bits))?;
+    }
+    f.write_str(">>")
+}
+
 /// Erlang's default printable range (`+pc latin1`): Latin-1 text and the usual escapes.
-fn printable_latin1(c: u32) -> bool {
+pub(crate) fn printable_latin1(c: u32) -> bool {
     matches!(c, 32..=126 | 160..=255 | 8..=13 | 27)
 }
 
@@ -760,7 +764,7 @@ fn write_float(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
     }
 }
 
-fn write_binary_display(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
+pub(crate) fn write_binary_display(f: &mut impl fmt::Write, b: &[u8]) -> fmt::Result {
     if let Ok(s) = std::str::from_utf8(b) {
         let printable = !s.is_empty()
             && s.chars()
@@ -1107,14 +1111,22 @@ impl<'de> DeserializeSeed<'de> for RawSeed {
     }
 }
 
-/// Pretty-prints an encoded term (with its version byte) in Erlang syntax, for logs.
+/// Pretty-prints an encoded term (with its version byte) in Erlang syntax, for logs:
+/// `Term::decode(bytes)?.to_string()`, printed straight from the bytes without building
+/// the [`Term`] (see [`write_display`](super::write_display) to stream it instead).
 ///
 /// Never fails and never panics: bytes that do not decode print as
 /// `<<undecodable: reason at byte N>>`, so a log line about a bad message still says
 /// what was wrong with it.
 pub fn display(bytes: &[u8]) -> String {
-    match Term::decode(bytes) {
-        Ok(t) => t.to_string(),
-        Err(e) => format!("<<undecodable: {e}>>"),
+    let mut s = String::new();
+    match super::print::print_versioned(bytes, &mut s) {
+        Ok(()) => s,
+        // Decoding again only for the error's text (the printer stops where the decoder
+        // does, but the message is the decoder's to word).
+        Err(_) => match Term::decode(bytes) {
+            Ok(t) => t.to_string(),
+            Err(e) => format!("<<undecodable: {e}>>"),
+        },
     }
 }

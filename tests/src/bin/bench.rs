@@ -33,6 +33,7 @@ enum Call {
     SpawnLinks(String, u64),
     TimersToSelf(u64, u64),
     StopSilently,
+    Ballast(u64),
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -125,6 +126,7 @@ const ROWS: &[&str] = &[
     "swap",
     "reload",
     "ctl",
+    "ctl_state",
     "top",
     "watchdog",
     "sigterm",
@@ -432,6 +434,9 @@ fn main() {
 
     if opts.any(&["ctl", "top"]) {
         control_rows(&opts, &v1, runs, &mut rows);
+    }
+    if opts.want("ctl_state") {
+        ctl_state_row(&v1, runs, &mut rows);
     }
     if opts.want("watchdog") {
         watchdog_rows(&opts, &v1, &mut rows);
@@ -804,6 +809,107 @@ fn control_rows(opts: &Opts, v1: &Path, runs: usize, rows: &mut Vec<Row>) {
         num: change,
         unit: "%",
         more: None,
+    });
+}
+
+/// Forgets the process's peak RSS: `VmHWM` starts again from the current RSS (Linux 4.0+).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A process's peak RSS in bytes while it lives (`VmHWM` of `/proc/PID/status`).
+fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// `host ctl state` of an actor with a ~30 MB state (issue 10: it peaked at 1.8 GB): the
+/// growth of the host's peak RSS while it answers, as a multiple of the state's size (its
+/// ETF bytes), the worst of `runs` (at most 5); the client's own peak RSS beside it. The host runs in
+/// this process (its peak reset before each run); the client is the real binary, its
+/// output to a file, which is checked to hold the whole text.
+fn ctl_state_row(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
+    use host::control::server::ControlServer;
+    use std::sync::Arc;
+
+    let dir = PluginDir::new();
+    dir.install(v1);
+    let host = Arc::new(start(&dir.path(), false));
+    host.spawn("tp", Some("big"), &etf::to_vec(&()).unwrap())
+        .unwrap();
+    let entries = 1_150_000;
+    let _: Reply = host
+        .call_as(Target::Name("big"), &Call::Ballast(entries), T)
+        .expect("ballast");
+    let socket = dir.path().join("bench.sock");
+    let server = ControlServer::start(&host, &socket).expect("control socket");
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("host");
+    assert!(bin.is_file(), "scripts/bench.sh builds {}", bin.display());
+    let out_path = dir.path().join("state.txt");
+    let (mut ratios, mut client_peaks, mut ms) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs.min(5) {
+        let out = std::fs::File::create(&out_path).unwrap();
+        assert!(
+            reset_peak_rss(),
+            "cannot reset VmHWM (/proc/self/clear_refs)"
+        );
+        let before = rss_bytes();
+        let t = Instant::now();
+        let mut child = std::process::Command::new(&bin)
+            .args(["ctl", "--socket"])
+            .arg(&socket)
+            .args(["state", "big"])
+            .stdout(out)
+            .spawn()
+            .unwrap();
+        // The client's peak, sampled while it lives (its last sample before it exits).
+        let mut client_peak = 0;
+        let status = loop {
+            if let Some(p) = peak_rss_of(child.id()) {
+                client_peak = client_peak.max(p);
+            }
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(status.success(), "host ctl state: {status}");
+        ratios.push(peak_rss_bytes().saturating_sub(before) as f64);
+        client_peaks.push(client_peak as f64 / (1 << 20) as f64);
+    }
+    drop(server);
+    // Measured last, so that the first run found no memory freed by an earlier export.
+    let size = host.state(Target::Name("big")).expect("state").len() as u64;
+    let printed = std::fs::metadata(&out_path).unwrap().len();
+    assert!(
+        printed > size,
+        "{printed} bytes printed for a {size}-byte state"
+    );
+    // The worst run (the first, usually: later ones reuse what the allocator kept).
+    let ratio = ratios.iter().fold(0.0f64, |m, g| m.max(g / size as f64));
+    let (client, ms) = (median(client_peaks), median(ms));
+    rows.push(Row {
+        what: "`host ctl state` of a ~30 MB state: host peak RSS growth / state size (ETF bytes)",
+        budget: "≤ 3×",
+        value: format!(
+            "{ratio:.2}× of {:.1} MB ({:.0} ms; client peak RSS {client:.1} MiB)",
+            size as f64 / 1e6,
+            ms
+        ),
+        ok: ratio <= 3.0,
+        key: "ctl_state",
+        num: ratio,
+        unit: "x",
+        more: Some(("ctl_state_client_peak", client, "MiB")),
     });
 }
 
