@@ -14,7 +14,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::MsgFlags;
 use parking_lot::{Condvar, Mutex};
@@ -52,7 +52,14 @@ struct Outbox {
     frames: usize,
     /// The writer thread is writing a batch it took from `buf`.
     writing: bool,
+    /// When the last frame was sent (directly or queued).
+    last_send: Option<Instant>,
 }
+
+/// Sends closer together than this are a burst: they go to the writer, which batches
+/// them into few writes (a frame per syscall, and per TCP segment, costs the receiver
+/// more than it saves the sender). A request/reply exchange is far slower than this.
+const BURST_GAP: Duration = Duration::from_micros(10);
 
 /// A live connection.
 pub(crate) struct Conn {
@@ -87,7 +94,10 @@ impl Conn {
             .bytes_out
             .fetch_add(frame.len() as u64, Ordering::Relaxed);
         let mut rest = &frame[..];
-        if out.buf.is_empty() && !out.writing {
+        let now = Instant::now();
+        let burst = out.last_send.is_some_and(|t| now - t < BURST_GAP);
+        out.last_send = Some(now);
+        if out.buf.is_empty() && !out.writing && !burst {
             // Nothing ahead of it (the invariant on `Outbox`): try it straight in.
             let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
             match nix::sys::socket::send(self.socket.as_raw_fd(), rest, flags) {
