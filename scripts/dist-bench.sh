@@ -4,8 +4,12 @@
 # gen_server:cast followed by one call (messages/s until that call's reply), for
 # BEAM -> host, host -> BEAM and host <-> host. The host rows are driven by a host actor
 # (the test plugin's `remote_ping_pong` / `remote_burst`: `ctx.request` and `ctx.cast` to
-# `{counter, Node}`), timed from erl around one call to it. Loopback, a private EPMD on a
-# free port, release builds. Skips with a note when erl is missing.
+# `{counter, Node}`), timed from erl around one call to it. Then remote spawn latency
+# (2,000 sequential spawns, each waiting for its pid): BEAM -> BEAM `spawn_request` (the
+# anchor), BEAM -> host and host -> host (`ctx.spawn_remote`); and the time for
+# `host ctl reload counter --all-nodes` to swap two hosts (one counter actor each).
+# Loopback, a private EPMD on a free port, release builds. Skips with a note when erl is
+# missing.
 #
 # scripts/dist-bench.sh [RUNS]     (default 3 runs; prints each, then the medians)
 # HOST_BIN=path/to/host scripts/dist-bench.sh   compares another build of the host (A/B).
@@ -51,17 +55,23 @@ TOML
 "$host_bin" --config "$work/host.toml" --name "hostb$$@127.0.0.1" --cookie "$cookie" \
   --epmd-port "$port" 2>"$work/host.log" &
 pids+=($!)
-# Host A: the driver actor `drv` (the test plugin) for the host -> BEAM and host <-> host rows.
+# Host A: the driver actor `drv` (the test plugin) for the host -> BEAM and host <-> host
+# rows, and a counter for the --all-nodes row.
 cat > "$work/hosta.toml" <<TOML
-plugin_dirs = ["$work/drv"]
+plugin_dirs = ["$work/drv", "$PWD/target/release"]
+libraries = ["tp", "counter"]
 threads = 2
 [watch]
 enabled = false
 [control]
-enabled = false
+socket = "$work/a.sock"
 [[actors]]
 behaviour = "tp"
 name = "drv"
+[[actors]]
+behaviour = "counter"
+name = "counter"
+args = { start = 0 }
 TOML
 "$host_bin" --config "$work/hosta.toml" --name "hosta$$@127.0.0.1" --cookie "$cookie" \
   --epmd-port "$port" 2>"$work/hosta.log" &
@@ -126,4 +136,36 @@ ERL_EPMD_PORT=$port erl -noshell -name "beama$$@127.0.0.1" -setcookie "$cookie" 
     end || {Name, Node, Drv} <- Targets],
     io:format("~n| path | 100k sequential round trips/s | one-way burst (100k casts + 1 call), msgs/s |~n|---|---|---|~n"),
     [io:format("| ~s | ~p | ~p |~n", [Name, R, B]) || {Name, R, B} <- Rows],
+    S = 2000,
+    Per = fun(F) -> T0 = erlang:monotonic_time(microsecond), F(), (erlang:monotonic_time(microsecond) - T0) / S end,
+    Spawns = fun(Node, M, F, A) ->
+        fun() -> [begin R = erlang:spawn_request(Node, M, F, A, []),
+                        receive {spawn_reply, R, ok, _} -> ok end end || _ <- lists:seq(1, S)] end
+    end,
+    Drv = fun() -> {seq, 0} = gen_server:call({drv, HostA}, {remote_spawns, atom_to_binary(HostB), <<"counter">>, [#{start => 0}], S}, infinity) end,
+    SRows = [{"BEAM -> BEAM spawn_request (anchor)", Spawns(BeamB, erlang, self, [])},
+             {"BEAM -> host (spawn_request of counter:init/1)", Spawns(HostB, counter, init, [#{start => 0}])},
+             {"host -> host (ctx.spawn_remote of counter)", Drv}],
+    SR = [{N2, Median([Per(F) || _ <- lists:seq(1, Runs)])} || {N2, F} <- SRows],
+    io:format("~n| remote spawn, 2,000 sequential, each until its pid is back | us per spawn |~n|---|---|~n"),
+    [io:format("| ~s | ~.1f |~n", [N2, V]) || {N2, V} <- SR],
     halt().'
+
+# reload --all-nodes: host A swaps, then host B, the same bytes (two builds that differ by
+# a trailing byte, alternated, so every reload is a real swap with state migration).
+cp target/release/libcounter.so "$work/c1.so"; printf 'x' >> "$work/c1.so"
+cp target/release/libcounter.so "$work/c2.so"; printf 'xy' >> "$work/c2.so"
+times=()
+for i in $(seq 1 "$runs"); do
+  f="$work/c$(( i % 2 + 1 )).so"
+  t0=$(date +%s%N)
+  target/release/host ctl --socket "$work/a.sock" reload counter "$f" --all-nodes >"$work/nl.txt"
+  t1=$(date +%s%N)
+  times+=($(( (t1 - t0) / 1000000 )))
+done
+cat "$work/nl.txt"
+median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo
+echo "| reload --all-nodes, two hosts (counter, one actor each) | ms |"
+echo "|---|---|"
+echo "| command to last node swapped (median of $runs: ${times[*]}) | $median |"
