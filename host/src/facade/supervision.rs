@@ -2,7 +2,7 @@
 //! reports, through the actor system and the code server.
 //!
 //! A child's `init` runs on a starter thread the supervision thread waits for with the
-//! child's start deadline. Past it the half-started actor is killed (its name freed at
+//! child's start deadline (each supervision thread has a starter of its own). Past it the half-started actor is killed (its name freed at
 //! once, invariant 5 of `actor`), the start fails, and the starter is abandoned: a fresh
 //! one serves the next start, and the old one ends when the stuck `init` returns.
 
@@ -17,7 +17,7 @@ use plugin_api::Reason;
 use crate::code::Code;
 use crate::observe::{HostEvent, Observer};
 use crate::supervisor::ChildHost;
-use crate::system::{SpawnError, System, Target};
+use crate::system::{SpawnError, System, Target, Upcall};
 use crate::util::ids::ActorId;
 use crate::util::terms;
 
@@ -41,6 +41,20 @@ pub(super) struct StartJob {
     /// The id, once registered (0 before).
     id: Arc<AtomicU64>,
     reply: Sender<Result<ActorId, SpawnError>>,
+}
+
+/// A host for another supervision thread: the same system, code and observer, and a
+/// starter of its own (a hanging `init` holds only the thread that waits for it).
+impl Clone for Children {
+    fn clone(&self) -> Self {
+        Children {
+            system: self.system.clone(),
+            code: self.code.clone(),
+            observer: self.observer.clone(),
+            starter: Mutex::new(None),
+            stack_size: self.stack_size,
+        }
+    }
 }
 
 impl Children {
@@ -73,9 +87,9 @@ impl Children {
 }
 
 impl ChildHost for Children {
-    fn new_supervisor(&self) -> ActorId {
+    fn new_supervisor(&self, upcalls: &Sender<Upcall>) -> ActorId {
         let id = self.system.next_actor_id();
-        self.system.register_supervisor(id);
+        self.system.register_supervisor(id, upcalls.clone());
         id
     }
 

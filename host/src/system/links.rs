@@ -12,10 +12,11 @@
 
 use std::sync::Arc;
 
+use crossbeam::channel::Sender;
 use parking_lot::{Mutex, RwLock};
 use plugin_api::abi::MsgKind;
 use plugin_api::Reason;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::actor::{Core, Signal};
 use super::mailbox::Envelope;
@@ -28,19 +29,21 @@ use crate::util::terms;
 pub(super) struct Links {
     /// Active monitors: reference -> monitored actor.
     monitors: Mutex<FxHashMap<MonitorRef, ActorId>>,
-    /// Ids of live supervisors (children are linked to these).
-    supervisors: RwLock<FxHashSet<ActorId>>,
+    /// Live supervisors (children are linked to these), each with the channel of the
+    /// thread that runs it: a child's exit goes straight there.
+    supervisors: RwLock<FxHashMap<ActorId, Sender<Upcall>>>,
 }
 
 impl System {
-    /// Marks `id` as a supervisor: exits of actors linked to it go up as upcalls.
-    pub(crate) fn register_supervisor(&self, id: ActorId) {
-        self.links.supervisors.write().insert(id);
+    /// Marks `id` as a supervisor: exits of actors linked to it go up as upcalls on `to`
+    /// (the channel of the thread that runs that supervisor).
+    pub(crate) fn register_supervisor(&self, id: ActorId, to: Sender<Upcall>) {
+        self.links.supervisors.write().insert(id, to);
     }
 
     /// Whether `id` is a live supervisor (not an actor: it has no registry entry).
     pub(crate) fn is_supervisor(&self, id: ActorId) -> bool {
-        self.links.supervisors.read().contains(&id)
+        self.links.supervisors.read().contains_key(&id)
     }
 
     pub(crate) fn unregister_supervisor(&self, id: ActorId) {
@@ -208,8 +211,10 @@ impl System {
     pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8]) {
         let links = std::mem::take(&mut *actor.links.lock());
         for l in links {
-            if self.links.supervisors.read().contains(&l) {
-                self.upcall(Upcall::ChildExit {
+            let sup = self.links.supervisors.read().get(&l).cloned();
+            if let Some(to) = sup {
+                // Dropped if that supervisor's thread is gone (the host is stopping).
+                let _ = to.send(Upcall::ChildExit {
                     sup: l,
                     child: actor.id,
                     reason: reason.to_vec(),
