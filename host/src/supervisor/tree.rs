@@ -478,9 +478,12 @@ impl<H: ChildHost> Tree<H> {
                     self.shutdown_all();
                     return;
                 }
-                Work::Up(Upcall::ChildExit { sup, child, reason }) => {
-                    self.child_exited(sup, child, &reason)
-                }
+                Work::Up(Upcall::ChildExit {
+                    sup,
+                    child,
+                    reason,
+                    text,
+                }) => self.child_exited(sup, child, &reason, &text),
                 Work::Up(Upcall::StartChild {
                     sup,
                     args,
@@ -731,8 +734,8 @@ impl<H: ChildHost> Tree<H> {
             .iter()
             .position(|e| matches!(e, Upcall::ChildExit { child, .. } if *child == pid))
         {
-            if let Some(Upcall::ChildExit { reason, .. }) = self.backlog.remove(pos) {
-                return Some(etf::display(&reason));
+            if let Some(Upcall::ChildExit { text, .. }) = self.backlog.remove(pos) {
+                return Some(text);
             }
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -746,15 +749,13 @@ impl<H: ChildHost> Tree<H> {
                 None => self.upcalls.recv().ok()?,
             };
             match ev {
-                Upcall::ChildExit { child, reason, .. } if child == pid => {
-                    return Some(etf::display(&reason))
-                }
+                Upcall::ChildExit { child, text, .. } if child == pid => return Some(text),
                 other => self.backlog.push_back(other),
             }
         }
     }
 
-    fn child_exited(&mut self, sup: ActorId, pid: ActorId, reason: &[u8]) {
+    fn child_exited(&mut self, sup: ActorId, pid: ActorId, reason: &[u8], text: &str) {
         let Some(s) = self.sups.get_mut(&sup) else {
             return;
         };
@@ -763,8 +764,7 @@ impl<H: ChildHost> Tree<H> {
         };
         s.children[i].last_pid = s.children[i].pid.take();
         let name = s.children[i].spec.name();
-        let text = etf::display(reason);
-        self.event(sup, SupervisorEvent::ChildExited, &name, pid, &text);
+        self.event(sup, SupervisorEvent::ChildExited, &name, pid, text);
         self.decide(sup, i, Reason::from_etf(reason).is_abnormal());
     }
 
@@ -896,7 +896,7 @@ impl<H: ChildHost> Tree<H> {
         match parent {
             Some(p) => {
                 let reason = crate::util::terms::reason(&Reason::Shutdown);
-                self.child_exited(p, sup, &reason);
+                self.child_exited(p, sup, &reason, "shutdown");
             }
             None => *self.root_failed.lock() = Some(name),
         }
@@ -969,6 +969,7 @@ mod tests {
                 sup: from,
                 child: to,
                 reason,
+                text: "shutdown".into(),
             });
             true
         }
@@ -1035,7 +1036,7 @@ mod tests {
             let b = pid_of(tree, sup, 1);
             fake.log.borrow_mut().clear();
             let crash = crate::util::terms::reason(&Reason::error("boom"));
-            tree.child_exited(sup, b, &crash);
+            tree.child_exited(sup, b, &crash, "boom");
             use SupervisorEvent::*;
             assert_eq!(
                 *fake.log.borrow(),
@@ -1068,7 +1069,12 @@ mod tests {
             let a = pid_of(tree, sup, 0);
             let b = pid_of(tree, sup, 1);
             fake.log.borrow_mut().clear();
-            tree.child_exited(sup, b, &crate::util::terms::reason(&Reason::Killed));
+            tree.child_exited(
+                sup,
+                b,
+                &crate::util::terms::reason(&Reason::Killed),
+                "killed",
+            );
             let spawned: Vec<Did> = fake
                 .log
                 .borrow()
@@ -1092,7 +1098,12 @@ mod tests {
                 .unwrap();
             let (a, b) = (pid_of(tree, sup, 0), pid_of(tree, sup, 1));
             fake.log.borrow_mut().clear();
-            tree.child_exited(sup, a, &crate::util::terms::reason(&Reason::error("x")));
+            tree.child_exited(
+                sup,
+                a,
+                &crate::util::terms::reason(&Reason::error("x")),
+                "x",
+            );
             let log = fake.log.borrow().clone();
             assert!(log.contains(&Did::Event(SupervisorEvent::GaveUp, "s".into())));
             assert!(log.contains(&Did::Exit(b, "shutdown")));

@@ -208,7 +208,8 @@ impl System {
     /// as an upcall) and a `DOWN` message to every monitor, and cancels the timers it
     /// armed or that are addressed to it. Runs after it was unregistered, so nobody can
     /// add more.
-    pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8]) {
+    /// `text` is `reason` displayed (for a supervisor).
+    pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8], text: &str) {
         let links = std::mem::take(&mut *actor.links.lock());
         for l in links {
             let sup = self.links.supervisors.read().get(&l).cloned();
@@ -218,6 +219,7 @@ impl System {
                     sup: l,
                     child: actor.id,
                     reason: reason.to_vec(),
+                    text: text.to_string(),
                 });
                 continue;
             }

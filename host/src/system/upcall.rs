@@ -13,6 +13,8 @@ pub(crate) enum Upcall {
         sup: ActorId,
         child: ActorId,
         reason: Vec<u8>,
+        /// `reason` as text (made once, for the actor's own event).
+        text: String,
     },
     /// `ctx.start_child`: start a child of the `simple_one_for_one` supervisor named `sup`;
     /// answer `requester` with `{reply, Tag, StartChildReply}`.

@@ -113,7 +113,7 @@ impl System {
         });
         self.fail_mailbox(actor, &text);
         self.fail_waiters(actor.id, &text);
-        self.notify_links_and_monitors(actor, reason);
+        self.notify_links_and_monitors(actor, reason, &text);
         true
     }
 

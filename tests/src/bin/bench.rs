@@ -606,7 +606,11 @@ fn messaging_rows(opts: &Opts, dir: &PluginDir, rows: &mut Vec<Row>) {
         host.start_supervisor(tree).unwrap();
         let panic = etf::to_vec(&Info::Panic).unwrap();
         let mut restart = Vec::new();
-        for _ in 0..200 {
+        let n: usize = std::env::var("BENCH_RESTARTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        for _ in 0..n {
             let old = host.whereis("crashy").unwrap();
             let t = Instant::now();
             host.send(Target::Name("crashy"), panic.clone()).unwrap();

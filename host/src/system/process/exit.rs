@@ -84,6 +84,6 @@ impl System {
         }
         self.fail_mailbox(actor, &reason_text);
         self.fail_waiters(actor.id, &reason_text);
-        self.notify_links_and_monitors(actor, reason);
+        self.notify_links_and_monitors(actor, reason, &reason_text);
     }
 }
