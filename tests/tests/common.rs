@@ -44,6 +44,7 @@ pub enum Call {
     TimersToSelf(u64, u64),
     Stream(String, u64, u64, u64),
     StartChildWith(String, InitArgs),
+    SpawnLinkWith(String, InitArgs),
 }
 
 /// The test plugin's init args.

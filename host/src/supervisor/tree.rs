@@ -61,6 +61,21 @@ pub(crate) trait ChildHost {
         link: ActorId,
         start_timeout: Duration,
     ) -> Result<ActorId, SpawnError>;
+    /// `ctx.spawn_link`: queues the start of an actor linked both ways to `requester`,
+    /// who is answered `{reply, Tag, StartChildReply}` when it is done; returns at once.
+    /// An `init` past `start_timeout` fails (see [`ChildHost::check_links`]).
+    fn spawn_link(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+        requester: ActorId,
+        tag: u64,
+        start_timeout: Duration,
+    );
+    /// Fails the `spawn_link` start whose `init` ran past its deadline, if there is one;
+    /// true while starts are queued or running (then call it again soon).
+    fn check_links(&self) -> bool;
     /// Sends an exit signal; false if `to` is not alive.
     fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool;
     /// Delivers `{reply, Tag, Payload}` to an actor.
@@ -267,16 +282,28 @@ struct Dispatcher<H> {
 
 impl<H: ChildHost + Clone + Send + 'static> Dispatcher<H> {
     fn run(self) {
+        // While `spawn_link` starts are queued or running, their deadlines are looked at
+        // this often.
+        const TICK: Duration = Duration::from_millis(10);
+        let mut check_at: Option<Instant> = None;
         loop {
+            let tick = check_at.map_or_else(channel::never, channel::at);
             channel::select! {
                 recv(self.commands) -> c => match c {
                     Ok(SupervisorCommand::Start { spec, reply }) => self.start_tree(spec, reply),
                     Ok(SupervisorCommand::Stop) | Err(_) => return self.stop_all(),
                 },
                 recv(self.upcalls) -> up => match up {
-                    Ok(up) => self.upcall(up),
+                    Ok(up) => {
+                        if self.upcall(up) && check_at.is_none() {
+                            check_at = Some(Instant::now() + TICK);
+                        }
+                    }
                     Err(_) => return self.stop_all(),
                 },
+                recv(tick) -> _ => {
+                    check_at = self.host.check_links().then(|| Instant::now() + TICK);
+                }
             }
         }
     }
@@ -321,7 +348,8 @@ impl<H: ChildHost + Clone + Send + 'static> Dispatcher<H> {
         // Else `reply` was dropped with the closure: the caller hears `Stopped`.
     }
 
-    fn upcall(&self, up: Upcall) {
+    /// Serves one upcall; true if it queued a `spawn_link` start.
+    fn upcall(&self, up: Upcall) -> bool {
         match up {
             Upcall::StartChild {
                 sup,
@@ -357,17 +385,21 @@ impl<H: ChildHost + Clone + Send + 'static> Dispatcher<H> {
                 args,
                 requester,
                 tag,
-            } => spawn_link(
-                &self.host,
-                &behaviour,
-                name.as_deref(),
-                &args,
-                requester,
-                tag,
-            ),
+            } => {
+                self.host.spawn_link(
+                    &behaviour,
+                    name.as_deref(),
+                    &args,
+                    requester,
+                    tag,
+                    super::DEFAULT_START_TIMEOUT,
+                );
+                return true;
+            }
             // Every supervisor is registered with its tree's channel.
             Upcall::ChildExit { .. } => {}
         }
+        false
     }
 
     /// The host is stopping: every tree stops, last started first, each child in reverse
@@ -383,7 +415,7 @@ impl<H: ChildHost + Clone + Send + 'static> Dispatcher<H> {
     }
 }
 
-/// Answers a `ctx.start_child` or `ctx.spawn_link`.
+/// Answers a `ctx.start_child`.
 fn answer(
     host: &impl ChildHost,
     requester: ActorId,
@@ -392,29 +424,6 @@ fn answer(
 ) {
     let bytes = etf::to_vec(reply).expect("a StartChildReply always encodes");
     host.reply(requester, tag, &bytes);
-}
-
-/// `ctx.spawn_link`: starts the actor linked both ways from birth (see `System::spawn`)
-/// and answers the requester.
-fn spawn_link(
-    host: &impl ChildHost,
-    behaviour: &str,
-    name: Option<&str>,
-    args: &[u8],
-    requester: ActorId,
-    tag: u64,
-) {
-    let reply = match host.spawn(
-        behaviour,
-        name,
-        args,
-        requester,
-        super::DEFAULT_START_TIMEOUT,
-    ) {
-        Ok(pid) => plugin_api::StartChildReply::Ok(pid),
-        Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
-    };
-    answer(host, requester, tag, &reply);
 }
 
 /// One root tree's state, owned by its thread.
@@ -502,13 +511,13 @@ impl<H: ChildHost> Tree<H> {
                     args,
                     requester,
                     tag,
-                }) => spawn_link(
-                    &self.host,
+                }) => self.host.spawn_link(
                     &behaviour,
                     name.as_deref(),
                     &args,
                     requester,
                     tag,
+                    super::DEFAULT_START_TIMEOUT,
                 ),
             }
             if self.sups.is_empty() {
@@ -957,6 +966,14 @@ mod tests {
                 .push(Did::Spawn(name.unwrap_or(behaviour).into()));
             self.next.set(self.next.get() + 1);
             Ok(ActorId(self.next.get()))
+        }
+        fn spawn_link(&self, b: &str, n: Option<&str>, _: &[u8], _: ActorId, _: u64, _: Duration) {
+            self.log
+                .borrow_mut()
+                .push(Did::Spawn(n.unwrap_or(b).into()));
+        }
+        fn check_links(&self) -> bool {
+            false
         }
         fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
             let why = match reason {
