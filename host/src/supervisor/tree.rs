@@ -12,9 +12,11 @@
 //! keeps spawns (which take the behaviour table lock) out of any actor's core lock, so a
 //! restart cannot deadlock with a hot swap.
 //!
-//! A dispatcher thread serves what is not one tree's: it starts trees, routes
-//! `ctx.start_child` to the tree that holds the named supervisor, runs `ctx.spawn_link`,
-//! and stops the trees, last started first, when the host goes down.
+//! A dispatcher thread serves what is not one tree's, and never waits on an `init`: it
+//! starts trees (each on its new thread), routes `ctx.start_child` to the tree that holds
+//! the named supervisor, queues `ctx.spawn_link` starts for the host's linker thread and
+//! looks at their deadlines, and stops the trees, last started first, when the host goes
+//! down.
 //!
 //! Everything a tree's thread does to the world goes through [`ChildHost`], so the tests
 //! below drive it with a fake host and no plugin at all.
