@@ -10,7 +10,8 @@
 //! with `N` runs instead of 7, and prints `row<TAB>key<TAB>value<TAB>unit` lines instead of
 //! the table: what `scripts/bench.sh --peers` combines with the peer actor crates' figures
 //! (`tests/peers`). The `million` row (1,000,000 actors, one message each) runs only when
-//! asked for, best alone: its peak RSS is the process's.
+//! asked for, best alone: its peak RSS is the process's. `BENCH_RESTARTS=N` sets how
+//! many restarts the `restart` row times (200 by default; more for a profile).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
