@@ -204,11 +204,18 @@ impl System {
         false
     }
 
+    /// Cancels the timers a dead actor armed or that are addressed to it. Runs after it
+    /// was unregistered, so nobody can add more, and before its `crash` / `actor_stopped`
+    /// event, so whoever sees the event sees them gone.
+    pub(super) fn cancel_timers_of(&self, actor: &Actor) {
+        let timers = std::mem::take(&mut *actor.timers.lock());
+        self.cancel_timers_of_dead(timers);
+    }
+
     /// Sends the dead actor's exit signal to every linked actor (or, for a supervisor, up
-    /// as an upcall) and a `DOWN` message to every monitor, and cancels the timers it
-    /// armed or that are addressed to it. Runs after it was unregistered, so nobody can
-    /// add more.
-    /// `text` is `reason` displayed (for a supervisor).
+    /// as an upcall) and a `DOWN` message to every monitor. Runs after it was
+    /// unregistered, so nobody can add more. `text` is `reason` displayed (for a
+    /// supervisor).
     pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8], text: &str) {
         let links = std::mem::take(&mut *actor.links.lock());
         for l in links {
@@ -238,8 +245,6 @@ impl System {
                 );
             });
         }
-        let timers = std::mem::take(&mut *actor.timers.lock());
-        self.cancel_timers_of_dead(timers);
         let monitors = std::mem::take(&mut *actor.monitored_by.lock());
         for (mref, watcher) in monitors {
             // A concurrent demonitor that won the race means no DOWN.

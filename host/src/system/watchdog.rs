@@ -93,6 +93,7 @@ impl System {
             return false;
         }
         self.registry.remove(actor.id);
+        self.cancel_timers_of(actor);
         self.observer.actor_stopped(actor.handled());
         let text = plugin_api::etf::display(reason);
         let replaced = self.run_queue().retire_worker_of(actor.id.0);

@@ -51,6 +51,7 @@ impl System {
             return;
         }
         self.registry.remove(actor.id);
+        self.cancel_timers_of(actor);
         self.observer.actor_stopped(actor.handled());
         let reason_text = etf::display(reason);
         // The event goes out before anyone is told: a supervisor's reaction (its
