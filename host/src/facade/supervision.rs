@@ -13,7 +13,7 @@
 //! while any is queued; one past its deadline is failed the same way (the requester
 //! answered with the error), and a fresh linker takes the queue over.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,10 +70,15 @@ const RUNNING: u8 = 0;
 const ANSWERED: u8 = 1;
 const TIMED_OUT: u8 = 2;
 
+/// A linker's queue and its count of starts not answered yet.
+type LinkQueue = (Sender<LinkJob>, Receiver<LinkJob>, Arc<AtomicUsize>);
+
 /// The current linker thread and its queue (which outlives an abandoned thread).
 pub(super) struct Linker {
     tx: Sender<LinkJob>,
     rx: Receiver<LinkJob>,
+    /// Starts queued and not answered yet (kept across threads, as the queue).
+    pending: Arc<AtomicUsize>,
     /// What the thread is running now.
     current: Arc<Mutex<Option<Arc<LinkRun>>>>,
     /// Set when the thread is abandoned: it stops once its stuck `init` returns.
@@ -107,9 +112,13 @@ impl Clone for Children {
 }
 
 impl Children {
-    /// A linker thread serving `rx` (a fresh queue if `None`).
-    fn new_linker(&self, queue: Option<(Sender<LinkJob>, Receiver<LinkJob>)>) -> Option<Linker> {
-        let (tx, rx) = queue.unwrap_or_else(channel::unbounded);
+    /// A linker thread serving `queue` (a fresh one if `None`).
+    fn new_linker(&self, queue: Option<LinkQueue>) -> Option<Linker> {
+        let (tx, rx, pending) = queue.unwrap_or_else(|| {
+            let (tx, rx) = channel::unbounded();
+            (tx, rx, Arc::default())
+        });
+        let left = pending.clone();
         let current: Arc<Mutex<Option<Arc<LinkRun>>>> = Arc::default();
         let retired = Arc::new(AtomicBool::new(false));
         let (code, system) = (self.code.clone(), self.system.clone());
@@ -153,6 +162,7 @@ impl Children {
                             Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
                         };
                         answer(&system, job.requester, job.tag, &reply);
+                        left.fetch_sub(1, Ordering::SeqCst);
                     }
                 }
             })
@@ -160,6 +170,7 @@ impl Children {
         Some(Linker {
             tx,
             rx,
+            pending,
             current,
             retired,
         })
@@ -272,6 +283,7 @@ impl ChildHost for Children {
         }
         match slot.as_ref() {
             Some(l) => {
+                l.pending.fetch_add(1, Ordering::SeqCst);
                 let _ = l.tx.send(job);
             }
             None => {
@@ -318,7 +330,8 @@ impl ChildHost for Children {
                 };
                 let reply = plugin_api::StartChildReply::Error(e.to_string());
                 answer(&self.system, run.requester, run.tag, &reply);
-                let queue = (l.tx.clone(), l.rx.clone());
+                l.pending.fetch_sub(1, Ordering::SeqCst);
+                let queue = (l.tx.clone(), l.rx.clone(), l.pending.clone());
                 *slot = self.new_linker(Some(queue.clone()));
                 if slot.is_none() {
                     // No thread to be had: the queued starts fail, answered.
@@ -329,11 +342,12 @@ impl ChildHost for Children {
                     }
                     return false;
                 }
-                return true;
             }
-            return true;
         }
-        !l.rx.is_empty()
+        // Between taking a start off the queue and noting it as current, a linker holds
+        // one that is neither: the count covers it.
+        slot.as_ref()
+            .is_some_and(|l| l.pending.load(Ordering::SeqCst) > 0)
     }
 
     fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
