@@ -43,6 +43,18 @@ pub enum Call {
     SpawnLinksAndPanic(String, u64),
     TimersToSelf(u64, u64),
     Stream(String, u64, u64, u64),
+    StartChildWith(String, InitArgs),
+    SpawnLinkWith(String, InitArgs),
+}
+
+/// The test plugin's init args.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub enum InitArgs {
+    Ok,
+    Panic,
+    Fail,
+    /// `init` sleeps this many milliseconds.
+    Sleep(u64),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]

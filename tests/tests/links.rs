@@ -249,6 +249,74 @@ fn spawn_link_starts_a_linked_actor_and_its_crash_takes_the_parent_down() {
     );
 }
 
+/// Issue 15: `ctx.spawn_link` starts are not waited for by the supervision threads. A
+/// child whose `init` hangs fails at its start deadline — unlinked first, as OTP's
+/// `proc_lib` does, so the parent lives and hears why — and the start queued behind it
+/// goes on; meanwhile `ctx.start_child` is answered at once.
+#[test]
+fn a_spawn_link_whose_init_hangs_fails_at_its_deadline_and_the_next_start_goes_on() {
+    let (_d, host, _rx) = start_v1();
+    let mut pool = host::supervisor::SupervisorSpec {
+        name: "pool".into(),
+        strategy: host::supervisor::Strategy::SimpleOneForOne,
+        intensity: 5,
+        period: Duration::from_secs(5),
+        children: Vec::new(),
+        restart: host::supervisor::Restart::Permanent,
+    };
+    pool.children.push(host::supervisor::ChildSpec::Worker(
+        host::supervisor::WorkerSpec {
+            behaviour: "tp".into(),
+            name: None,
+            args: plugin_api::etf::to_vec(&()).unwrap(),
+            restart: host::supervisor::Restart::Permanent,
+            shutdown: host::supervisor::Shutdown::BrutalKill,
+            start_timeout: host::supervisor::DEFAULT_START_TIMEOUT,
+        },
+    ));
+    host.start_supervisor(pool).unwrap();
+    host.spawn_with("tp", Some("parent"), &()).unwrap();
+    host.spawn_with("tp", Some("boss"), &()).unwrap();
+    let hang = Call::SpawnLinkWith("tp".into(), InitArgs::Sleep(60_000));
+    assert_eq!(call(&host, "parent", hang), Reply::Done);
+    assert_eq!(
+        call(&host, "parent", Call::SpawnLink("tp".into())),
+        Reply::Done
+    );
+    // The hanging init holds no supervision thread: a pool child starts at once, long
+    // before the spawn's 5 s deadline.
+    assert_eq!(
+        call(&host, "boss", Call::StartChild("pool".into())),
+        Reply::Done
+    );
+    let deadline = Instant::now() + host::supervisor::DEFAULT_START_TIMEOUT / 2;
+    loop {
+        let Reply::Inbox(v) = call(&host, "boss", Call::Inbox) else {
+            panic!("inbox")
+        };
+        if v.iter().any(|l| l.starts_with("started ")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "boss's inbox: {v:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Past the deadline: the parent is told, and the second child started.
+    let deadline = Instant::now() + host::supervisor::DEFAULT_START_TIMEOUT + T;
+    let got = loop {
+        let Reply::Inbox(v) = call(&host, "parent", Call::Inbox) else {
+            panic!("inbox")
+        };
+        if v.len() >= 2 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "parent's inbox: {v:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(got.iter().any(|l| l.contains("start deadline")), "{got:?}");
+    assert!(got.iter().any(|l| l.starts_with("started ")), "{got:?}");
+    assert!(host.whereis("parent").is_some(), "the parent lives");
+}
+
 fn count(host: &Host, who: &str) -> u64 {
     match get(host, who) {
         Reply::Count(_, n) => n,

@@ -436,6 +436,63 @@ fn simple_one_for_one_starts_children_on_request_and_restarts_each_alone() {
     );
 }
 
+/// Issue 15: a child whose `init` hangs holds its own tree only (in OTP each supervisor is
+/// a process). Tree `hangs` is a pool whose new child sleeps in `init` far past its start
+/// deadline; meanwhile a child of tree `other` crashes and is restarted at once, not when
+/// the deadline fails the hanging start. The operator's `tree` answers too, with `hangs`
+/// as `busy`.
+#[test]
+fn a_hanging_init_in_one_tree_never_delays_restarts_in_another() {
+    let (_d, host, _rx) = start_v1();
+    // Twice the wait for the restart below: with one thread for every tree, the restart
+    // would come only at this deadline.
+    let hang = T * 2;
+    let mut pool = sup(
+        "hangs",
+        Strategy::SimpleOneForOne,
+        5,
+        vec![worker("ignored", Restart::Permanent)],
+    );
+    if let ChildSpec::Worker(w) = &mut pool.children[0] {
+        w.name = None;
+        w.start_timeout = hang;
+    }
+    host.start_supervisor(pool).unwrap();
+    host.start_supervisor(sup("other", Strategy::OneForOne, 5, abc()))
+        .unwrap();
+    host.spawn_with("tp", Some("boss"), &()).unwrap();
+    let before = host.actor_count();
+    let r: Reply = host
+        .call_as(
+            Target::Name("boss"),
+            &Call::StartChildWith("hangs".into(), InitArgs::Sleep(60_000)),
+            T,
+        )
+        .unwrap();
+    assert_eq!(r, Reply::Done);
+    // Until the sleeping child is registered: its tree's thread now waits on its init.
+    let deadline = Instant::now() + T;
+    while host.actor_count() <= before {
+        assert!(Instant::now() < deadline, "the pool child never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let old = id(&host, "b");
+    crash(&host, "b");
+    // `restarted` waits at most T, half the hanging start's deadline.
+    let new = restarted(&host, "b", old);
+    let r: Reply = host.call_as(Target::Id(new), &Call::Get, T).unwrap();
+    assert_eq!(r, Reply::Count("1".into(), 0));
+    let trees = host.tree().expect("the trees answer");
+    let status = |name: &str| {
+        trees
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.status.clone())
+    };
+    assert_eq!(status("hangs").as_deref(), Some("busy"), "{trees:?}");
+    assert_eq!(status("other").as_deref(), Some("running"), "{trees:?}");
+}
+
 #[test]
 fn stopping_the_host_stops_the_tree_in_reverse_order() {
     let (_d, host, rx) = start_v1();

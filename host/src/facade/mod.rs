@@ -190,6 +190,7 @@ impl Host {
                 code: code.clone(),
                 observer: observer.clone(),
                 starter: parking_lot::Mutex::new(None),
+                linker: parking_lot::Mutex::new(None),
                 stack_size: opts.stack_size,
             },
             upcalls_rx,

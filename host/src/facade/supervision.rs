@@ -2,22 +2,29 @@
 //! reports, through the actor system and the code server.
 //!
 //! A child's `init` runs on a starter thread the supervision thread waits for with the
-//! child's start deadline. Past it the half-started actor is killed (its name freed at
-//! once, invariant 5 of `actor`), the start fails, and the starter is abandoned: a fresh
-//! one serves the next start, and the old one ends when the stuck `init` returns.
+//! child's start deadline (each supervision thread has a starter of its own). Past it the
+//! half-started actor is killed (its name freed at once, invariant 5 of `actor`), the
+//! start fails, and the starter is abandoned: a fresh one serves the next start, and the
+//! old one ends when the stuck `init` returns.
+//!
+//! `ctx.spawn_link` is not waited for: its starts queue for a linker thread, which runs
+//! each `init` and answers the requester itself, so a burst of spawns costs no hand-off
+//! per spawn. The dispatcher looks at the linker's current start every few milliseconds
+//! while any is queued; one past its deadline is failed the same way (the requester
+//! answered with the error), and a fresh linker takes the queue over.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam::channel::{self, Sender};
+use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::Mutex;
 use plugin_api::Reason;
 
 use crate::code::Code;
 use crate::observe::{HostEvent, Observer};
 use crate::supervisor::ChildHost;
-use crate::system::{SpawnError, System, Target};
+use crate::system::{SpawnError, System, Target, Upcall};
 use crate::util::ids::ActorId;
 use crate::util::terms;
 
@@ -28,8 +35,54 @@ pub(super) struct Children {
     pub(super) observer: Arc<Observer>,
     /// The thread that runs `init` (started on first use, replaced when abandoned).
     pub(super) starter: Mutex<Option<Sender<StartJob>>>,
+    /// The thread that runs `ctx.spawn_link` starts (started on first use, replaced
+    /// when abandoned).
+    pub(super) linker: Mutex<Option<Linker>>,
     /// Stack size of a starter thread (the scheduler's).
     pub(super) stack_size: usize,
+}
+
+/// One `ctx.spawn_link` start.
+pub(super) struct LinkJob {
+    behaviour: String,
+    name: Option<String>,
+    args: Vec<u8>,
+    requester: ActorId,
+    tag: u64,
+    timeout: Duration,
+}
+
+/// The start a linker thread is running.
+struct LinkRun {
+    /// [`RUNNING`], then [`ANSWERED`] by the linker or [`TIMED_OUT`] by the check: who
+    /// moves it first answers the requester.
+    state: AtomicU8,
+    /// The actor's id, once registered (0 before).
+    id: AtomicU64,
+    deadline: Instant,
+    job_behaviour: String,
+    ms: u64,
+    requester: ActorId,
+    tag: u64,
+}
+
+const RUNNING: u8 = 0;
+const ANSWERED: u8 = 1;
+const TIMED_OUT: u8 = 2;
+
+/// A linker's queue and its count of starts not answered yet.
+type LinkQueue = (Sender<LinkJob>, Receiver<LinkJob>, Arc<AtomicUsize>);
+
+/// The current linker thread and its queue (which outlives an abandoned thread).
+pub(super) struct Linker {
+    tx: Sender<LinkJob>,
+    rx: Receiver<LinkJob>,
+    /// Starts queued and not answered yet (kept across threads, as the queue).
+    pending: Arc<AtomicUsize>,
+    /// What the thread is running now.
+    current: Arc<Mutex<Option<Arc<LinkRun>>>>,
+    /// Set when the thread is abandoned: it stops once its stuck `init` returns.
+    retired: Arc<AtomicBool>,
 }
 
 /// One start for the starter thread.
@@ -43,7 +96,86 @@ pub(super) struct StartJob {
     reply: Sender<Result<ActorId, SpawnError>>,
 }
 
+/// A host for another supervision thread: the same system, code and observer, and a
+/// starter of its own (a hanging `init` holds only the thread that waits for it).
+impl Clone for Children {
+    fn clone(&self) -> Self {
+        Children {
+            system: self.system.clone(),
+            code: self.code.clone(),
+            observer: self.observer.clone(),
+            starter: Mutex::new(None),
+            linker: Mutex::new(None),
+            stack_size: self.stack_size,
+        }
+    }
+}
+
 impl Children {
+    /// A linker thread serving `queue` (a fresh one if `None`).
+    fn new_linker(&self, queue: Option<LinkQueue>) -> Option<Linker> {
+        let (tx, rx, pending) = queue.unwrap_or_else(|| {
+            let (tx, rx) = channel::unbounded();
+            (tx, rx, Arc::default())
+        });
+        let left = pending.clone();
+        let current: Arc<Mutex<Option<Arc<LinkRun>>>> = Arc::default();
+        let retired = Arc::new(AtomicBool::new(false));
+        let (code, system) = (self.code.clone(), self.system.clone());
+        let (jobs, cur, gone) = (rx.clone(), current.clone(), retired.clone());
+        std::thread::Builder::new()
+            .name("linker".into())
+            .stack_size(self.stack_size)
+            .spawn(move || {
+                // Retirement happens only inside a job: checked after each one.
+                while !gone.load(Ordering::SeqCst) {
+                    let Ok(job) = jobs.recv() else { return };
+                    let run = Arc::new(LinkRun {
+                        state: AtomicU8::new(RUNNING),
+                        id: AtomicU64::new(0),
+                        deadline: Instant::now() + job.timeout,
+                        job_behaviour: job.behaviour.clone(),
+                        ms: job.timeout.as_millis() as u64,
+                        requester: job.requester,
+                        tag: job.tag,
+                    });
+                    *cur.lock() = Some(run.clone());
+                    let noted = run.clone();
+                    let r = code.spawn_noting(
+                        &job.behaviour,
+                        job.name.as_deref(),
+                        &job.args,
+                        Some(job.requester),
+                        move |new| noted.id.store(new.0, Ordering::SeqCst),
+                    );
+                    *cur.lock() = None;
+                    let mine = run
+                        .state
+                        .compare_exchange(RUNNING, ANSWERED, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok();
+                    // Else the deadline passed: the actor was killed and the requester
+                    // answered already.
+                    if mine {
+                        let reply = match r {
+                            // Linked both ways from birth (see `System::spawn`).
+                            Ok(pid) => plugin_api::StartChildReply::Ok(pid),
+                            Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
+                        };
+                        answer(&system, job.requester, job.tag, &reply);
+                        left.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+            })
+            .ok()?;
+        Some(Linker {
+            tx,
+            rx,
+            pending,
+            current,
+            retired,
+        })
+    }
+
     fn starter(&self) -> Option<Sender<StartJob>> {
         let mut slot = self.starter.lock();
         if slot.is_none() {
@@ -73,9 +205,9 @@ impl Children {
 }
 
 impl ChildHost for Children {
-    fn new_supervisor(&self) -> ActorId {
+    fn new_supervisor(&self, upcalls: &Sender<Upcall>) -> ActorId {
         let id = self.system.next_actor_id();
-        self.system.register_supervisor(id);
+        self.system.register_supervisor(id, upcalls.clone());
         id
     }
 
@@ -128,6 +260,96 @@ impl ChildHost for Children {
         }
     }
 
+    fn spawn_link(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+        requester: ActorId,
+        tag: u64,
+        start_timeout: Duration,
+    ) {
+        let job = LinkJob {
+            behaviour: behaviour.to_string(),
+            name: name.map(str::to_string),
+            args: args.to_vec(),
+            requester,
+            tag,
+            timeout: start_timeout,
+        };
+        let mut slot = self.linker.lock();
+        if slot.is_none() {
+            *slot = self.new_linker(None);
+        }
+        match slot.as_ref() {
+            Some(l) => {
+                l.pending.fetch_add(1, Ordering::SeqCst);
+                let _ = l.tx.send(job);
+            }
+            None => {
+                // No thread to be had: start here, without a deadline.
+                let reply = match self.code.spawn(behaviour, name, args, Some(requester)) {
+                    Ok(pid) => plugin_api::StartChildReply::Ok(pid),
+                    Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
+                };
+                answer(&self.system, requester, tag, &reply);
+            }
+        }
+    }
+
+    fn check_links(&self) -> bool {
+        let mut slot = self.linker.lock();
+        let Some(l) = slot.as_ref() else {
+            return false;
+        };
+        let run = l.current.lock().clone();
+        if let Some(run) = run {
+            let late = Instant::now() >= run.deadline
+                && run
+                    .state
+                    .compare_exchange(RUNNING, TIMED_OUT, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+            if late {
+                // Abandon the thread (it ends when its `init` returns); kill the actor
+                // whose `init` hangs, answer its requester, and let a fresh thread take
+                // the queue over.
+                l.retired.store(true, Ordering::SeqCst);
+                let id = ActorId(run.id.load(Ordering::SeqCst));
+                let ms = run.ms;
+                if let Some(actor) = self.system.registry.get(id) {
+                    // As OTP's `proc_lib` on a start timeout: unlink, then kill, so the
+                    // requester hears the error instead of dying with the child.
+                    let _ = self.system.unlink(run.requester, Target::Id(id));
+                    let why = format!("init did not return within its {ms} ms start deadline");
+                    self.system
+                        .kill_running(&actor, &terms::reason(&Reason::error(why)));
+                }
+                let e = SpawnError::InitTimeout {
+                    behaviour: run.job_behaviour.clone(),
+                    ms,
+                };
+                let reply = plugin_api::StartChildReply::Error(e.to_string());
+                answer(&self.system, run.requester, run.tag, &reply);
+                l.pending.fetch_sub(1, Ordering::SeqCst);
+                let queue = (l.tx.clone(), l.rx.clone(), l.pending.clone());
+                *slot = self.new_linker(Some(queue.clone()));
+                if slot.is_none() {
+                    // No thread to be had: the queued starts fail, answered.
+                    while let Ok(job) = queue.1.try_recv() {
+                        let e = "no thread to run the start on".to_string();
+                        let reply = plugin_api::StartChildReply::Error(e);
+                        answer(&self.system, job.requester, job.tag, &reply);
+                    }
+                    return false;
+                }
+            }
+        }
+        // Between taking a start off the queue and noting it as current, a linker holds
+        // one that is neither: the count covers it.
+        slot.as_ref()
+            .is_some_and(|l| l.pending.load(Ordering::SeqCst) > 0)
+    }
+
     fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
         self.system
             .exit_signal(from, Target::Id(to), terms::reason(reason))
@@ -141,4 +363,10 @@ impl ChildHost for Children {
     fn report(&self, ev: HostEvent) {
         self.observer.publish(ev);
     }
+}
+
+/// Delivers `{reply, Tag, StartChildReply}` to a `ctx.spawn_link` requester.
+fn answer(system: &System, to: ActorId, tag: u64, reply: &plugin_api::StartChildReply) {
+    let bytes = plugin_api::etf::to_vec(reply).expect("a StartChildReply always encodes");
+    system.deliver_reply(to, tag, &bytes);
 }

@@ -44,7 +44,8 @@ pub struct TreeNode {
     pub detail: String,
     /// Actor id of the running child, 0 if not running.
     pub actor: ActorId,
-    /// `running`, `restarting`, `stopped`.
+    /// `running`, `restarting`, `stopped`; for a root: `busy` when its tree's thread did
+    /// not answer in time (it waits on a child's `init` or stop), its children unknown.
     pub status: String,
     /// Restarts of this child so far.
     pub restarts: u64,

@@ -1,14 +1,24 @@
-//! The supervision thread: OTP's `supervisor` processes, all on one thread that owns
-//! their state. It starts children in order, carries out `strategy`'s decision when one
-//! exits, gives up past the restart intensity, and stops children in reverse.
+//! The supervision threads: OTP's `supervisor` processes. Each root tree runs on a thread
+//! of its own that owns its supervisors' state (the root and those nested in it): it
+//! starts children in order, carries out `strategy`'s decision when one exits, gives up
+//! past the restart intensity, and stops children in reverse. A child whose `init` hangs
+//! holds its own tree's thread until its start deadline, and no other tree's: as in OTP,
+//! where each supervisor is a process, an unrelated tree keeps restarting its children.
 //!
 //! Supervisors are not actors and not plugins. Children are linked to their supervisor's
-//! id from birth, and a child's death reaches this thread as an [`Upcall::ChildExit`] sent
-//! by the actor system. Restarting here — never on the dying child's scheduler thread —
+//! id from birth, and a child's death reaches its tree's thread as an
+//! [`Upcall::ChildExit`] sent by the actor system on the channel the supervisor was
+//! registered with. Restarting there — never on the dying child's scheduler thread —
 //! keeps spawns (which take the behaviour table lock) out of any actor's core lock, so a
 //! restart cannot deadlock with a hot swap.
 //!
-//! Everything this thread does to the world goes through [`ChildHost`], so the tests
+//! A dispatcher thread serves what is not one tree's, and never waits on an `init`: it
+//! starts trees (each on its new thread), routes `ctx.start_child` to the tree that holds
+//! the named supervisor, queues `ctx.spawn_link` starts for the host's linker thread and
+//! looks at their deadlines, and stops the trees, last started first, when the host goes
+//! down.
+//!
+//! Everything a tree's thread does to the world goes through [`ChildHost`], so the tests
 //! below drive it with a fake host and no plugin at all.
 //!
 //! Implemented: `one_for_one`, `one_for_all`, `rest_for_one`; restart `permanent`,
@@ -16,7 +26,7 @@
 //! gives up exits with `shutdown` and its parent decides); shutdown `brutal_kill` or a
 //! timeout, then `kill`; `simple_one_for_one` with children added by `ctx.start_child`;
 //! a start deadline per child: an `init` past it fails the start, so a hanging `init`
-//! holds this thread (every supervisor) for at most that long, never for ever.
+//! holds its tree's thread for at most that long, never for ever.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -34,10 +44,13 @@ use crate::observe::model::TreeNode;
 use crate::system::{SpawnError, Upcall};
 use crate::util::ids::ActorId;
 
-/// What the supervision thread needs from the rest of the host.
+/// What a supervision thread needs from the rest of the host. Each thread has a clone of
+/// its own (`Supervision::start` asks for `Clone`): a clone shares the host, not what
+/// waits on a start.
 pub(crate) trait ChildHost {
-    /// A fresh id for a supervisor, marked so its children's exits come here.
-    fn new_supervisor(&self) -> ActorId;
+    /// A fresh id for a supervisor, marked so its children's exits go to `upcalls` (the
+    /// channel of the thread that runs it).
+    fn new_supervisor(&self, upcalls: &Sender<Upcall>) -> ActorId;
     /// The supervisor `id` is gone.
     fn forget_supervisor(&self, id: ActorId);
     /// Starts an actor of `behaviour`, linked from birth to `link`; an `init` still
@@ -50,6 +63,21 @@ pub(crate) trait ChildHost {
         link: ActorId,
         start_timeout: Duration,
     ) -> Result<ActorId, SpawnError>;
+    /// `ctx.spawn_link`: queues the start of an actor linked both ways to `requester`,
+    /// who is answered `{reply, Tag, StartChildReply}` when it is done; returns at once.
+    /// An `init` past `start_timeout` fails (see [`ChildHost::check_links`]).
+    fn spawn_link(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        args: &[u8],
+        requester: ActorId,
+        tag: u64,
+        start_timeout: Duration,
+    );
+    /// Fails the `spawn_link` start whose `init` ran past its deadline, if there is one;
+    /// true while starts are queued or running (then call it again soon).
+    fn check_links(&self) -> bool;
     /// Sends an exit signal; false if `to` is not alive.
     fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool;
     /// Delivers `{reply, Tag, Payload}` to an actor.
@@ -58,17 +86,61 @@ pub(crate) trait ChildHost {
     fn report(&self, ev: HostEvent);
 }
 
-/// What the host asks of the supervision thread.
-pub(crate) enum SupervisorCommand {
-    /// Start a root supervisor tree.
+/// What the host asks of the dispatcher.
+enum SupervisorCommand {
+    /// Start a root supervisor tree on a thread of its own.
     Start {
         spec: SupervisorSpec,
         reply: Sender<Result<ActorId, StartError>>,
     },
-    /// Describe every tree as it is now (`host ctl tree`).
-    Snapshot { reply: Sender<Vec<TreeNode>> },
-    /// Stop every tree and the thread (the host is going down).
+    /// Stop every tree, last started first, and the thread (the host is going down).
     Stop,
+}
+
+/// What one tree's thread is asked besides its children's exits.
+enum TreeCommand {
+    /// Describe the tree as it is now (`host ctl tree`).
+    Snapshot { reply: Sender<Vec<TreeNode>> },
+    /// Stop the tree (children in reverse order) and the thread.
+    Stop,
+}
+
+/// What a tree's thread publishes for the others: its root, and the names of its
+/// supervisors (so `ctx.start_child` finds the tree that holds one).
+#[derive(Default)]
+struct Published {
+    root: Option<ActorId>,
+    sups: Vec<String>,
+}
+
+/// A root tree's thread, as the dispatcher and the handle see it.
+struct TreeHandle {
+    name: String,
+    strategy: Strategy,
+    published: Arc<Mutex<Published>>,
+    upcalls: Sender<Upcall>,
+    commands: Sender<TreeCommand>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TreeHandle {
+    /// What `host ctl tree` shows for a tree whose thread did not answer in time (it is
+    /// waiting on a child's `init` or stop).
+    fn busy(&self) -> TreeNode {
+        TreeNode {
+            name: self.name.clone(),
+            kind: "supervisor".into(),
+            detail: strategy_name(self.strategy).into(),
+            actor: self.published.lock().root.unwrap_or(ActorId(0)),
+            status: "busy".into(),
+            restarts: 0,
+            children: Vec::new(),
+        }
+    }
+
+    fn holds(&self, sup: &str) -> bool {
+        self.published.lock().sups.iter().any(|s| s == sup)
+    }
 }
 
 struct Child {
@@ -98,44 +170,83 @@ fn strategy_name(s: Strategy) -> &'static str {
     }
 }
 
-/// Handle to the supervision thread; dropping it stops every tree (children in reverse
-/// order, so `terminate` runs) and joins the thread.
+/// The trees, shared by the dispatcher (which adds and stops them) and the handle
+/// (which asks them for snapshots).
+#[derive(Default)]
+struct Trees {
+    list: Mutex<Vec<TreeHandle>>,
+}
+
+/// Handle to the supervision threads; dropping it stops every tree (last started first,
+/// children in reverse order, so `terminate` runs) and joins the threads.
 pub(crate) struct Supervision {
     tx: Sender<SupervisorCommand>,
+    trees: Arc<Trees>,
     /// Set when a root supervisor gave up (the binary then exits non-zero).
     root_failed: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Supervision {
-    /// Starts the thread: it serves `upcalls` from the actor system and the commands
-    /// sent through this handle, acting on the world through `host`.
-    pub(crate) fn start<H: ChildHost + Send + 'static>(
+    /// Starts the dispatcher: it serves the `upcalls` from the actor system that are not
+    /// one supervisor's (`ctx.start_child`, `ctx.spawn_link`) and the commands sent
+    /// through this handle, acting on the world through `host` (each tree through a
+    /// clone of its own).
+    pub(crate) fn start<H: ChildHost + Clone + Send + 'static>(
         host: H,
         upcalls: Receiver<Upcall>,
     ) -> Supervision {
         let (tx, commands) = channel::unbounded();
         let root_failed = Arc::new(Mutex::new(None));
-        let tree = Tree::new(host, upcalls, commands, root_failed.clone());
+        let trees = Arc::new(Trees::default());
+        let dispatcher = Dispatcher {
+            host,
+            upcalls,
+            commands,
+            trees: trees.clone(),
+            root_failed: root_failed.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("supervision".into())
-            .spawn(move || tree.run())
+            .spawn(move || dispatcher.run())
             .expect("spawn the supervision thread");
         Supervision {
             tx,
+            trees,
             root_failed,
             thread: Some(thread),
         }
     }
 
-    /// Every supervision tree as it is now. Waits at most `timeout` for the supervision
-    /// thread, which may be busy stopping a slow child.
+    /// Every supervision tree as it is now, in start order. Waits at most `timeout` for
+    /// the trees' threads; a tree whose thread is busy (waiting on a child's `init` or
+    /// stop) shows as its root with status `busy`.
     pub(crate) fn snapshot(&self, timeout: Duration) -> Result<Vec<TreeNode>, StartError> {
-        let (reply, rx) = channel::bounded(1);
-        self.tx
-            .send(SupervisorCommand::Snapshot { reply })
-            .map_err(|_| StartError::Stopped)?;
-        rx.recv_timeout(timeout).map_err(|_| StartError::Busy)
+        let deadline = Instant::now() + timeout;
+        let asked: Vec<(Receiver<Vec<TreeNode>>, TreeNode)> = self
+            .trees
+            .list
+            .lock()
+            .iter()
+            .filter_map(|t| {
+                let (reply, rx) = channel::bounded(1);
+                let busy = t.busy();
+                t.commands
+                    .send(TreeCommand::Snapshot { reply })
+                    .ok()
+                    .map(|()| (rx, busy))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (rx, busy) in asked {
+            match rx.recv_deadline(deadline) {
+                Ok(nodes) => out.extend(nodes),
+                Err(RecvTimeoutError::Timeout) => out.push(busy),
+                // The tree ended meanwhile (its root gave up).
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Starts a root supervisor and its children; an error names the child that failed.
@@ -162,36 +273,198 @@ impl Drop for Supervision {
     }
 }
 
-struct Tree<H> {
+/// The thread that starts trees and serves the upcalls that are not one tree's.
+struct Dispatcher<H> {
     host: H,
     upcalls: Receiver<Upcall>,
     commands: Receiver<SupervisorCommand>,
+    trees: Arc<Trees>,
+    root_failed: Arc<Mutex<Option<String>>>,
+}
+
+impl<H: ChildHost + Clone + Send + 'static> Dispatcher<H> {
+    fn run(self) {
+        // While `spawn_link` starts are queued or running, their deadlines are looked at
+        // this often.
+        const TICK: Duration = Duration::from_millis(10);
+        let mut check_at: Option<Instant> = None;
+        loop {
+            let tick = check_at.map_or_else(channel::never, channel::at);
+            channel::select! {
+                recv(self.commands) -> c => match c {
+                    Ok(SupervisorCommand::Start { spec, reply }) => self.start_tree(spec, reply),
+                    Ok(SupervisorCommand::Stop) | Err(_) => return self.stop_all(),
+                },
+                recv(self.upcalls) -> up => match up {
+                    Ok(up) => {
+                        if self.upcall(up) && check_at.is_none() {
+                            check_at = Some(Instant::now() + TICK);
+                        }
+                    }
+                    Err(_) => return self.stop_all(),
+                },
+                recv(tick) -> _ => {
+                    check_at = self.host.check_links().then(|| Instant::now() + TICK);
+                }
+            }
+        }
+    }
+
+    /// Starts a tree on a thread of its own, which answers `reply` once its children
+    /// started (or one failed) and then serves the tree.
+    fn start_tree(&self, spec: SupervisorSpec, reply: Sender<Result<ActorId, StartError>>) {
+        let mut list = self.trees.list.lock();
+        // Trees whose root gave up (or did not start) are gone.
+        list.retain(|t| !t.thread.as_ref().is_some_and(|h| h.is_finished()));
+        let (up_tx, up_rx) = channel::unbounded();
+        let (cmd_tx, cmd_rx) = channel::unbounded();
+        let published = Arc::new(Mutex::new(Published::default()));
+        let (name, strategy) = (spec.name.clone(), spec.strategy);
+        let mut tree = Tree::new(
+            self.host.clone(),
+            (up_tx.clone(), up_rx),
+            cmd_rx,
+            self.root_failed.clone(),
+            published.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("sup {name}"))
+            .spawn(move || {
+                let started = tree.start_sup(spec, None);
+                let ok = started.is_ok();
+                let _ = reply.send(started);
+                if ok {
+                    tree.run();
+                }
+            });
+        if let Ok(thread) = spawned {
+            list.push(TreeHandle {
+                name,
+                strategy,
+                published,
+                upcalls: up_tx,
+                commands: cmd_tx,
+                thread: Some(thread),
+            });
+        }
+        // Else `reply` was dropped with the closure: the caller hears `Stopped`.
+    }
+
+    /// Serves one upcall; true if it queued a `spawn_link` start.
+    fn upcall(&self, up: Upcall) -> bool {
+        match up {
+            Upcall::StartChild {
+                sup,
+                args,
+                requester,
+                tag,
+            } => {
+                let list = self.trees.list.lock();
+                let to = list.iter().find(|t| t.holds(&sup));
+                let forwarded = to.is_some_and(|t| {
+                    t.upcalls
+                        .send(Upcall::StartChild {
+                            sup: sup.clone(),
+                            args,
+                            requester,
+                            tag,
+                        })
+                        .is_ok()
+                });
+                if !forwarded {
+                    let e = StartError::NoSupervisor(sup);
+                    answer(
+                        &self.host,
+                        requester,
+                        tag,
+                        &plugin_api::StartChildReply::Error(e.to_string()),
+                    );
+                }
+            }
+            Upcall::SpawnLink {
+                behaviour,
+                name,
+                args,
+                requester,
+                tag,
+            } => {
+                self.host.spawn_link(
+                    &behaviour,
+                    name.as_deref(),
+                    &args,
+                    requester,
+                    tag,
+                    super::DEFAULT_START_TIMEOUT,
+                );
+                return true;
+            }
+            // Every supervisor is registered with its tree's channel.
+            Upcall::ChildExit { .. } => {}
+        }
+        false
+    }
+
+    /// The host is stopping: every tree stops, last started first, each child in reverse
+    /// order within its shutdown time (so `terminate` runs, as in OTP).
+    fn stop_all(&self) {
+        let trees = std::mem::take(&mut *self.trees.list.lock());
+        for mut t in trees.into_iter().rev() {
+            let _ = t.commands.send(TreeCommand::Stop);
+            if let Some(h) = t.thread.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// Answers a `ctx.start_child`.
+fn answer(
+    host: &impl ChildHost,
+    requester: ActorId,
+    tag: u64,
+    reply: &plugin_api::StartChildReply,
+) {
+    let bytes = etf::to_vec(reply).expect("a StartChildReply always encodes");
+    host.reply(requester, tag, &bytes);
+}
+
+/// One root tree's state, owned by its thread.
+struct Tree<H> {
+    host: H,
+    upcalls: Receiver<Upcall>,
+    /// The sending end of `upcalls`, which this tree's supervisors are registered with.
+    own: Sender<Upcall>,
+    commands: Receiver<TreeCommand>,
     sups: HashMap<ActorId, Sup>,
     /// Upcalls that arrived while waiting for a specific child to stop.
     backlog: VecDeque<Upcall>,
     root_failed: Arc<Mutex<Option<String>>>,
+    published: Arc<Mutex<Published>>,
 }
 
 /// One thing for the thread to do next.
 enum Work {
     Up(Upcall),
-    Command(SupervisorCommand),
+    Command(TreeCommand),
 }
 
 impl<H: ChildHost> Tree<H> {
     fn new(
         host: H,
-        upcalls: Receiver<Upcall>,
-        commands: Receiver<SupervisorCommand>,
+        (own, upcalls): (Sender<Upcall>, Receiver<Upcall>),
+        commands: Receiver<TreeCommand>,
         root_failed: Arc<Mutex<Option<String>>>,
+        published: Arc<Mutex<Published>>,
     ) -> Self {
         Tree {
             host,
             upcalls,
+            own,
             commands,
             sups: HashMap::new(),
             backlog: VecDeque::new(),
             root_failed,
+            published,
         }
     }
 
@@ -205,23 +478,23 @@ impl<H: ChildHost> Tree<H> {
         }
     }
 
+    /// Serves the tree until it is stopped or its root gives up.
     fn run(mut self) {
         while let Some(work) = self.next() {
             match work {
-                Work::Command(SupervisorCommand::Start { spec, reply }) => {
-                    let r = self.start_sup(spec, None);
-                    let _ = reply.send(r);
-                }
-                Work::Command(SupervisorCommand::Snapshot { reply }) => {
+                Work::Command(TreeCommand::Snapshot { reply }) => {
                     let _ = reply.send(self.snapshot());
                 }
-                Work::Command(SupervisorCommand::Stop) => {
+                Work::Command(TreeCommand::Stop) => {
                     self.shutdown_all();
                     return;
                 }
-                Work::Up(Upcall::ChildExit { sup, child, reason }) => {
-                    self.child_exited(sup, child, &reason)
-                }
+                Work::Up(Upcall::ChildExit {
+                    sup,
+                    child,
+                    reason,
+                    text,
+                }) => self.child_exited(sup, child, &reason, &text),
                 Work::Up(Upcall::StartChild {
                     sup,
                     args,
@@ -232,7 +505,7 @@ impl<H: ChildHost> Tree<H> {
                         Ok(pid) => plugin_api::StartChildReply::Ok(pid),
                         Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
                     };
-                    self.answer(requester, tag, &reply);
+                    answer(&self.host, requester, tag, &reply);
                 }
                 Work::Up(Upcall::SpawnLink {
                     behaviour,
@@ -240,27 +513,30 @@ impl<H: ChildHost> Tree<H> {
                     args,
                     requester,
                     tag,
-                }) => {
-                    let reply = match self.host.spawn(
-                        &behaviour,
-                        name.as_deref(),
-                        &args,
-                        requester,
-                        super::DEFAULT_START_TIMEOUT,
-                    ) {
-                        // Linked both ways from birth (see `System::spawn`).
-                        Ok(pid) => plugin_api::StartChildReply::Ok(pid),
-                        Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
-                    };
-                    self.answer(requester, tag, &reply);
-                }
+                }) => self.host.spawn_link(
+                    &behaviour,
+                    name.as_deref(),
+                    &args,
+                    requester,
+                    tag,
+                    super::DEFAULT_START_TIMEOUT,
+                ),
+            }
+            if self.sups.is_empty() {
+                return; // the root gave up
             }
         }
     }
 
-    fn answer(&self, requester: ActorId, tag: u64, reply: &plugin_api::StartChildReply) {
-        let bytes = etf::to_vec(reply).expect("a StartChildReply always encodes");
-        self.host.reply(requester, tag, &bytes);
+    /// Tells the others which supervisors this tree holds (after one came or went).
+    fn publish(&self) {
+        let mut p = self.published.lock();
+        p.sups = self.sups.values().map(|s| s.spec.name.clone()).collect();
+        p.root = self
+            .sups
+            .iter()
+            .find(|(_, s)| s.parent.is_none())
+            .map(|(&id, _)| id);
     }
 
     fn event(
@@ -284,8 +560,8 @@ impl<H: ChildHost> Tree<H> {
         });
     }
 
-    /// The host is stopping: every root tree stops, last started first, each child in
-    /// reverse order within its shutdown time (so `terminate` runs, as in OTP).
+    /// The host is stopping: this thread's root stops, each child in reverse order within
+    /// its shutdown time (so `terminate` runs, as in OTP).
     fn shutdown_all(&mut self) {
         let mut roots: Vec<ActorId> = self
             .sups
@@ -341,7 +617,7 @@ impl<H: ChildHost> Tree<H> {
         {
             return Err(StartError::NoTemplate(spec.name));
         }
-        let id = self.host.new_supervisor();
+        let id = self.host.new_supervisor(&self.own);
         // A simple_one_for_one starts empty: its one child spec is a template.
         let children: Vec<Child> = if spec.strategy == Strategy::SimpleOneForOne {
             Vec::new()
@@ -365,11 +641,13 @@ impl<H: ChildHost> Tree<H> {
                 restarts: VecDeque::new(),
             },
         );
+        self.publish();
         let n = self.sups[&id].children.len();
         for i in 0..n {
             if let Err(e) = self.start_child(id, i) {
                 self.stop_children(id, 0..n);
                 self.sups.remove(&id);
+                self.publish();
                 self.host.forget_supervisor(id);
                 return Err(e);
             }
@@ -431,6 +709,7 @@ impl<H: ChildHost> Tree<H> {
         let n = self.sups.get(&id).map_or(0, |s| s.children.len());
         self.stop_children(id, 0..n);
         self.sups.remove(&id);
+        self.publish();
         self.host.forget_supervisor(id);
     }
 
@@ -466,8 +745,8 @@ impl<H: ChildHost> Tree<H> {
             .iter()
             .position(|e| matches!(e, Upcall::ChildExit { child, .. } if *child == pid))
         {
-            if let Some(Upcall::ChildExit { reason, .. }) = self.backlog.remove(pos) {
-                return Some(etf::display(&reason));
+            if let Some(Upcall::ChildExit { text, .. }) = self.backlog.remove(pos) {
+                return Some(text);
             }
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -481,15 +760,13 @@ impl<H: ChildHost> Tree<H> {
                 None => self.upcalls.recv().ok()?,
             };
             match ev {
-                Upcall::ChildExit { child, reason, .. } if child == pid => {
-                    return Some(etf::display(&reason))
-                }
+                Upcall::ChildExit { child, text, .. } if child == pid => return Some(text),
                 other => self.backlog.push_back(other),
             }
         }
     }
 
-    fn child_exited(&mut self, sup: ActorId, pid: ActorId, reason: &[u8]) {
+    fn child_exited(&mut self, sup: ActorId, pid: ActorId, reason: &[u8], text: &str) {
         let Some(s) = self.sups.get_mut(&sup) else {
             return;
         };
@@ -498,8 +775,7 @@ impl<H: ChildHost> Tree<H> {
         };
         s.children[i].last_pid = s.children[i].pid.take();
         let name = s.children[i].spec.name();
-        let text = etf::display(reason);
-        self.event(sup, SupervisorEvent::ChildExited, &name, pid, &text);
+        self.event(sup, SupervisorEvent::ChildExited, &name, pid, text);
         self.decide(sup, i, Reason::from_etf(reason).is_abnormal());
     }
 
@@ -626,11 +902,12 @@ impl<H: ChildHost> Tree<H> {
         self.event(sup, SupervisorEvent::GaveUp, &name, sup, "shutdown");
         self.stop_children(sup, 0..n);
         self.sups.remove(&sup);
+        self.publish();
         self.host.forget_supervisor(sup);
         match parent {
             Some(p) => {
                 let reason = crate::util::terms::reason(&Reason::Shutdown);
-                self.child_exited(p, sup, &reason);
+                self.child_exited(p, sup, &reason, "shutdown");
             }
             None => *self.root_failed.lock() = Some(name),
         }
@@ -667,7 +944,7 @@ mod tests {
     }
 
     impl ChildHost for &Fake {
-        fn new_supervisor(&self) -> ActorId {
+        fn new_supervisor(&self, _: &Sender<Upcall>) -> ActorId {
             self.next.set(self.next.get() + 1);
             ActorId(self.next.get())
         }
@@ -692,6 +969,14 @@ mod tests {
             self.next.set(self.next.get() + 1);
             Ok(ActorId(self.next.get()))
         }
+        fn spawn_link(&self, b: &str, n: Option<&str>, _: &[u8], _: ActorId, _: u64, _: Duration) {
+            self.log
+                .borrow_mut()
+                .push(Did::Spawn(n.unwrap_or(b).into()));
+        }
+        fn check_links(&self) -> bool {
+            false
+        }
         fn exit(&self, from: ActorId, to: ActorId, reason: &Reason) -> bool {
             let why = match reason {
                 Reason::Kill => "kill",
@@ -703,6 +988,7 @@ mod tests {
                 sup: from,
                 child: to,
                 reason,
+                text: "shutdown".into(),
             });
             true
         }
@@ -745,7 +1031,13 @@ mod tests {
             exits: tx,
             broken,
         };
-        let mut tree = Tree::new(&fake, rx, crx, Arc::new(Mutex::new(None)));
+        let mut tree = Tree::new(
+            &fake,
+            (fake.exits.clone(), rx),
+            crx,
+            Arc::new(Mutex::new(None)),
+            Arc::default(),
+        );
         f(&mut tree, &fake);
     }
 
@@ -763,7 +1055,7 @@ mod tests {
             let b = pid_of(tree, sup, 1);
             fake.log.borrow_mut().clear();
             let crash = crate::util::terms::reason(&Reason::error("boom"));
-            tree.child_exited(sup, b, &crash);
+            tree.child_exited(sup, b, &crash, "boom");
             use SupervisorEvent::*;
             assert_eq!(
                 *fake.log.borrow(),
@@ -796,7 +1088,12 @@ mod tests {
             let a = pid_of(tree, sup, 0);
             let b = pid_of(tree, sup, 1);
             fake.log.borrow_mut().clear();
-            tree.child_exited(sup, b, &crate::util::terms::reason(&Reason::Killed));
+            tree.child_exited(
+                sup,
+                b,
+                &crate::util::terms::reason(&Reason::Killed),
+                "killed",
+            );
             let spawned: Vec<Did> = fake
                 .log
                 .borrow()
@@ -820,7 +1117,12 @@ mod tests {
                 .unwrap();
             let (a, b) = (pid_of(tree, sup, 0), pid_of(tree, sup, 1));
             fake.log.borrow_mut().clear();
-            tree.child_exited(sup, a, &crate::util::terms::reason(&Reason::error("x")));
+            tree.child_exited(
+                sup,
+                a,
+                &crate::util::terms::reason(&Reason::error("x")),
+                "x",
+            );
             let log = fake.log.borrow().clone();
             assert!(log.contains(&Did::Event(SupervisorEvent::GaveUp, "s".into())));
             assert!(log.contains(&Did::Exit(b, "shutdown")));

@@ -12,10 +12,11 @@
 
 use std::sync::Arc;
 
+use crossbeam::channel::Sender;
 use parking_lot::{Mutex, RwLock};
 use plugin_api::abi::MsgKind;
 use plugin_api::Reason;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::actor::{Core, Signal};
 use super::mailbox::Envelope;
@@ -28,19 +29,21 @@ use crate::util::terms;
 pub(super) struct Links {
     /// Active monitors: reference -> monitored actor.
     monitors: Mutex<FxHashMap<MonitorRef, ActorId>>,
-    /// Ids of live supervisors (children are linked to these).
-    supervisors: RwLock<FxHashSet<ActorId>>,
+    /// Live supervisors (children are linked to these), each with the channel of the
+    /// thread that runs it: a child's exit goes straight there.
+    supervisors: RwLock<FxHashMap<ActorId, Sender<Upcall>>>,
 }
 
 impl System {
-    /// Marks `id` as a supervisor: exits of actors linked to it go up as upcalls.
-    pub(crate) fn register_supervisor(&self, id: ActorId) {
-        self.links.supervisors.write().insert(id);
+    /// Marks `id` as a supervisor: exits of actors linked to it go up as upcalls on `to`
+    /// (the channel of the thread that runs that supervisor).
+    pub(crate) fn register_supervisor(&self, id: ActorId, to: Sender<Upcall>) {
+        self.links.supervisors.write().insert(id, to);
     }
 
     /// Whether `id` is a live supervisor (not an actor: it has no registry entry).
     pub(crate) fn is_supervisor(&self, id: ActorId) -> bool {
-        self.links.supervisors.read().contains(&id)
+        self.links.supervisors.read().contains_key(&id)
     }
 
     pub(crate) fn unregister_supervisor(&self, id: ActorId) {
@@ -224,18 +227,29 @@ impl System {
         false
     }
 
+    /// Cancels the timers a dead actor armed or that are addressed to it. Runs after it
+    /// was unregistered, so nobody can add more, and before its `crash` / `actor_stopped`
+    /// event, so whoever sees the event sees them gone.
+    pub(super) fn cancel_timers_of(&self, actor: &Actor) {
+        let timers = std::mem::take(&mut *actor.timers.lock());
+        self.cancel_timers_of_dead(timers);
+    }
+
     /// Sends the dead actor's exit signal to every linked actor (or, for a supervisor, up
-    /// as an upcall) and a `DOWN` message to every monitor, and cancels the timers it
-    /// armed or that are addressed to it. Runs after it was unregistered, so nobody can
-    /// add more.
-    pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8]) {
+    /// as an upcall) and a `DOWN` message to every monitor. Runs after it was
+    /// unregistered, so nobody can add more. `text` is `reason` displayed (for a
+    /// supervisor).
+    pub(super) fn notify_links_and_monitors(&self, actor: &Actor, reason: &[u8], text: &str) {
         let links = std::mem::take(&mut *actor.links.lock());
         for l in links {
-            if self.links.supervisors.read().contains(&l) {
-                self.upcall(Upcall::ChildExit {
+            let sup = self.links.supervisors.read().get(&l).cloned();
+            if let Some(to) = sup {
+                // Dropped if that supervisor's thread is gone (the host is stopping).
+                let _ = to.send(Upcall::ChildExit {
                     sup: l,
                     child: actor.id,
                     reason: reason.to_vec(),
+                    text: text.to_string(),
                 });
                 continue;
             }
@@ -254,8 +268,6 @@ impl System {
                 );
             });
         }
-        let timers = std::mem::take(&mut *actor.timers.lock());
-        self.cancel_timers_of_dead(timers);
         let monitors = std::mem::take(&mut *actor.monitored_by.lock());
         for (mref, watcher) in monitors {
             // A concurrent demonitor that won the race means no DOWN.

@@ -1,16 +1,20 @@
 //! What the actor system asks of the layer above it. The system never calls upward: it
-//! sends one of these on a channel the supervision thread reads, so no lock or callback
-//! of the system is held while a supervisor decides or a spawn runs.
+//! sends one of these on a channel a supervision thread reads (a child's exit on the one
+//! its supervisor was registered with), so no lock or callback of the system is held
+//! while a supervisor decides or a spawn runs.
 
 use crate::util::ids::ActorId;
 
 /// A request from the actor system to the supervision layer.
 pub(crate) enum Upcall {
-    /// An actor linked to supervisor `sup` died (`reason` is ETF).
+    /// An actor linked to supervisor `sup` died (`reason` is ETF); sent on the channel
+    /// `sup` was registered with.
     ChildExit {
         sup: ActorId,
         child: ActorId,
         reason: Vec<u8>,
+        /// `reason` as text (made once, for the actor's own event).
+        text: String,
     },
     /// `ctx.start_child`: start a child of the `simple_one_for_one` supervisor named `sup`;
     /// answer `requester` with `{reply, Tag, StartChildReply}`.

@@ -93,6 +93,7 @@ impl System {
             return false;
         }
         self.registry.remove(actor.id);
+        self.cancel_timers_of(actor);
         self.observer.actor_stopped(actor.handled());
         let text = plugin_api::etf::display(reason);
         let replaced = self.run_queue().retire_worker_of(actor.id.0);
@@ -113,7 +114,7 @@ impl System {
         });
         self.fail_mailbox(actor, &text);
         self.fail_waiters(actor.id, &text);
-        self.notify_links_and_monitors(actor, reason);
+        self.notify_links_and_monitors(actor, reason, &text);
         true
     }
 

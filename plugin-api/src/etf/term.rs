@@ -771,9 +771,16 @@ pub(crate) fn write_binary_display(f: &mut impl fmt::Write, b: &[u8]) -> fmt::Re
                 .all(|c| !c.is_control() || printable_latin1(c as u32));
         if printable {
             f.write_str("<<\"")?;
-            for c in s.chars() {
-                write_escaped_char(f, c, '"')?;
+            // Runs that need no escape go out whole (a crash reason is long text).
+            let mut start = 0;
+            for (i, c) in s.char_indices() {
+                if c == '\\' || c == '"' || c.is_control() {
+                    f.write_str(&s[start..i])?;
+                    write_escaped_char(f, c, '"')?;
+                    start = i + c.len_utf8();
+                }
             }
+            f.write_str(&s[start..])?;
             f.write_char('"')?;
             if !s.is_ascii() {
                 f.write_str("/utf8")?;

@@ -10,7 +10,8 @@
 //! with `N` runs instead of 7, and prints `row<TAB>key<TAB>value<TAB>unit` lines instead of
 //! the table: what `scripts/bench.sh --peers` combines with the peer actor crates' figures
 //! (`tests/peers`). The `million` row (1,000,000 actors, one message each) runs only when
-//! asked for, best alone: its peak RSS is the process's.
+//! asked for, best alone: its peak RSS is the process's. `BENCH_RESTARTS=N` sets how
+//! many restarts the `restart` row times (200 by default; more for a profile).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -616,7 +617,11 @@ fn messaging_rows(opts: &Opts, dir: &PluginDir, rows: &mut Vec<Row>) {
         host.start_supervisor(tree).unwrap();
         let panic = etf::to_vec(&Info::Panic).unwrap();
         let mut restart = Vec::new();
-        for _ in 0..200 {
+        let n: usize = std::env::var("BENCH_RESTARTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        for _ in 0..n {
             let old = host.whereis("crashy").unwrap();
             let t = Instant::now();
             host.send(Target::Name("crashy"), panic.clone()).unwrap();

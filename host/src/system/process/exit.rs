@@ -51,6 +51,7 @@ impl System {
             return;
         }
         self.registry.remove(actor.id);
+        self.cancel_timers_of(actor);
         self.observer.actor_stopped(actor.handled());
         let reason_text = etf::display(reason);
         // The event goes out before anyone is told: a supervisor's reaction (its
@@ -84,6 +85,6 @@ impl System {
         }
         self.fail_mailbox(actor, &reason_text);
         self.fail_waiters(actor.id, &reason_text);
-        self.notify_links_and_monitors(actor, reason);
+        self.notify_links_and_monitors(actor, reason, &reason_text);
     }
 }
