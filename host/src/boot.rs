@@ -41,6 +41,8 @@ pub struct Overrides {
     pub demo: bool,
     /// Node name (`--name`), cookie (`--cookie`), EPMD port (`--epmd-port`).
     pub name: Option<String>,
+    /// Short node name (`--sname`).
+    pub sname: Option<String>,
     /// The distribution cookie.
     pub cookie: Option<String>,
     /// EPMD's port.
@@ -66,7 +68,11 @@ pub fn run(cfg: &Config, cli: Overrides) -> ExitCode {
         stack_size: cfg.stack_size_kib << 10,
     };
     let mut dist = cfg.distribution.clone();
-    dist.name = cli.name.clone().or(dist.name);
+    // A name given on the command line replaces the config's, whichever kind it is.
+    if cli.name.is_some() || cli.sname.is_some() {
+        dist.name = cli.name.clone();
+        dist.sname = cli.sname.clone();
+    }
     dist.cookie = cli.cookie.clone().or(dist.cookie);
     dist.epmd_port = cli.epmd_port.or(dist.epmd_port);
     let dist = match dist.options() {

@@ -173,6 +173,9 @@ impl Default for ReloadSettings {
 pub struct DistSettings {
     /// The node name, `name@IP` (`--name`).
     pub name: Option<String>,
+    /// A short node name: `sname@HOSTNAME` with the host's short hostname (`--sname`, as
+    /// `erl -sname`). Peers are then found by resolving their host part.
+    pub sname: Option<String>,
     /// The cookie (`--cookie`); else `~/.erlang.cookie` by Erlang's rules.
     pub cookie: Option<String>,
     /// Register as a hidden node (default: the host does not answer `global`).
@@ -192,6 +195,7 @@ impl Default for DistSettings {
         let d = crate::dist::DistOptions::default();
         DistSettings {
             name: None,
+            sname: None,
             cookie: None,
             hidden: d.hidden,
             listen: d.listen,
@@ -228,8 +232,15 @@ impl Default for WatchdogSettings {
 impl DistSettings {
     /// The node's options, or `None` when no name is set (not distributed).
     pub fn options(&self) -> Result<Option<crate::dist::DistOptions>, ConfigError> {
-        let Some(name) = self.name.clone() else {
-            return Ok(None);
+        let name = match (&self.name, &self.sname) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "[distribution] has both name and sname: give one".into(),
+                ))
+            }
+            (Some(n), None) => n.clone(),
+            (None, Some(s)) => format!("{s}@{}", short_hostname()?),
+            (None, None) => return Ok(None),
         };
         let cookie = match &self.cookie {
             Some(c) => c.clone(),
@@ -250,6 +261,18 @@ impl DistSettings {
             net_ticktime: Duration::from_secs(self.net_ticktime),
         }))
     }
+}
+
+/// This machine's hostname up to its first dot, as `erl -sname` uses it.
+fn short_hostname() -> Result<String, ConfigError> {
+    let full = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map_err(|e| ConfigError(format!("sname: cannot read this machine's hostname: {e}")))?;
+    let short = full.trim().split('.').next().unwrap_or("").to_string();
+    if short.is_empty() {
+        return Err(ConfigError("sname: this machine has no hostname".into()));
+    }
+    Ok(short)
 }
 
 /// `~/.erlang.cookie` with Erlang's rules: created with a random cookie, mode 0400, if

@@ -30,8 +30,12 @@ struct Cli {
     threads: Option<usize>,
     /// Make the host a node of an Erlang cluster under this name (`name@IP`, like
     /// `erl -name`); overrides `[distribution] name`.
-    #[arg(long, value_name = "NAME@IP")]
+    #[arg(long, value_name = "NAME@IP", conflicts_with = "sname")]
     name: Option<String>,
+    /// A short node name (`name@HOSTNAME`, the host's short hostname, like `erl -sname`);
+    /// overrides `[distribution] sname`.
+    #[arg(long, value_name = "NAME")]
+    sname: Option<String>,
     /// The distribution cookie (like `erl -setcookie`); default `~/.erlang.cookie`.
     #[arg(long)]
     cookie: Option<String>,
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
         run_for: cli.run_for.map(|s| Duration::from_secs_f64(s.max(0.0))),
         demo: cli.config.is_none(),
         name: cli.name.clone(),
+        sname: cli.sname.clone(),
         cookie: cli.cookie.clone(),
         epmd_port: cli.epmd_port,
     };

@@ -1256,3 +1256,57 @@ fn host_ctl_node_asks_another_host_through_the_distribution() {
         "{nobody:?}"
     );
 }
+
+#[test]
+fn short_names_work_as_with_erl_sname() {
+    if !have_erl() {
+        return;
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let short = hostname.trim().split('.').next().unwrap_or("").to_string();
+    // The test listens on loopback only: it needs the hostname to resolve there.
+    let loopback = std::net::ToSocketAddrs::to_socket_addrs(&(short.as_str(), 0u16))
+        .is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()));
+    if short.is_empty() || !loopback {
+        println!("skipped: the hostname `{short}` does not resolve to a loopback address");
+        return;
+    }
+    let c = Cluster::start();
+    let u = unique();
+    let log = c._dir.path().join("sname.log");
+    let host = Command::new(host_bin())
+        .current_dir(c._dir.path())
+        .args(["--config", "host.toml", "--run-for", "120"])
+        .args(["--sname", &format!("hs_{u}"), "--cookie", &c.cookie])
+        .args(["--epmd-port", &c.epmd_port.to_string()])
+        .arg("--socket")
+        .arg(log.with_extension("sock"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("host starts");
+    let _host = Proc(host);
+    let listening = wait_log_in(&log, "dist_listening", Duration::from_secs(30));
+    assert_eq!(listening["node"], format!("hs_{u}@{short}").as_str());
+    wait_log_in(&log, "actor_started", Duration::from_secs(30));
+    // Bounded by coreutils' `timeout`, which kills erl if it hangs.
+    let out = Command::new("timeout")
+        .args(["60", "erl", "-noshell", "-sname", &format!("es_{u}")])
+        .args(["-setcookie", &c.cookie])
+        .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+        .args([
+            "-eval",
+            &format!(
+                "H = list_to_atom(\"hs_{u}@{short}\"), io:format(\"ping=~p~n\", [net_adm:ping(H)]), \
+                 io:format(\"get=~p~n\", [gen_server:call({{a, H}}, get)]), halt()."
+            ),
+        ])
+        .env("ERL_EPMD_PORT", c.epmd_port.to_string())
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(line(&text, "ping"), "pong");
+    assert_eq!(line(&text, "get"), r#"{count,<<"1">>,0}"#);
+}

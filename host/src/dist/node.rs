@@ -711,10 +711,16 @@ impl Shared {
             });
             false
         };
-        let Ok(ip) = host.parse::<std::net::IpAddr>() else {
-            return refuse(format!(
-                "`{host}` is not an IP address (only -name a@IP is supported)"
-            ));
+        // An IP (`-name a@IP`), or a host name (`-sname a@host`) resolved here.
+        let ip = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => match std::net::ToSocketAddrs::to_socket_addrs(&(host, 0u16))
+                .ok()
+                .and_then(|mut a| a.find(|a| a.is_ipv4()))
+            {
+                Some(a) => a.ip(),
+                None => return refuse(format!("cannot resolve the host `{host}`")),
+            },
         };
         let port = match super::epmd::port_please(
             SocketAddr::new(ip, epmd_port),
