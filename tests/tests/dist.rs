@@ -427,11 +427,56 @@ fn a_wrong_cookie_is_refused() {
     let c = Cluster::start();
     let out = c.erl_with(
         "not_the_cookie",
-        r#"io:format("ping=~p~n", [net_adm:ping(H)]),"#,
+        r#"io:format("ping=~p~n", [net_adm:ping(H)]),
+           io:format("push=~p~n", [rpc:call(H, host, load, [tp, <<"not a library">>])]),"#,
     );
     assert_eq!(line(&out, "ping"), "pang");
+    // No connection, so no code can be pushed (nor anything else asked).
+    assert_eq!(line(&out, "push"), "{badrpc,nodedown}");
     let refused = c.wait_log("node_refused", Duration::from_secs(10));
     assert_eq!(refused["reason"], "bad cookie");
+    // The other way: the host dials an erl node whose cookie differs, and is refused.
+    let child = c
+        .erl_cmd(
+            "another_cookie",
+            r#"register(sink, self()), io:format("ready=~s~n", [node()]), timer:sleep(20000),"#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("ready="))
+        .expect("erl got ready");
+    let node = ready.trim_start_matches("ready=");
+    let send = format!(r#"{{remote_send, <<"sink">>, <<"{node}">>, hello}}"#);
+    let o = Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(c.log.with_extension("sock"))
+        .args(["call", "a", &send])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(&c.log).unwrap_or_default();
+        let out_refused = text.lines().any(|l| {
+            l.contains("\"node_refused\"")
+                && l.contains("\"direction\":\"out\"")
+                && l.contains(node)
+        });
+        if out_refused {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no outgoing refusal logged:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(erl);
 }
 
 #[test]
@@ -1309,4 +1354,92 @@ fn short_names_work_as_with_erl_sname() {
     println!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(line(&text, "ping"), "pong");
     assert_eq!(line(&text, "get"), r#"{count,<<"1">>,0}"#);
+}
+
+#[test]
+fn two_hosts_in_one_process_talk_over_loopback() {
+    // No erl: `host epmd`'s server in this process, and two `Host`s beside it.
+    use serde::{Deserialize, Serialize};
+    #[derive(Serialize)]
+    enum Ask {
+        RemoteCast(String, String, plugin_api::etf::Term),
+        RemoteRequest(String, String, plugin_api::etf::Term, u64),
+        Get,
+        Inbox,
+    }
+    #[derive(Deserialize, Debug, PartialEq)]
+    enum Answer {
+        Count(String, u64),
+        Done,
+        Inbox(Vec<String>),
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let epmd_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || host::dist::EpmdServer::serve(listener));
+    let dir = PluginDir::new();
+    dir.install(&build(&Variant::of("v1")));
+    let u = unique();
+    let start = |name: &str| {
+        let opts = host::HostOptions {
+            plugin_dirs: vec![dir.path().to_path_buf()],
+            watch: None,
+            threads: 2,
+            ..Default::default()
+        };
+        let dist = host::dist::DistOptions {
+            name: name.to_string(),
+            cookie: format!("c{u}"),
+            epmd_port: Some(epmd_port),
+            ..Default::default()
+        };
+        host::Host::start_node(opts, Some(dist)).expect("host starts")
+    };
+    let (na, nb) = (format!("ia_{u}@127.0.0.1"), format!("ib_{u}@127.0.0.1"));
+    let a = start(&na);
+    let b = start(&nb);
+    a.spawn_with("tp", Some("a"), &()).unwrap();
+    b.spawn_with("tp", Some("b"), &()).unwrap();
+    let t = Duration::from_secs(10);
+    let incr = plugin_api::etf::Term::Tuple(vec![
+        plugin_api::etf::Term::atom("incr"),
+        plugin_api::etf::Term::Integer(5),
+    ]);
+    let r: Answer = a
+        .call_as(
+            host::Target::Name("a"),
+            &Ask::RemoteCast("b".into(), nb.clone(), incr),
+            t,
+        )
+        .unwrap();
+    assert_eq!(r, Answer::Done);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got: Answer = b.call_as(host::Target::Name("b"), &Ask::Get, t).unwrap();
+        if got == Answer::Count("1".into(), 5) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // And a call back the other way.
+    let get = plugin_api::etf::Term::atom("get");
+    let r: Answer = b
+        .call_as(
+            host::Target::Name("b"),
+            &Ask::RemoteRequest("a".into(), na.clone(), get, 5000),
+            t,
+        )
+        .unwrap();
+    assert_eq!(r, Answer::Done);
+    loop {
+        let Answer::Inbox(v) = b.call_as(host::Target::Name("b"), &Ask::Inbox, t).unwrap() else {
+            panic!("inbox")
+        };
+        if v.iter().any(|l| l.starts_with("reply ")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(a.nodes().iter().any(|n| n.node == nb));
 }
