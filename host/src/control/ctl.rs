@@ -529,7 +529,12 @@ fn every_node(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
     }
     let failed: Vec<&str> = rows
         .iter()
-        .filter(|r| !matches!(r.outcome.as_str(), "ok" | "loaded" | "unchanged"))
+        .filter(|r| {
+            !matches!(
+                r.outcome.as_str(),
+                "ok" | "loaded" | "unchanged" | "skipped"
+            )
+        })
         .map(|r| r.node.as_str())
         .collect();
     if failed.is_empty() {

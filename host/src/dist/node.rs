@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pending: Mutex<FxHashMap<String, Vec<Vec<u8>>>>,
     /// Remote spawns and rpc, once the host above has started.
     services: OnceLock<Arc<dyn Services>>,
+    /// The threads that answer them.
+    spawn_pool: Arc<super::spawn::Pool>,
 }
 
 impl Shared {
@@ -144,12 +146,17 @@ impl Shared {
             epmd_port,
             pending: Mutex::default(),
             services: OnceLock::new(),
+            spawn_pool: Arc::default(),
         })
     }
 
     /// The host above answers remote spawns and rpc from now on.
     pub(crate) fn set_services(&self, services: Arc<dyn Services>) {
         let _ = self.services.set(services);
+    }
+
+    pub(crate) fn spawn_pool(&self) -> &Arc<super::spawn::Pool> {
+        &self.spawn_pool
     }
 
     pub(crate) fn services(&self) -> Option<Arc<dyn Services>> {

@@ -19,8 +19,10 @@
 //!    pid that exits `undef` at once, so an Erlang supervisor or `rpc:call` copes
 //!    (`{badrpc, {'EXIT', {undef, _}}}`).
 //!
-//! Spawns and rpc run on a thread of their own, never on the connection's reader: `init`
-//! and some rpc functions (`reload`, `call`) take time.
+//! Spawns and rpc run on a small pool of threads ([`Pool`]), never on the connection's
+//! reader: `init` and some rpc functions (`reload`, `call`) take time. The pool grows when
+//! every thread is busy (one slow `init` delays nobody else) and its threads stay for the
+//! next request: starting a thread per request cost more than the spawn itself.
 
 use std::sync::Arc;
 
@@ -140,7 +142,62 @@ fn rpc_reason(tag: Term, result: Result<Term, RpcError>) -> Term {
     }
 }
 
-/// A `SPAWN_REQUEST` from `from`: answered from a thread of its own.
+/// Threads that answer spawn requests and rpc: idle ones wait for work; when none is
+/// idle a new one starts (up to [`Pool::MAX`]; past it, work waits for a free thread).
+#[derive(Default)]
+pub(crate) struct Pool {
+    tx: std::sync::OnceLock<crossbeam::channel::Sender<Work>>,
+    rx: std::sync::OnceLock<crossbeam::channel::Receiver<Work>>,
+    idle: std::sync::atomic::AtomicUsize,
+    threads: std::sync::atomic::AtomicUsize,
+}
+
+type Work = Box<dyn FnOnce() + Send>;
+
+impl Pool {
+    /// The most threads it keeps.
+    const MAX: usize = 16;
+
+    pub(crate) fn run(self: &Arc<Self>, work: Work) {
+        use std::sync::atomic::Ordering;
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = crossbeam::channel::unbounded();
+            let _ = self.rx.set(rx);
+            tx
+        });
+        let grow = self.idle.load(Ordering::Acquire) == 0
+            && self.threads.load(Ordering::Acquire) < Self::MAX;
+        if tx.send(work).is_err() {
+            return;
+        }
+        if grow {
+            self.threads.fetch_add(1, Ordering::AcqRel);
+            let me = self.clone();
+            let started = std::thread::Builder::new()
+                .name("dist-spawn".into())
+                .spawn(move || me.serve());
+            if started.is_err() {
+                self.threads.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn serve(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(rx) = self.rx.get() else { return };
+        loop {
+            self.idle.fetch_add(1, Ordering::AcqRel);
+            let work = rx.recv();
+            self.idle.fetch_sub(1, Ordering::AcqRel);
+            match work {
+                Ok(w) => w(),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// A `SPAWN_REQUEST` from `from`: answered from the spawn pool.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn request(
     shared: &Arc<Shared>,
@@ -158,6 +215,7 @@ pub(crate) fn request(
         .and_then(list)
         .unwrap_or_default();
     let job = job(&mfa, args);
+    let pool = shared.spawn_pool().clone();
     let shared = shared.clone();
     let work = move || {
         let Some(system) = shared.system() else {
@@ -194,11 +252,7 @@ pub(crate) fn request(
         };
         finish(&shared, &system, req, &from, proxy, link, monitor, outcome);
     };
-    // No thread to be had (the process is out of them): no answer, and the requester's
-    // spawn times out as against an unresponsive node.
-    let _ = std::thread::Builder::new()
-        .name("dist-spawn".into())
-        .spawn(work);
+    pool.run(Box::new(work));
 }
 
 /// Answers the request, then sets up (or fires) the link and monitor it asked for.

@@ -53,6 +53,10 @@ fn remote_row(node: &str, answer: Result<Term, String>) -> NodeSwap {
             _ => ("rejected".to_string(), Some(text(&e[1]))),
         },
         Ok(other) => ("rejected".to_string(), Some(other.to_string())),
+        // A BEAM node has no module `host`: it cannot take our libraries.
+        Err(e) if e.starts_with("error:undef") => {
+            ("skipped".to_string(), Some("not a host".to_string()))
+        }
         Err(e) => ("failed".to_string(), Some(e)),
     };
     NodeSwap {

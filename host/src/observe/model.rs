@@ -173,8 +173,8 @@ pub struct Snapshot {
 pub struct NodeSwap {
     /// The node (this host first).
     pub node: String,
-    /// `ok`, `loaded`, `unchanged`, `rolled_back`, `rejected`, or `failed` (no answer:
-    /// the node went down, is no host, or timed out).
+    /// `ok`, `loaded`, `unchanged`, `rolled_back`, `rejected`, `skipped` (a BEAM node: no
+    /// module `host`), or `failed` (no answer: the node went down or timed out).
     pub outcome: String,
     /// Why it did not succeed.
     pub reason: Option<String>,
