@@ -1265,6 +1265,18 @@ fn reload_all_nodes_swaps_every_host_and_reports_one_that_dies() {
     // The second host runs the pushed version.
     let got = String::from_utf8_lossy(&ctl_at(&logb, &["call", "b", "get"]).stdout).into_owned();
     assert!(got.contains("\"2\""), "{got}");
+    // And both go back with one command (v2's downgrade, v1's code_change).
+    let back = ctl_at(&c.log, &["rollback", "tp", "--all-nodes"]);
+    let text = String::from_utf8_lossy(&back.stdout);
+    assert!(
+        back.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert!(text.contains(&format!("{}: ok", c.host_name)), "{text}");
+    assert!(text.contains(&format!("{hb}: ok")), "{text}");
+    let got = String::from_utf8_lossy(&ctl_at(&logb, &["call", "b", "get"]).stdout).into_owned();
+    assert!(got.contains("\"1\""), "{got}");
 }
 
 #[test]
