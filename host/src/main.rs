@@ -66,7 +66,12 @@ enum Command {
     },
     /// A live view of a running host: actors, supervision tree, versions, last reloads
     /// and crashes. q quits, arrows move, / filters, s changes the sort, Tab the pane.
-    Top,
+    Top {
+        /// Watch another host of the cluster (`name@host`), through this host's
+        /// distribution connection.
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+    },
     /// Run an EPMD (Erlang's port mapper), for machines without Erlang: a distributed
     /// host starts one itself when none answers. `epmd -kill` stops it.
     Epmd {
@@ -106,7 +111,7 @@ fn client(cli: &Cli) -> ExitCode {
             node,
             command,
         }) => host::control::ctl::run_on(&socket, *json, node.clone(), command.clone()),
-        Some(Command::Top) => top(&socket),
+        Some(Command::Top { node }) => top(&socket, node.clone()),
         Some(Command::Epmd { .. }) | None => unreachable!("only called for ctl and top"),
     }
 }
@@ -130,9 +135,16 @@ fn epmd(port: Option<u16>, address: std::net::IpAddr) -> ExitCode {
     }
 }
 
-fn top(socket: &Path) -> ExitCode {
+fn top(socket: &Path, node: Option<String>) -> ExitCode {
+    let req = match node {
+        Some(node) => Request::Forward {
+            node,
+            request: Box::new(Request::Snapshot),
+        },
+        None => Request::Snapshot,
+    };
     let fetch = || {
-        host::control::client::request(socket, &Request::Snapshot, Duration::from_secs(5))
+        host::control::client::request(socket, &req, Duration::from_secs(5))
             .and_then(|v| serde_json::from_value(v).map_err(|e| format!("unexpected answer: {e}")))
     };
     match host::control::top::run(fetch, Duration::from_secs(1)) {

@@ -1305,6 +1305,23 @@ fn host_ctl_node_asks_another_host_through_the_distribution() {
     assert!(list.status.success(), "{list:?}");
     let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    // What `host top --node` fetches every second: the other host's snapshot.
+    let snap = host::control::client::request(
+        &c.log.with_extension("sock"),
+        &host::control::protocol::Request::Forward {
+            node: hb.clone(),
+            request: Box::new(host::control::protocol::Request::Snapshot),
+        },
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let snap: host::observe::model::Snapshot = serde_json::from_value(snap).unwrap();
+    assert_eq!(snap.actors.len(), 2);
+    assert!(
+        snap.nodes.iter().any(|n| n.node == c.host_name),
+        "{:?}",
+        snap.nodes
+    );
     // A node that is not connected: a clear error, not a hang.
     let nobody = ctl_at(&c.log, &["--node", "nobody@127.0.0.1", "list"]);
     assert!(!nobody.status.success());
