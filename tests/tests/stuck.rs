@@ -375,6 +375,15 @@ fn the_watchdog_logs_a_long_callback_and_kills_past_its_limit() {
     assert!(exited.contains("watchdog"), "{exited}");
     let get = ctl(&p, &["call", "spinner", "get"], quick);
     assert!(get.status.success(), "restarted: {}", text(&get));
+    // A slow callback that does return: the watchdog warns while it runs, and when it
+    // returns the log names the message it was handling.
+    assert!(ctl(&p, &["send", "spinner", "{sleep, 600}"], quick)
+        .status
+        .success());
+    let done = wait_line(&p, quick, |l| l.contains(r#""event":"long_callback_done""#))
+        .expect("long_callback_done");
+    assert!(done.contains(r#""message":"{sleep,600}""#), "{done}");
+    assert!(done.contains(r#""callback":"handle_info""#), "{done}");
 }
 
 #[test]

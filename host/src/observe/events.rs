@@ -470,6 +470,17 @@ pub enum Event<'a> {
         callback: &'static str,
         elapsed_ms: u64,
     },
+    /// A callback that ran past the watchdog's threshold returned: which message it was
+    /// handling and how long it took in all.
+    LongCallbackDone {
+        actor: ActorId,
+        name: Option<&'a str>,
+        behaviour: &'a str,
+        version: &'a str,
+        callback: &'static str,
+        message: &'a str,
+        elapsed_ms: u64,
+    },
     /// An actor was killed inside a callback: its scheduler thread left the pool and a
     /// fresh one took its place.
     WorkerReplaced { actor: ActorId, behaviour: &'a str },
@@ -648,6 +659,25 @@ impl Event<'_> {
                     )
                 }
             }
+            Event::LongCallbackDone {
+                actor,
+                name,
+                behaviour,
+                version,
+                callback,
+                message,
+                elapsed_ms,
+            } => tracing::warn!(
+                event = "long_callback_done",
+                actor = actor.0,
+                name,
+                behaviour,
+                version,
+                callback,
+                message,
+                elapsed_ms,
+                "actor {actor} {callback} returned after {elapsed_ms} ms, handling {message}"
+            ),
             Event::LongCallback {
                 actor,
                 name,
@@ -943,6 +973,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "control_refused",
     "mailbox_high_water",
     "mailbox_limit",
+    "long_callback_done",
     "dist_listening",
     "epmd_started",
     "node_up",

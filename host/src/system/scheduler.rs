@@ -102,6 +102,12 @@ impl Running {
             .store(coarse_ms() << 8 | callback as u64, Ordering::Relaxed);
     }
 
+    /// Milliseconds the current callback has run, on the coarse clock.
+    #[inline]
+    pub(crate) fn callback_ms(&self) -> u64 {
+        coarse_ms().saturating_sub(self.since_callback.load(Ordering::Relaxed) >> 8)
+    }
+
     /// This worker runs no actor any more.
     #[inline]
     pub(crate) fn leave(&self) {

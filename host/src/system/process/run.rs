@@ -104,6 +104,23 @@ impl System {
                 &raw,
             );
             handled += 1;
+            if let Some(r) = running {
+                // Past the watchdog's threshold: say which message it was, now that the
+                // callback is back (the watchdog, which cannot read the message, said
+                // `long_callback` while it ran). A subtraction per message otherwise.
+                let ms = r.callback_ms();
+                if ms >= self.watchdog.warn_after.as_millis() as u64 {
+                    self.observer.emit(Event::LongCallbackDone {
+                        actor: actor.id,
+                        name: actor.name.as_deref(),
+                        behaviour: &version.name,
+                        version: &version.version,
+                        callback: crate::system::watchdog::callback_name(env.kind as u8),
+                        message: &etf::display(&env.bytes),
+                        elapsed_ms: ms,
+                    });
+                }
+            }
             if actor.is_abandoned() {
                 // Killed meanwhile (invariant 5): the world has been told; the result is
                 // dropped, the calls left in the batch are failed, the state freed.
