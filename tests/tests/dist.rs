@@ -815,12 +815,7 @@ fn a_hot_swap_under_remote_calls_and_casts_loses_nothing() {
 fn host_inbox(c: &Cluster, who: &str, pred: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let o = Command::new(host_bin())
-            .args(["ctl", "--socket"])
-            .arg(c.log.with_extension("sock"))
-            .args(["call", who, "inbox"])
-            .output()
-            .unwrap();
+        let o = ctl_at(&c.log, &["call", who, "inbox"]);
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         if pred(&text) || Instant::now() >= deadline {
             return text;

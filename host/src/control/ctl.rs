@@ -375,11 +375,7 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                 extra,
                 all_nodes,
             };
-            if all_nodes {
-                every_node(socket, json, &req)?;
-            } else {
-                swap(socket, json, &req)?;
-            }
+            swap_here_or_everywhere(socket, json, &req, all_nodes)?;
         }
         CtlCommand::Rollback {
             behaviour,
@@ -392,11 +388,7 @@ fn execute(socket: &Path, json: bool, cmd: CtlCommand) -> Result<(), Failure> {
                 extra,
                 all_nodes,
             };
-            if all_nodes {
-                every_node(socket, json, &req)?;
-            } else {
-                swap(socket, json, &req)?;
-            }
+            swap_here_or_everywhere(socket, json, &req, all_nodes)?;
         }
         CtlCommand::Suspend { name } => {
             one_way(socket, json, &Request::Suspend { to: name })?;
@@ -508,6 +500,20 @@ fn swap(socket: &Path, json: bool, req: &Request) -> Result<(), Failure> {
             out.outcome,
             out.reason.unwrap_or_default()
         )))
+    }
+}
+
+/// `reload` / `rollback`: one swap's report, or with `--all-nodes` a line per node.
+fn swap_here_or_everywhere(
+    socket: &Path,
+    json: bool,
+    req: &Request,
+    all_nodes: bool,
+) -> Result<(), Failure> {
+    if all_nodes {
+        every_node(socket, json, req)
+    } else {
+        swap(socket, json, req)
     }
 }
 

@@ -125,20 +125,7 @@ impl System {
     ) -> Option<u64> {
         let tag = self.next_tag();
         self.with_target(to, |actor| {
-            // The waiter is in place before the timer can fire (firing takes `pending`).
-            let mut pending = self.calls.pending.lock();
-            let timer = self
-                .timers()
-                .schedule(timeout, TimerAction::RequestTimeout { tag });
-            pending.insert(
-                tag,
-                Waiter::Actor {
-                    id: from,
-                    timer,
-                    callee: actor.id,
-                },
-            );
-            drop(pending);
+            self.add_request_waiter(tag, from, actor.id, timeout);
             self.deliver(
                 actor,
                 Envelope::call(
@@ -158,6 +145,13 @@ impl System {
     /// so a reply cannot arrive before its waiter.
     pub(super) fn request_waiter(&self, from: ActorId, callee: ActorId, timeout: Duration) -> u64 {
         let tag = self.next_tag();
+        self.add_request_waiter(tag, from, callee, timeout);
+        tag
+    }
+
+    /// Puts `from`'s waiter for the request `tag` to `callee` in place, with its timeout
+    /// timer: the waiter is there before the timer can fire (firing takes `pending`).
+    fn add_request_waiter(&self, tag: u64, from: ActorId, callee: ActorId, timeout: Duration) {
         let mut pending = self.calls.pending.lock();
         let timer = self
             .timers()
@@ -170,7 +164,6 @@ impl System {
                 callee,
             },
         );
-        tag
     }
 
     /// Removes a waiter whose request could not be sent.
