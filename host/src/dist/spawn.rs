@@ -22,8 +22,9 @@
 //! Spawns and rpc run on a small pool of threads ([`Pool`]), never on the connection's
 //! reader: `init` and some rpc functions (`reload`, `call`) take time. The pool grows when
 //! every thread is busy (one slow `init` delays nobody else) and its threads stay for the
-//! next request: starting a thread per request cost more than the spawn itself. An idle
-//! thread looks for the next request for 100 µs (yielding) before it sleeps.
+//! next request: starting a thread per request cost more than the spawn itself. (An idle
+//! thread that looked for the next request a while before sleeping was faster on a quiet
+//! machine and far slower on a loaded one: a yield can cost a whole time slice.)
 
 use std::sync::Arc;
 
@@ -158,8 +159,6 @@ type Work = Box<dyn FnOnce() + Send>;
 impl Pool {
     /// The most threads it keeps.
     const MAX: usize = 16;
-    /// How long an idle thread looks for more work before it sleeps.
-    const SPIN: std::time::Duration = std::time::Duration::from_micros(100);
 
     pub(crate) fn run(self: &Arc<Self>, work: Work) {
         use std::sync::atomic::Ordering;
@@ -190,25 +189,7 @@ impl Pool {
         let Some(rx) = self.rx.get() else { return };
         loop {
             self.idle.fetch_add(1, Ordering::AcqRel);
-            // Spawns come in runs: look for the next one briefly before sleeping (a
-            // futex wake-up is most of a remote spawn's cost), yielding the core meanwhile
-            // (on two cores, a busy spin took it from the reader that brings the work).
-            let until = std::time::Instant::now() + Self::SPIN;
-            let mut work = Err(crossbeam::channel::RecvError);
-            while std::time::Instant::now() < until {
-                match rx.try_recv() {
-                    Ok(w) => {
-                        work = Ok(w);
-                        break;
-                    }
-                    Err(crossbeam::channel::TryRecvError::Empty) => std::thread::yield_now(),
-                    Err(crossbeam::channel::TryRecvError::Disconnected) => return,
-                }
-            }
-            let work = match work {
-                Ok(w) => Ok(w),
-                Err(_) => rx.recv(),
-            };
+            let work = rx.recv();
             self.idle.fetch_sub(1, Ordering::AcqRel);
             match work {
                 Ok(w) => w(),
