@@ -971,6 +971,12 @@ fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
                 receive {'DOWN', Req2, process, _, R4} -> io:format("undef=~p~n", [R4]) after 5000 -> io:format("undef=none~n") end
         after 5000 -> io:format("undef=noreply~n")
         end,
+        Req3 = erlang:spawn_request(H, tp, init, [fail], [monitor]),
+        receive
+            {spawn_reply, Req3, ok, _} ->
+                receive {'DOWN', Req3, process, _, R5} -> io:format("initfail=~p~n", [element(1, R5)]) after 5000 -> io:format("initfail=none~n") end
+        after 5000 -> io:format("initfail=noreply~n")
+        end,
         io:format("whereis=~p~n", [rpc:call(H, host, whereis, [a]) =:= Pa]),
         io:format("call=~p~n", [rpc:call(H, host, call, [a, get, 5000])]),
         io:format("send=~p~n", [rpc:call(H, host, send, [a, bump])]),
@@ -989,6 +995,8 @@ fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
     assert_eq!(line(&out, "srdown"), "killed");
     // An unknown behaviour: a pid that exits undef at once.
     assert_eq!(line(&out, "undef"), "undef");
+    // An `init` that fails: the pid (answered as soon as it existed) exits with why.
+    assert_eq!(line(&out, "initfail"), "error");
     // rpc into the built-in `host` module.
     assert_eq!(line(&out, "whereis"), "true");
     assert_eq!(line(&out, "call"), r#"{count,<<"1">>,0}"#);

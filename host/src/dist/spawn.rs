@@ -39,12 +39,14 @@ use crate::util::ids::{ActorId, MonitorRef};
 /// spawn needs the code server, rpc the operator's view).
 pub(crate) trait Services: Send + Sync {
     /// Starts an actor of `behaviour` with init argument `args` (ETF), linked from birth
-    /// to `link` if given.
+    /// to `link` if given; `registered` learns its id once it is registered, before its
+    /// `init` runs.
     fn spawn(
         &self,
         behaviour: &str,
         args: &[u8],
         link: Option<ActorId>,
+        registered: &mut dyn FnMut(ActorId),
     ) -> Result<ActorId, SpawnError>;
     /// `host:F(Args...)` called from another node.
     fn rpc(&self, function: &str, args: &[Term]) -> Result<Term, RpcError>;
@@ -226,13 +228,34 @@ pub(crate) fn request(
         let proxy = shared.proxy(&from);
         let outcome = match (job, services) {
             (Job::Spawn { behaviour, args }, Some(s)) => {
-                match s.spawn(&behaviour, &args, link.then_some(proxy)) {
-                    Ok(id) => Outcome::Started(id),
-                    Err(SpawnError::UnknownBehaviour { .. }) => Outcome::Exits(Term::atom("undef")),
-                    Err(e) => Outcome::Exits(Term::Tuple(vec![
-                        Term::atom("error"),
-                        Term::Binary(e.to_string().into_bytes()),
-                    ])),
+                // As BEAM does, the requester gets the pid once the process exists, not
+                // after its `init`: messages sent meanwhile wait in its mailbox.
+                let mut early = None;
+                let mut registered = |id: ActorId| {
+                    started(&shared, &system, &req, &from, proxy, link, monitor, id);
+                    early = Some(id);
+                };
+                let spawned = s.spawn(&behaviour, &args, link.then_some(proxy), &mut registered);
+                match (spawned, early) {
+                    (Ok(_), Some(_)) => return,
+                    (Ok(id), None) => Outcome::Started(id),
+                    (Err(SpawnError::UnknownBehaviour { .. }), None) => {
+                        Outcome::Exits(Term::atom("undef"))
+                    }
+                    (Err(e), early) => {
+                        let reason = Term::Tuple(vec![
+                            Term::atom("error"),
+                            Term::Binary(e.to_string().into_bytes()),
+                        ]);
+                        if let Some(id) = early {
+                            // Answered already: the pid's `init` failed, so it exits.
+                            init_failed(
+                                &shared, &system, &req, &from, proxy, link, monitor, id, reason,
+                            );
+                            return;
+                        }
+                        Outcome::Exits(reason)
+                    }
                 }
             }
             (
@@ -255,6 +278,66 @@ pub(crate) fn request(
         finish(&shared, &system, req, &from, proxy, link, monitor, outcome);
     };
     pool.run(Box::new(work));
+}
+
+/// The spawned actor is registered (its `init` not run yet): answer with its pid, and set
+/// up the link and monitor the request asked for.
+#[allow(clippy::too_many_arguments)]
+fn started(
+    shared: &Shared,
+    system: &System,
+    req: &Term,
+    from: &ExternalPid,
+    proxy: ActorId,
+    link: bool,
+    monitor: bool,
+    id: ActorId,
+) {
+    let flags = i64::from(link) | i64::from(monitor) << 1;
+    let pid = shared.pid(id);
+    if link {
+        // Linked at birth on our side; the table lets a lost connection fire it.
+        shared.add_link(proxy, id);
+    }
+    shared.send_to(
+        &from.node,
+        control::spawn_reply(req.clone(), from, flags, Term::Pid(pid.clone())),
+    );
+    if let (true, Term::Reference(eref)) = (monitor, req) {
+        let mref = MonitorRef(system.next_tag());
+        shared.add_monitor(mref, from.clone(), Proc::Pid(pid), eref.clone());
+        system.monitor_as(mref, proxy, Target::Id(id));
+    }
+}
+
+/// An actor answered for in [`started`] failed its `init`: it is gone without an exit of
+/// its own, so its link and monitor are fired here, as BEAM's spawned process would exit.
+#[allow(clippy::too_many_arguments)]
+fn init_failed(
+    shared: &Shared,
+    system: &System,
+    req: &Term,
+    from: &ExternalPid,
+    proxy: ActorId,
+    link: bool,
+    monitor: bool,
+    id: ActorId,
+    reason: Term,
+) {
+    let pid = shared.pid(id);
+    if link {
+        shared.remove_link(proxy, id);
+        shared.send_to(&from.node, control::exit(&pid, from, reason.clone()));
+    }
+    if let (true, Term::Reference(eref)) = (monitor, req) {
+        if let Some(mref) = shared.take_monitor(eref) {
+            system.demonitor(mref);
+        }
+        shared.send_to(
+            &from.node,
+            control::monitor_exit(&Proc::Pid(pid), from, eref, reason),
+        );
+    }
 }
 
 /// Answers the request, then sets up (or fires) the link and monitor it asked for.

@@ -90,8 +90,10 @@ impl Services for NodeServices {
         behaviour: &str,
         args: &[u8],
         link: Option<ActorId>,
+        registered: &mut dyn FnMut(ActorId),
     ) -> Result<ActorId, SpawnError> {
-        self.code.spawn(behaviour, None, args, link)
+        self.code
+            .spawn_noting(behaviour, None, args, link, |id| registered(id))
     }
 
     fn rpc(&self, function: &str, args: &[Term]) -> Result<Term, RpcError> {
