@@ -93,7 +93,7 @@ impl Services for NodeServices {
         registered: &mut dyn FnMut(ActorId),
     ) -> Result<ActorId, SpawnError> {
         self.code
-            .spawn_noting(behaviour, None, args, link, |id| registered(id))
+            .spawn_noting(behaviour, None, args, link, registered)
     }
 
     fn rpc(&self, function: &str, args: &[Term]) -> Result<Term, RpcError> {
