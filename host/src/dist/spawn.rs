@@ -161,18 +161,23 @@ type Work = Box<dyn FnOnce() + Send>;
 impl Pool {
     /// The most threads it keeps.
     const MAX: usize = 16;
+    /// Requests that may wait for a thread; past it a spawn is refused `system_limit`
+    /// (what BEAM answers at its process limit).
+    const QUEUE: usize = 1024;
 
-    pub(crate) fn run(self: &Arc<Self>, work: Work) {
+    /// Queues `work`; false if the queue is full (every thread busy and [`Pool::QUEUE`]
+    /// requests waiting), and the caller refuses the request.
+    pub(crate) fn run(self: &Arc<Self>, work: Work) -> bool {
         use std::sync::atomic::Ordering;
         let tx = self.tx.get_or_init(|| {
-            let (tx, rx) = crossbeam::channel::unbounded();
+            let (tx, rx) = crossbeam::channel::bounded(Self::QUEUE);
             let _ = self.rx.set(rx);
             tx
         });
         let grow = self.idle.load(Ordering::Acquire) == 0
             && self.threads.load(Ordering::Acquire) < Self::MAX;
-        if tx.send(work).is_err() {
-            return;
+        if tx.try_send(work).is_err() {
+            return false;
         }
         if grow {
             self.threads.fetch_add(1, Ordering::AcqRel);
@@ -184,6 +189,7 @@ impl Pool {
                 self.threads.fetch_sub(1, Ordering::AcqRel);
             }
         }
+        true
     }
 
     fn serve(&self) {
@@ -220,6 +226,7 @@ pub(crate) fn request(
         .unwrap_or_default();
     let job = job(&mfa, args);
     let pool = shared.spawn_pool().clone();
+    let (refuse, refuse_req, refuse_to) = (shared.clone(), req.clone(), from.clone());
     let shared = shared.clone();
     let work = move || {
         let Some(system) = shared.system() else {
@@ -277,7 +284,12 @@ pub(crate) fn request(
         };
         finish(&shared, &system, req, &from, proxy, link, monitor, outcome);
     };
-    pool.run(Box::new(work));
+    if !pool.run(Box::new(work)) {
+        refuse.send_to(
+            &refuse_to.node,
+            control::spawn_reply(refuse_req, &refuse_to, 0, Term::atom("system_limit")),
+        );
+    }
 }
 
 /// The spawned actor is registered (its `init` not run yet): answer with its pid, and set
@@ -358,23 +370,7 @@ fn finish(
         _ => None,
     };
     match outcome {
-        Outcome::Started(id) => {
-            let pid = shared.pid(id);
-            if link {
-                // Linked at birth on our side; the table lets a lost connection fire it.
-                shared.add_link(proxy, id);
-            }
-            shared.send_to(
-                &from.node,
-                control::spawn_reply(req, from, flags, Term::Pid(pid.clone())),
-            );
-            if let (true, Some(eref)) = (monitor, eref) {
-                let mref = MonitorRef(system.next_tag());
-                shared.add_monitor(mref, from.clone(), Proc::Pid(pid), eref);
-                // Dead already: the DOWN (noproc) goes out through `Shared::down`.
-                system.monitor_as(mref, proxy, Target::Id(id));
-            }
-        }
+        Outcome::Started(id) => started(shared, system, &req, from, proxy, link, monitor, id),
         Outcome::Exits(reason) => {
             // A pid that never ran: its id is never reused, so nothing can reach it.
             let pid = shared.pid(system.next_actor_id());
