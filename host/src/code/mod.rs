@@ -23,7 +23,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::observe::Observer;
-use crate::system::{BehaviourVersion, SpawnError, System};
+use crate::system::{BehaviourVersion, Birth, SpawnError, System};
 use crate::util::ids::ActorId;
 use versions::{FailedVersion, LibraryRecord, VersionPolicy};
 
@@ -118,9 +118,24 @@ impl Code {
         link: Option<ActorId>,
         registered: impl FnOnce(ActorId),
     ) -> Result<ActorId, SpawnError> {
+        let birth = self.register_new(behaviour, name, link, registered)?;
+        self.system.run_init(birth, args)
+    }
+
+    /// Step 1 of a spawn (see `system::process::spawn`): the actor of the current version
+    /// of `behaviour`, registered and starting; its `init` runs with
+    /// [`System::run_init`](crate::system::System::run_init).
+    pub(crate) fn register_new(
+        &self,
+        behaviour: &str,
+        name: Option<&str>,
+        link: Option<ActorId>,
+        registered: impl FnOnce(ActorId),
+    ) -> Result<Birth, SpawnError> {
         // Held until the actor is registered, not across its `init`: a swap either sees
-        // this actor (and waits, with its deadline, for `init` to end) or commits before
-        // it and we start on the new version (step 5 of `swap`).
+        // this actor (and waits, with its deadline, for `init` to end: invariant 7 of
+        // `actor`) or commits before it and we start on the new version (step 5 of
+        // `swap`).
         let table = self.behaviours.read();
         let version = table.get(behaviour).cloned().ok_or_else(|| {
             let mut known: Vec<String> = table.keys().map(|k| k.to_string()).collect();
@@ -130,7 +145,7 @@ impl Code {
                 known,
             }
         })?;
-        self.system.spawn(version, name, args, link, move |id| {
+        self.system.register_new(version, name, link, move |id| {
             drop(table);
             registered(id);
         })

@@ -319,7 +319,7 @@ fn collect(
             // The migrator is still waiting on some core: name the first that is held.
             let i = actors
                 .iter()
-                .position(|a| a.core.try_lock().is_none())
+                .position(|a| a.core.try_lock().is_none_or(|c| c.starting))
                 .unwrap_or(0);
             return Err(not_reached(i));
         }
@@ -363,11 +363,21 @@ struct Job {
 
 impl Job {
     fn run(self, tx: &Sender<Step>) {
-        // Step 3: holding a core once proves its actor is at a boundary (invariant 3).
+        // Step 3: holding a core once proves its actor is at a boundary (invariant 3) —
+        // unless it is still starting (invariant 7): then its `init` has yet to run, and
+        // we wait for that too, within the same deadline.
         for (i, actor) in self.actors.iter().enumerate() {
-            if actor.core.try_lock_until(self.boundary_deadline).is_none() {
-                let _ = tx.send(Step::Boundary(Err(i)));
-                return;
+            loop {
+                match actor.core.try_lock_until(self.boundary_deadline) {
+                    Some(core) if !core.starting => break,
+                    Some(_) if Instant::now() < self.boundary_deadline => {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    _ => {
+                        let _ = tx.send(Step::Boundary(Err(i)));
+                        return;
+                    }
+                }
             }
         }
         if tx.send(Step::Boundary(Ok(()))).is_err() {
@@ -395,6 +405,10 @@ impl Job {
         };
         if !core.alive {
             return Ok(None);
+        }
+        if core.starting {
+            // Step 3 saw it started; only a bug gets here.
+            return Err(format!("actor {} was still starting", actor.id));
         }
         let from = core.version.clone();
         let to = self

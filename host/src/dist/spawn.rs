@@ -19,12 +19,14 @@
 //!    pid that exits `undef` at once, so an Erlang supervisor or `rpc:call` copes
 //!    (`{badrpc, {'EXIT', {undef, _}}}`).
 //!
-//! Spawns and rpc run on a small pool of threads ([`Pool`]), never on the connection's
-//! reader: `init` and some rpc functions (`reload`, `call`) take time. The pool grows when
-//! every thread is busy (one slow `init` delays nobody else) and its threads stay for the
-//! next request: starting a thread per request cost more than the spawn itself. (An idle
-//! thread that looked for the next request a while before sleeping was faster on a quiet
-//! machine and far slower on a loaded one: a yield can cost a whole time slice.)
+//! The connection's reader answers a spawn itself — the actor registered, its pid sent
+//! back — and hands only `init` to a small pool of threads ([`Pool`]), with rpc: plugin
+//! code and some rpc functions (`reload`, `call`) take time, and nothing on the reader may
+//! wait on them. The pool grows when every thread is busy (one slow `init` delays nobody
+//! else) and its threads stay for the next request: starting a thread per request cost
+//! more than the spawn itself. (An idle thread that looked for the next request a while
+//! before sleeping was faster on a quiet machine and far slower on a loaded one: a yield
+//! can cost a whole time slice.)
 
 use std::sync::Arc;
 
@@ -32,22 +34,15 @@ use plugin_api::etf::{ExternalPid, Term};
 
 use super::control::{self, Proc};
 use super::node::Shared;
-use crate::system::{SpawnError, System, Target};
+use crate::system::{Birth, SpawnError, System, Target};
 use crate::util::ids::{ActorId, MonitorRef};
 
 /// What the distribution layer asks of the host above it (the facade implements it: a
 /// spawn needs the code server, rpc the operator's view).
 pub(crate) trait Services: Send + Sync {
-    /// Starts an actor of `behaviour` with init argument `args` (ETF), linked from birth
-    /// to `link` if given; `registered` learns its id once it is registered, before its
-    /// `init` runs.
-    fn spawn(
-        &self,
-        behaviour: &str,
-        args: &[u8],
-        link: Option<ActorId>,
-        registered: &mut dyn FnMut(ActorId),
-    ) -> Result<ActorId, SpawnError>;
+    /// Step 1 of a spawn: an actor of `behaviour`, linked from birth to `link` if given,
+    /// registered but starting (its `init` runs with [`System::run_init`]).
+    fn register(&self, behaviour: &str, link: Option<ActorId>) -> Result<Birth, SpawnError>;
     /// `host:F(Args...)` called from another node.
     fn rpc(&self, function: &str, args: &[Term]) -> Result<Term, RpcError>;
 }
@@ -75,12 +70,6 @@ enum Job {
         args: Vec<Term>,
     },
     Undef,
-}
-
-/// How a request ended: an actor runs, or the pid handed back exits at once with this.
-enum Outcome {
-    Started(ActorId),
-    Exits(Term),
 }
 
 fn has_opt(opts: &Term, name: &str) -> bool {
@@ -207,7 +196,13 @@ impl Pool {
     }
 }
 
-/// A `SPAWN_REQUEST` from `from`: answered from the spawn pool.
+/// A `SPAWN_REQUEST` from `from`, on the connection's reader.
+///
+/// A spawn is answered here, at once: the actor is registered and the pid sent back before
+/// its `init` runs (as BEAM answers before the process ran; messages sent meanwhile wait
+/// in its mailbox), and only `init` goes to the pool. Handing the whole spawn to a pool
+/// thread cost a thread wake-up per spawn, which on a loaded machine waited for a core:
+/// BEAM -> host spawns took 3-4x BEAM -> BEAM then, and 0.84x answered here.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn request(
     shared: &Arc<Shared>,
@@ -224,72 +219,95 @@ pub(crate) fn request(
         .ok()
         .and_then(list)
         .unwrap_or_default();
-    let job = job(&mfa, args);
-    let pool = shared.spawn_pool().clone();
-    let (refuse, refuse_req, refuse_to) = (shared.clone(), req.clone(), from.clone());
-    let shared = shared.clone();
-    let work = move || {
-        let Some(system) = shared.system() else {
-            return;
-        };
-        let proxy = shared.proxy(&from);
-        let outcome = match (job, services) {
-            (Job::Spawn { behaviour, args }, Some(s)) => {
-                // As BEAM does, the requester gets the pid once the process exists, not
-                // after its `init`: messages sent meanwhile wait in its mailbox.
-                let mut early = None;
-                let mut registered = |id: ActorId| {
-                    started(&shared, &system, &req, &from, proxy, link, monitor, id);
-                    early = Some(id);
-                };
-                let spawned = s.spawn(&behaviour, &args, link.then_some(proxy), &mut registered);
-                match (spawned, early) {
-                    (Ok(_), Some(_)) => return,
-                    (Ok(id), None) => Outcome::Started(id),
-                    (Err(SpawnError::UnknownBehaviour { .. }), None) => {
-                        Outcome::Exits(Term::atom("undef"))
-                    }
-                    (Err(e), early) => {
-                        let reason = Term::Tuple(vec![
-                            Term::atom("error"),
-                            Term::Binary(e.to_string().into_bytes()),
-                        ]);
-                        if let Some(id) = early {
-                            // Answered already: the pid's `init` failed, so it exits.
+    let Some(system) = shared.system() else {
+        return;
+    };
+    let proxy = shared.proxy(&from);
+    let exits = match (job(&mfa, args), services) {
+        (Job::Spawn { behaviour, args }, Some(s)) => {
+            match s.register(&behaviour, link.then_some(proxy)) {
+                Ok(birth) => {
+                    let id = birth.id();
+                    started(shared, &system, &req, &from, proxy, link, monitor, id);
+                    let pool = shared.spawn_pool().clone();
+                    let (shared, system2) = (shared.clone(), system.clone());
+                    let work = move || {
+                        if let Err(e) = system2.run_init(birth, &args) {
+                            // The pid's `init` failed: it exits, as BEAM's would.
                             init_failed(
-                                &shared, &system, &req, &from, proxy, link, monitor, id, reason,
+                                &shared,
+                                &system2,
+                                &req,
+                                &from,
+                                proxy,
+                                link,
+                                monitor,
+                                id,
+                                error(&e),
                             );
-                            return;
                         }
-                        Outcome::Exits(reason)
+                    };
+                    if !pool.run(Box::new(work)) {
+                        // Every pool thread busy and the queue full: the pid answered
+                        // above exits `system_limit` (its link and monitor fire).
+                        if let Some(actor) = system.registry.get(id) {
+                            let reason = Term::atom("system_limit").encode();
+                            system.kill_running(&actor, &reason);
+                        }
                     }
+                    return;
                 }
+                Err(SpawnError::UnknownBehaviour { .. }) => Term::atom("undef"),
+                Err(e) => error(&e),
             }
-            (
-                Job::Rpc {
-                    tag,
-                    function,
-                    args,
-                },
-                Some(s),
-            ) => {
+        }
+        (
+            Job::Rpc {
+                tag,
+                function,
+                args,
+            },
+            Some(s),
+        ) => {
+            // `reload` and `call` take time: on the pool, answered from there.
+            let pool = shared.spawn_pool().clone();
+            let (refuse, refuse_req, refuse_to) = (shared.clone(), req.clone(), from.clone());
+            let shared = shared.clone();
+            let work = move || {
                 let result = if function.is_empty() {
                     Err(RpcError::Undef)
                 } else {
                     s.rpc(&function, &args)
                 };
-                Outcome::Exits(rpc_reason(tag, result))
+                finish(
+                    &shared,
+                    &system,
+                    req,
+                    &from,
+                    link,
+                    monitor,
+                    rpc_reason(tag, result),
+                );
+            };
+            if !pool.run(Box::new(work)) {
+                refuse.send_to(
+                    &refuse_to.node,
+                    control::spawn_reply(refuse_req, &refuse_to, 0, Term::atom("system_limit")),
+                );
             }
-            _ => Outcome::Exits(Term::atom("undef")),
-        };
-        finish(&shared, &system, req, &from, proxy, link, monitor, outcome);
+            return;
+        }
+        _ => Term::atom("undef"),
     };
-    if !pool.run(Box::new(work)) {
-        refuse.send_to(
-            &refuse_to.node,
-            control::spawn_reply(refuse_req, &refuse_to, 0, Term::atom("system_limit")),
-        );
-    }
+    finish(shared, &system, req, &from, link, monitor, exits);
+}
+
+/// The exit reason of a spawn that failed: `{error, Why}`.
+fn error(e: &SpawnError) -> Term {
+    Term::Tuple(vec![
+        Term::atom("error"),
+        Term::Binary(e.to_string().into_bytes()),
+    ])
 }
 
 /// The spawned actor is registered (its `init` not run yet): answer with its pid, and set
@@ -352,43 +370,33 @@ fn init_failed(
     }
 }
 
-/// Answers the request, then sets up (or fires) the link and monitor it asked for.
-#[allow(clippy::too_many_arguments)]
+/// Answers a request that started nothing with a pid that never ran, then fires the link
+/// and monitor it asked for with `reason`.
 fn finish(
     shared: &Shared,
     system: &System,
     req: Term,
     from: &ExternalPid,
-    proxy: ActorId,
     link: bool,
     monitor: bool,
-    outcome: Outcome,
+    reason: Term,
 ) {
     let flags = i64::from(link) | i64::from(monitor) << 1;
-    let eref = match &req {
-        Term::Reference(r) => Some(r.clone()),
-        _ => None,
-    };
-    match outcome {
-        Outcome::Started(id) => started(shared, system, &req, from, proxy, link, monitor, id),
-        Outcome::Exits(reason) => {
-            // A pid that never ran: its id is never reused, so nothing can reach it.
-            let pid = shared.pid(system.next_actor_id());
-            shared.send_to(
-                &from.node,
-                control::spawn_reply(req, from, flags, Term::Pid(pid.clone())),
-            );
-            let reason = Term::decode(&shared.export(&reason.encode())).unwrap_or(reason);
-            if link {
-                shared.send_to(&from.node, control::exit(&pid, from, reason.clone()));
-            }
-            if let (true, Some(eref)) = (monitor, eref) {
-                shared.send_to(
-                    &from.node,
-                    control::monitor_exit(&Proc::Pid(pid), from, &eref, reason),
-                );
-            }
-        }
+    // Its id is never reused, so nothing can reach it.
+    let pid = shared.pid(system.next_actor_id());
+    shared.send_to(
+        &from.node,
+        control::spawn_reply(req.clone(), from, flags, Term::Pid(pid.clone())),
+    );
+    let reason = Term::decode(&shared.export(&reason.encode())).unwrap_or(reason);
+    if link {
+        shared.send_to(&from.node, control::exit(&pid, from, reason.clone()));
+    }
+    if let (true, Term::Reference(eref)) = (monitor, &req) {
+        shared.send_to(
+            &from.node,
+            control::monitor_exit(&Proc::Pid(pid), from, eref, reason),
+        );
     }
 }
 

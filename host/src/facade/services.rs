@@ -28,7 +28,7 @@ use crate::dist::{RpcError, Services};
 use crate::observe::events::{HostEvent, ReloadOutcome};
 use crate::observe::Observer;
 use crate::system::mailbox::{Envelope, MsgBytes};
-use crate::system::{CallError, SpawnError, System, Target};
+use crate::system::{Birth, CallError, SpawnError, System, Target};
 use crate::util::ids::ActorId;
 
 /// The host's side of [`Services`]: handles to the subsystems, nothing more.
@@ -85,15 +85,8 @@ fn reload_answer(r: Result<HostEvent, crate::code::ReloadError>) -> Term {
 }
 
 impl Services for NodeServices {
-    fn spawn(
-        &self,
-        behaviour: &str,
-        args: &[u8],
-        link: Option<ActorId>,
-        registered: &mut dyn FnMut(ActorId),
-    ) -> Result<ActorId, SpawnError> {
-        self.code
-            .spawn_noting(behaviour, None, args, link, registered)
+    fn register(&self, behaviour: &str, link: Option<ActorId>) -> Result<Birth, SpawnError> {
+        self.code.register_new(behaviour, None, link, |_| {})
     }
 
     fn rpc(&self, function: &str, args: &[Term]) -> Result<Term, RpcError> {

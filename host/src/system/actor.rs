@@ -20,6 +20,12 @@
 //! 6. Nothing that answers an operator or serves another actor waits on `core` without a
 //!    deadline: a callback may run for ever while holding it. What an operator sees
 //!    (the version, whether a callback runs and since when) is published outside it.
+//! 7. An actor is registered before its `init` runs, maybe on another thread (a remote
+//!    spawn is answered with the pid first, as BEAM does). Until `init` ran it is
+//!    *starting*: it holds its run claim (invariant 4), so no worker runs it, and
+//!    `core.starting` is set, so whoever takes `core` knows there is no state to call the
+//!    behaviour on — the swap waits for it to clear, an operator is answered busy, a kill
+//!    abandons it (invariant 5) and `init` then never runs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +49,8 @@ pub(crate) struct Core {
     pub(crate) state: StatePtr,
     /// False once the actor stopped; its state has been freed.
     pub(crate) alive: bool,
+    /// Registered, but `init` has not run: `state` is null (invariant 7).
+    pub(crate) starting: bool,
 }
 
 /// A system message: handled before any user message, also by an actor that is busy
@@ -64,6 +72,36 @@ pub(crate) enum Signal {
     },
 }
 
+/// A value no other data shares a cache line with: 64 bytes of padding on each side.
+///
+/// Not `CachePadded`: that aligns to 128 bytes, so every `Arc<Actor>` came from
+/// `posix_memalign`, which in glibc searches its free chunks for an aligned one — a third
+/// of the time of spawning 100,000 linked children went there. Padding needs no
+/// alignment, so an actor is a plain `malloc`.
+#[repr(C)]
+pub(crate) struct Isolated<T> {
+    _before: [u8; 64],
+    value: T,
+    _after: [u8; 64],
+}
+
+impl<T> Isolated<T> {
+    fn new(value: T) -> Self {
+        Isolated {
+            _before: [0; 64],
+            value,
+            _after: [0; 64],
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Isolated<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
 /// One actor.
 pub(crate) struct Actor {
     /// Unique id (never reused while the host runs).
@@ -77,7 +115,7 @@ pub(crate) struct Actor {
     /// On cache lines of its own: senders write it on every message, and sharing a line
     /// with the flags the runner reads per message (`suspended`, the signal count) doubled
     /// the cost of a message (measured: 343 ns -> 158 ns per host -> actor message).
-    pub(crate) mailbox: crossbeam::utils::CachePadded<Mailbox>,
+    pub(crate) mailbox: Isolated<Mailbox>,
     /// True while the actor is in a run queue or running (invariant 4).
     queued: AtomicBool,
     /// How many holders keep the actor at a message boundary (invariant 3): a swap, and
@@ -116,19 +154,14 @@ pub(crate) struct Actor {
 }
 
 impl Actor {
-    /// A new idle actor with an initialised state.
-    pub(crate) fn new(
-        id: ActorId,
-        name: Option<String>,
-        version: Arc<BehaviourVersion>,
-        state: StatePtr,
-    ) -> Self {
+    /// A new idle actor, starting (invariant 7): no state until its `init` ran.
+    pub(crate) fn new(id: ActorId, name: Option<String>, version: Arc<BehaviourVersion>) -> Self {
         Actor {
             id,
             name,
             behaviour: version.name.clone(),
             published: parking_lot::Mutex::new(version.clone()),
-            mailbox: crossbeam::utils::CachePadded::new(Mailbox::default()),
+            mailbox: Isolated::new(Mailbox::default()),
             queued: AtomicBool::new(false),
             suspended: AtomicU32::new(0),
             sys_suspended: AtomicBool::new(false),
@@ -136,8 +169,9 @@ impl Actor {
             traced: AtomicBool::new(false),
             core: Mutex::new(Core {
                 version,
-                state,
+                state: StatePtr::NULL,
                 alive: true,
+                starting: true,
             }),
             handled: AtomicU64::new(0),
             signals: parking_lot::Mutex::new(VecDeque::new()),

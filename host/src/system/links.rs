@@ -189,7 +189,8 @@ impl System {
             let t = self
                 .resolve(to)
                 .ok_or_else(|| CallError::NoProc(to.to_string()))?;
-            if t.id != from && t.core.try_lock().is_none() {
+            // Inside a callback, or starting (invariant 7): dead to the world at once.
+            if t.id != from && t.core.try_lock().is_none_or(|c| c.starting) {
                 self.kill_running(&t, &terms::reason(&Reason::Killed));
                 return Ok(());
             }

@@ -38,6 +38,7 @@ pub(crate) use actor::Actor;
 pub use behaviour::BehaviourVersion;
 pub use calls::ReplyRoute;
 pub use errors::{CallError, SpawnError};
+pub(crate) use process::Birth;
 pub use registry::RegisterError;
 pub use sys::SysError;
 pub(crate) use upcall::Upcall;

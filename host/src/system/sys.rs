@@ -126,6 +126,12 @@ impl System {
         if !core.alive {
             return Err(CallError::NoProc(to.to_string()));
         }
+        if core.starting {
+            // Invariant 7: no state yet.
+            return Err(CallError::Busy(format!(
+                "{to} is starting: its init has not run"
+            )));
+        }
         let out = (core.version.desc.export_state)(core.state);
         let bytes = out.detail.to_vec();
         let ok = out.code == OutcomeCode::Ok;

@@ -6,3 +6,5 @@
 mod exit;
 mod run;
 mod spawn;
+
+pub(crate) use spawn::Birth;

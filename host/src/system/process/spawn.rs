@@ -1,4 +1,14 @@
-//! Spawning an actor.
+//! Spawning an actor, in two steps that may run on two threads:
+//!
+//! 1. [`System::register_new`] makes the actor and registers it — no plugin code runs, so
+//!    a connection's reader answers a remote spawn with the pid at once — and returns a
+//!    [`Birth`].
+//! 2. [`System::run_init`] runs the behaviour's `init` under the actor's `core` and lets
+//!    the actor run.
+//!
+//! Between the two the actor is *starting* (invariant 7 of `actor`): it holds its run
+//! claim (messages, its own included, only queue), and `core.starting` tells whoever
+//! takes `core` that there is no state yet.
 
 use std::sync::Arc;
 
@@ -12,46 +22,50 @@ use crate::system::{Actor, BehaviourVersion, SpawnError, System};
 use crate::util::ids::ActorId;
 use crate::util::terms;
 
+/// An actor registered and linked, whose `init` has not run (see the module docs). Hand
+/// it to [`System::run_init`]; dropped instead, the actor stays starting until killed.
+pub(crate) struct Birth {
+    actor: Arc<Actor>,
+    version: Arc<BehaviourVersion>,
+    /// A local parent that is not a supervisor, linked both ways.
+    parent: Option<ActorId>,
+    /// The parent was gone when the link was made.
+    orphan: bool,
+}
+
+impl Birth {
+    /// The new actor's id.
+    pub(crate) fn id(&self) -> ActorId {
+        self.actor.id
+    }
+}
+
 impl System {
-    /// Starts an actor running `version`, optionally registered as `name` and linked from
-    /// birth to `link` (a supervisor, or the parent of a `spawn_link`, so no exit can slip
-    /// by unseen). `init` runs on this thread.
+    /// Step 1: makes the actor, starting (invariant 7), and registers it; `registered`
+    /// runs with its id once it is registered (or refused).
     ///
-    /// `registered` runs with the new id once the actor is registered (or refused),
-    /// before `init`: the caller holds the behaviour table until then, so a swap either
-    /// lists this actor or commits before it — and no lock of the caller's is held while
-    /// `init` runs.
-    ///
-    /// Both sides of a parent's link are made before `init` runs, the parent's side under
-    /// the registry lock: a parent found there has not yet taken its links to die, so its
-    /// exit signal will reach the child. A parent already gone (it died while its
-    /// `spawn_link` waited for the supervision thread) sends the child an exit signal
-    /// `noproc` at once, as OTP's `link/1` to a dead process does: the child dies with it
-    /// (or, trapping exits, is told) instead of living on as an orphan.
-    pub(crate) fn spawn(
+    /// Both sides of a parent's link are made here, the parent's side under the registry
+    /// lock: a parent found there has not yet taken its links to die, so its exit signal
+    /// will reach the child. A parent already gone (it died while its `spawn_link`
+    /// waited) sends the child an exit signal `noproc` once `init` ran, as OTP's `link/1`
+    /// to a dead process does: the child dies with it (or, trapping exits, is told)
+    /// instead of living on as an orphan.
+    pub(crate) fn register_new(
         &self,
         version: Arc<BehaviourVersion>,
         name: Option<&str>,
-        args: &[u8],
         link: Option<ActorId>,
         registered: impl FnOnce(ActorId),
-    ) -> Result<ActorId, SpawnError> {
+    ) -> Result<Birth, SpawnError> {
         let id = self.next_actor_id();
-        let actor = Arc::new(Actor::new(
-            id,
-            name.map(str::to_string),
-            version.clone(),
-            StatePtr::NULL,
-        ));
-        // Hold the run claim while `init` runs: messages sent to the actor meanwhile
-        // (even by itself) only queue, and no worker blocks on its core; they run after
-        // `init`, when the claim is released below (invariant 1).
+        let actor = Arc::new(Actor::new(id, name.map(str::to_string), version.clone()));
+        // Invariant 7: the run claim is held until `init` ran, so messages sent to the
+        // actor meanwhile (even by itself) only queue and no worker runs it.
         let claimed = actor.try_claim();
         debug_assert!(claimed, "a new actor is idle");
         if let Some(s) = link {
             actor.links.lock().insert(s);
         }
-        let mut core = actor.core.lock();
         let inserted = self.registry.insert(actor.clone());
         registered(id);
         inserted.map_err(SpawnError::Name)?;
@@ -65,12 +79,38 @@ impl System {
                     .with_id(p, |pa| pa.links.lock().insert(id))
                     .is_none()
         });
+        Ok(Birth {
+            actor,
+            version,
+            parent,
+            orphan,
+        })
+    }
+
+    /// Step 2: runs `init(args)` under `core`, then lets the actor run. An actor killed
+    /// while starting (the world told already, invariant 5) never runs `init`: `Ok` with
+    /// its id, as for an actor killed right after.
+    pub(crate) fn run_init(&self, birth: Birth, args: &[u8]) -> Result<ActorId, SpawnError> {
+        let Birth {
+            actor,
+            version,
+            parent,
+            orphan,
+        } = birth;
+        let id = actor.id;
+        let mut core = actor.core.lock();
+        if actor.is_abandoned() {
+            core.starting = false;
+            Actor::reap(&mut core);
+            return Ok(id);
+        }
         let mut state = StatePtr::NULL;
         let ctx = RunCtx::new(self, id, &version, false);
         let out = (version.desc.init)(RSlice::from_slice(args), &ctx.raw(), &mut state);
         let code = out.code;
         let detail = String::from_utf8_lossy(&out.detail).into_owned();
         drop(out);
+        core.starting = false;
         if code != OutcomeCode::Ok {
             core.alive = false;
             drop(core);
@@ -87,7 +127,7 @@ impl System {
             };
             self.observer.emit(Event::SpawnFailed {
                 behaviour: &version.name,
-                name,
+                name: actor.name.as_deref(),
                 error: &e.to_string(),
             });
             return Err(e);
