@@ -977,6 +977,17 @@ fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
                 receive {'DOWN', Req3, process, _, R5} -> io:format("initfail=~p~n", [element(1, R5)]) after 5000 -> io:format("initfail=none~n") end
         after 5000 -> io:format("initfail=noreply~n")
         end,
+        %% Answered as soon as the actor exists, before a slow init returns; a call made
+        %% meanwhile waits in its mailbox and is answered once init is done.
+        T0 = erlang:monotonic_time(millisecond),
+        Req6 = erlang:spawn_request(H, tp, init, [{sleep, 1500}], [monitor]),
+        receive
+            {spawn_reply, Req6, ok, P6} ->
+                io:format("early=~p~n", [erlang:monotonic_time(millisecond) - T0 < 1000]),
+                io:format("afterinit=~p~n", [gen_server:call(P6, get, 10000)]),
+                io:format("initwait=~p~n", [erlang:monotonic_time(millisecond) - T0 >= 1500])
+        after 5000 -> io:format("early=noreply~n")
+        end,
         io:format("whereis=~p~n", [rpc:call(H, host, whereis, [a]) =:= Pa]),
         io:format("call=~p~n", [rpc:call(H, host, call, [a, get, 5000])]),
         io:format("send=~p~n", [rpc:call(H, host, send, [a, bump])]),
@@ -997,6 +1008,10 @@ fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
     assert_eq!(line(&out, "undef"), "undef");
     // An `init` that fails: the pid (answered as soon as it existed) exits with why.
     assert_eq!(line(&out, "initfail"), "error");
+    // The pid comes back before a 1.5 s init returns; a call waits for the init.
+    assert_eq!(line(&out, "early"), "true");
+    assert_eq!(line(&out, "afterinit"), r#"{count,<<"1">>,0}"#);
+    assert_eq!(line(&out, "initwait"), "true");
     // rpc into the built-in `host` module.
     assert_eq!(line(&out, "whereis"), "true");
     assert_eq!(line(&out, "call"), r#"{count,<<"1">>,0}"#);
