@@ -7,15 +7,18 @@
 //! start fails, and the starter is abandoned: a fresh one serves the next start, and the
 //! old one ends when the stuck `init` returns.
 //!
-//! `ctx.spawn_link` is not waited for: its starts queue for a linker thread, which runs
-//! each `init` and answers the requester itself, so a burst of spawns costs no hand-off
-//! per spawn. The dispatcher looks at the linker's current start every few milliseconds
-//! while any is queued; one past its deadline is failed the same way (the requester
-//! answered with the error), and a fresh linker takes the queue over.
+//! `ctx.spawn_link` is not waited for, and its work is split over two threads: the
+//! dispatcher registers the child (step 1 of a spawn, no plugin code: the actor made,
+//! registered and linked, starting) and queues it for a linker thread, which runs each
+//! `init` and answers the requester itself. So a burst of spawns costs no hand-off per
+//! spawn, and the two halves run on two cores (one thread doing both was the whole cost of
+//! 100,000 `spawn_link`s). The dispatcher looks at the linker's current start every few
+//! milliseconds while any is queued; one past its deadline is failed the same way (the
+//! requester answered with the error), and a fresh linker takes the queue over.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::Mutex;
@@ -24,7 +27,8 @@ use plugin_api::Reason;
 use crate::code::Code;
 use crate::observe::{HostEvent, Observer};
 use crate::supervisor::ChildHost;
-use crate::system::{SpawnError, System, Target, Upcall};
+use crate::system::scheduler::coarse_ms;
+use crate::system::{Birth, SpawnError, System, Target, Upcall};
 use crate::util::ids::ActorId;
 use crate::util::terms;
 
@@ -44,8 +48,8 @@ pub(super) struct Children {
 
 /// One `ctx.spawn_link` start.
 pub(super) struct LinkJob {
-    behaviour: String,
-    name: Option<String>,
+    /// The child, registered and starting.
+    birth: Birth,
     args: Vec<u8>,
     requester: ActorId,
     tag: u64,
@@ -57,10 +61,12 @@ struct LinkRun {
     /// [`RUNNING`], then [`ANSWERED`] by the linker or [`TIMED_OUT`] by the check: who
     /// moves it first answers the requester.
     state: AtomicU8,
-    /// The actor's id, once registered (0 before).
-    id: AtomicU64,
-    deadline: Instant,
-    job_behaviour: String,
+    /// The actor's id (registered before the linker takes the start).
+    id: ActorId,
+    /// On the coarse clock (ms): a start deadline needs no finer, and reading the
+    /// precise clock per start was a tenth of the linker's time.
+    deadline_ms: u64,
+    job_behaviour: Arc<str>,
     ms: u64,
     requester: ActorId,
     tag: u64,
@@ -121,7 +127,7 @@ impl Children {
         let left = pending.clone();
         let current: Arc<Mutex<Option<Arc<LinkRun>>>> = Arc::default();
         let retired = Arc::new(AtomicBool::new(false));
-        let (code, system) = (self.code.clone(), self.system.clone());
+        let system = self.system.clone();
         let (jobs, cur, gone) = (rx.clone(), current.clone(), retired.clone());
         std::thread::Builder::new()
             .name("linker".into())
@@ -132,22 +138,15 @@ impl Children {
                     let Ok(job) = jobs.recv() else { return };
                     let run = Arc::new(LinkRun {
                         state: AtomicU8::new(RUNNING),
-                        id: AtomicU64::new(0),
-                        deadline: Instant::now() + job.timeout,
-                        job_behaviour: job.behaviour.clone(),
+                        id: job.birth.id(),
+                        deadline_ms: coarse_ms() + job.timeout.as_millis() as u64,
+                        job_behaviour: job.birth.behaviour(),
                         ms: job.timeout.as_millis() as u64,
                         requester: job.requester,
                         tag: job.tag,
                     });
                     *cur.lock() = Some(run.clone());
-                    let noted = run.clone();
-                    let r = code.spawn_noting(
-                        &job.behaviour,
-                        job.name.as_deref(),
-                        &job.args,
-                        Some(job.requester),
-                        move |new| noted.id.store(new.0, Ordering::SeqCst),
-                    );
+                    let r = system.run_init(job.birth, &job.args);
                     *cur.lock() = None;
                     let mine = run
                         .state
@@ -157,7 +156,7 @@ impl Children {
                     // answered already.
                     if mine {
                         let reply = match r {
-                            // Linked both ways from birth (see `System::spawn`).
+                            // Linked both ways from birth (see `System::register_new`).
                             Ok(pid) => plugin_api::StartChildReply::Ok(pid),
                             Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
                         };
@@ -269,9 +268,20 @@ impl ChildHost for Children {
         tag: u64,
         start_timeout: Duration,
     ) {
+        // Step 1 of the spawn, here on the dispatcher (no plugin code); a name taken is
+        // answered at once.
+        let birth = match self
+            .code
+            .register_new(behaviour, name, Some(requester), |_| {})
+        {
+            Ok(birth) => birth,
+            Err(e) => {
+                let reply = plugin_api::StartChildReply::Error(e.to_string());
+                return answer(&self.system, requester, tag, &reply);
+            }
+        };
         let job = LinkJob {
-            behaviour: behaviour.to_string(),
-            name: name.map(str::to_string),
+            birth,
             args: args.to_vec(),
             requester,
             tag,
@@ -288,7 +298,7 @@ impl ChildHost for Children {
             }
             None => {
                 // No thread to be had: start here, without a deadline.
-                let reply = match self.code.spawn(behaviour, name, args, Some(requester)) {
+                let reply = match self.system.run_init(job.birth, args) {
                     Ok(pid) => plugin_api::StartChildReply::Ok(pid),
                     Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
                 };
@@ -304,7 +314,7 @@ impl ChildHost for Children {
         };
         let run = l.current.lock().clone();
         if let Some(run) = run {
-            let late = Instant::now() >= run.deadline
+            let late = coarse_ms() >= run.deadline_ms
                 && run
                     .state
                     .compare_exchange(RUNNING, TIMED_OUT, Ordering::SeqCst, Ordering::SeqCst)
@@ -314,7 +324,7 @@ impl ChildHost for Children {
                 // whose `init` hangs, answer its requester, and let a fresh thread take
                 // the queue over.
                 l.retired.store(true, Ordering::SeqCst);
-                let id = ActorId(run.id.load(Ordering::SeqCst));
+                let id = run.id;
                 let ms = run.ms;
                 if let Some(actor) = self.system.registry.get(id) {
                     // As OTP's `proc_lib` on a start timeout: unlink, then kill, so the
@@ -325,7 +335,7 @@ impl ChildHost for Children {
                         .kill_running(&actor, &terms::reason(&Reason::error(why)));
                 }
                 let e = SpawnError::InitTimeout {
-                    behaviour: run.job_behaviour.clone(),
+                    behaviour: run.job_behaviour.to_string(),
                     ms,
                 };
                 let reply = plugin_api::StartChildReply::Error(e.to_string());
@@ -336,7 +346,13 @@ impl ChildHost for Children {
                 if slot.is_none() {
                     // No thread to be had: the queued starts fail, answered.
                     while let Ok(job) = queue.1.try_recv() {
+                        // Registered already: killed before its `init`, which never runs.
                         let e = "no thread to run the start on".to_string();
+                        if let Some(actor) = self.system.registry.get(job.birth.id()) {
+                            let why = terms::reason(&Reason::error(e.clone()));
+                            self.system.kill_running(&actor, &why);
+                        }
+                        let _ = self.system.run_init(job.birth, &[]);
                         let reply = plugin_api::StartChildReply::Error(e);
                         answer(&self.system, job.requester, job.tag, &reply);
                     }

@@ -40,6 +40,7 @@ use super::behaviour::BehaviourVersion;
 use super::delayed::TimerIds;
 use super::mailbox::Mailbox;
 use crate::util::ids::{ActorId, MonitorRef};
+use crate::util::isolated::Isolated;
 
 /// The part of an actor only the thread running it (or the swap) touches.
 pub(crate) struct Core {
@@ -70,36 +71,6 @@ pub(crate) enum Signal {
         /// The reason, as ETF.
         reason: Vec<u8>,
     },
-}
-
-/// A value no other data shares a cache line with: 64 bytes of padding on each side.
-///
-/// Not `CachePadded`: that aligns to 128 bytes, so every `Arc<Actor>` came from
-/// `posix_memalign`, which in glibc searches its free chunks for an aligned one — a third
-/// of the time of spawning 100,000 linked children went there. Padding needs no
-/// alignment, so an actor is a plain `malloc`.
-#[repr(C)]
-pub(crate) struct Isolated<T> {
-    _before: [u8; 64],
-    value: T,
-    _after: [u8; 64],
-}
-
-impl<T> Isolated<T> {
-    fn new(value: T) -> Self {
-        Isolated {
-            _before: [0; 64],
-            value,
-            _after: [0; 64],
-        }
-    }
-}
-
-impl<T> std::ops::Deref for Isolated<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
 }
 
 /// One actor.

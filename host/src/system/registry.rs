@@ -49,16 +49,19 @@ impl Registry {
     /// Adds a live actor, registering its name if it has one. Both happen under the name
     /// lock, so two spawns racing for one name cannot both succeed.
     pub fn insert(&self, actor: Arc<Actor>) -> Result<(), RegisterError> {
+        let Some(name) = &actor.name else {
+            // No name to race for: the name lock stays free for sends by name.
+            self.by_id.write().insert(actor.id, actor);
+            return Ok(());
+        };
         let mut names = self.by_name.write();
-        if let Some(name) = &actor.name {
-            if let Some(other) = names.get(name) {
-                return Err(RegisterError::AlreadyStarted {
-                    name: name.clone(),
-                    id: other.id,
-                });
-            }
-            names.insert(name.clone(), actor.clone());
+        if let Some(other) = names.get(name) {
+            return Err(RegisterError::AlreadyStarted {
+                name: name.clone(),
+                id: other.id,
+            });
         }
+        names.insert(name.clone(), actor.clone());
         self.by_id.write().insert(actor.id, actor);
         Ok(())
     }

@@ -30,6 +30,7 @@ use crossbeam::sync::{Parker, Unparker};
 use parking_lot::Mutex;
 
 use super::actor::Actor;
+use crate::util::isolated::Isolated;
 
 /// Messages an actor may handle before it yields its worker to others.
 pub const BATCH: usize = 64;
@@ -133,7 +134,10 @@ impl Running {
 struct Slot {
     unparker: Unparker,
     clock: IdleClock,
-    running: Running,
+    /// Written once per message with the watchdog on: on lines of its own, or workers
+    /// running the two sides of a request and reply would bounce one line between them
+    /// (slots are small allocations made together, so often neighbours).
+    running: Isolated<Running>,
 }
 
 struct Shared {
@@ -260,7 +264,7 @@ impl RunQueue {
         let slot = Arc::new(Slot {
             unparker: parker.unparker().clone(),
             clock: IdleClock::default(),
-            running: Running::default(),
+            running: Isolated::new(Running::default()),
         });
         slots[i] = slot.clone();
         drop(slots);
@@ -331,7 +335,7 @@ impl Scheduler {
                         Arc::new(Slot {
                             unparker: p.unparker().clone(),
                             clock: IdleClock::default(),
-                            running: Running::default(),
+                            running: Isolated::new(Running::default()),
                         })
                     })
                     .collect(),

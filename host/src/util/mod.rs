@@ -5,4 +5,5 @@
 pub mod elf;
 pub mod hash;
 pub mod ids;
+pub mod isolated;
 pub mod terms;

@@ -38,6 +38,11 @@ impl Birth {
     pub(crate) fn id(&self) -> ActorId {
         self.actor.id
     }
+
+    /// Its behaviour's name.
+    pub(crate) fn behaviour(&self) -> Arc<str> {
+        self.version.name.clone()
+    }
 }
 
 impl System {
