@@ -13,7 +13,7 @@
 //! - [`dist`]: the distribution node (EPMD, handshake, connections, remote links and
 //!   monitors), on `system`;
 //! - [`code`]: the code server — loader, versions, swap, watcher;
-//! - [`supervisor`]: specs, pure strategy decisions, the supervision thread;
+//! - [`supervisor`]: specs, pure strategy decisions, the supervision threads;
 //! - the facade, [`Host`]: assembles the layers;
 //! - [`config`]: TOML to specs and options; [`control`]: the operator's socket, `ctl`
 //!   and `top`; [`boot`]: a config to a running host — the leaves, which nothing in the

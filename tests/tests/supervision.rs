@@ -436,17 +436,10 @@ fn simple_one_for_one_starts_children_on_request_and_restarts_each_alone() {
     );
 }
 
-/// Issue 15: a child whose `init` hangs holds its own tree only (in OTP each supervisor is
-/// a process). Tree `hangs` is a pool whose new child sleeps in `init` far past its start
-/// deadline; meanwhile a child of tree `other` crashes and is restarted at once, not when
-/// the deadline fails the hanging start. The operator's `tree` answers too, with `hangs`
-/// as `busy`.
-#[test]
-fn a_hanging_init_in_one_tree_never_delays_restarts_in_another() {
-    let (_d, host, _rx) = start_v1();
-    // Twice the wait for the restart below: with one thread for every tree, the restart
-    // would come only at this deadline.
-    let hang = T * 2;
+/// A pool `hangs` whose children's start deadline is twice the wait for a restart (see
+/// [`b_restarts_at_once`]): with one thread for both, the restart would come only at
+/// this deadline.
+fn hanging_pool() -> SupervisorSpec {
     let mut pool = sup(
         "hangs",
         Strategy::SimpleOneForOne,
@@ -455,11 +448,14 @@ fn a_hanging_init_in_one_tree_never_delays_restarts_in_another() {
     );
     if let ChildSpec::Worker(w) = &mut pool.children[0] {
         w.name = None;
-        w.start_timeout = hang;
+        w.start_timeout = T * 2;
     }
-    host.start_supervisor(pool).unwrap();
-    host.start_supervisor(sup("other", Strategy::OneForOne, 5, abc()))
-        .unwrap();
+    pool
+}
+
+/// Has `boss` start a child of `hangs` that sleeps in `init` far past its deadline, and
+/// waits until that child is registered: `hangs`'s thread now waits on its `init`.
+fn hang_a_start(host: &Host) {
     host.spawn_with("tp", Some("boss"), &()).unwrap();
     let before = host.actor_count();
     let r: Reply = host
@@ -470,27 +466,73 @@ fn a_hanging_init_in_one_tree_never_delays_restarts_in_another() {
         )
         .unwrap();
     assert_eq!(r, Reply::Done);
-    // Until the sleeping child is registered: its tree's thread now waits on its init.
     let deadline = Instant::now() + T;
     while host.actor_count() <= before {
         assert!(Instant::now() < deadline, "the pool child never started");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let old = id(&host, "b");
-    crash(&host, "b");
-    // `restarted` waits at most T, half the hanging start's deadline.
-    let new = restarted(&host, "b", old);
+}
+
+/// Crashes `b` and checks it is restarted, fresh, within T (half the hanging start's
+/// deadline).
+fn b_restarts_at_once(host: &Host) {
+    let old = id(host, "b");
+    crash(host, "b");
+    let new = restarted(host, "b", old);
     let r: Reply = host.call_as(Target::Id(new), &Call::Get, T).unwrap();
     assert_eq!(r, Reply::Count("1".into(), 0));
+}
+
+/// What `host ctl tree` shows of `nodes`: each one's name and status, in order.
+fn statuses(nodes: &[host::observe::model::TreeNode]) -> Vec<(&str, &str)> {
+    nodes
+        .iter()
+        .map(|t| (t.name.as_str(), t.status.as_str()))
+        .collect()
+}
+
+/// Issue 15: a child whose `init` hangs holds its own supervisor only (in OTP each
+/// supervisor is a process). Tree `hangs` is a pool whose new child sleeps in `init` far
+/// past its start deadline; meanwhile a child of tree `other` crashes and is restarted at
+/// once, not when the deadline fails the hanging start. The operator's `tree` answers
+/// too, with `hangs` as `busy`.
+#[test]
+fn a_hanging_init_in_one_tree_never_delays_restarts_in_another() {
+    let (_d, host, _rx) = start_v1();
+    host.start_supervisor(hanging_pool()).unwrap();
+    host.start_supervisor(sup("other", Strategy::OneForOne, 5, abc()))
+        .unwrap();
+    hang_a_start(&host);
+    b_restarts_at_once(&host);
     let trees = host.tree().expect("the trees answer");
-    let status = |name: &str| {
-        trees
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.status.clone())
-    };
-    assert_eq!(status("hangs").as_deref(), Some("busy"), "{trees:?}");
-    assert_eq!(status("other").as_deref(), Some("running"), "{trees:?}");
+    let both = [("hangs", "busy"), ("other", "running")];
+    assert_eq!(statuses(&trees), both, "{trees:?}");
+}
+
+/// Issue 15, within one tree: nested supervisors are processes too. Root `root` holds
+/// the pool `hangs` and `other`; while `hangs` waits on a hanging `init`, `other`'s child
+/// `b` crashes and is restarted at once. The operator's `tree` answers with `root`
+/// running, its nested `hangs` as `busy` and `other` as `running`.
+#[test]
+fn a_hanging_init_in_one_nested_supervisor_never_delays_restarts_in_its_sibling() {
+    let (_d, host, _rx) = start_v1();
+    let other = sup("other", Strategy::OneForOne, 5, abc());
+    host.start_supervisor(sup(
+        "root",
+        Strategy::OneForOne,
+        5,
+        vec![
+            ChildSpec::Supervisor(hanging_pool()),
+            ChildSpec::Supervisor(other),
+        ],
+    ))
+    .unwrap();
+    hang_a_start(&host);
+    b_restarts_at_once(&host);
+    let trees = host.tree().expect("the trees answer");
+    assert_eq!(statuses(&trees), [("root", "running")], "{trees:?}");
+    let nested = [("hangs", "busy"), ("other", "running")];
+    assert_eq!(statuses(&trees[0].children), nested, "{trees:?}");
 }
 
 #[test]

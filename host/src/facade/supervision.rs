@@ -1,11 +1,11 @@
-//! The supervision thread's view of the host: how it spawns, signals, answers and
-//! reports, through the actor system and the code server.
+//! The supervision threads' view of the host: how they spawn, signal, answer and
+//! report, through the actor system and the code server.
 //!
-//! A child's `init` runs on a starter thread the supervision thread waits for with the
-//! child's start deadline (each supervision thread has a starter of its own). Past it the
-//! half-started actor is killed (its name freed at once, invariant 5 of `actor`), the
-//! start fails, and the starter is abandoned: a fresh one serves the next start, and the
-//! old one ends when the stuck `init` returns.
+//! A child's `init` runs on a starter thread its supervisor's thread waits for with the
+//! child's start deadline (each supervisor's thread has a starter of its own, made on its
+//! first start). Past it the half-started actor is killed (its name freed at once,
+//! invariant 5 of `actor`), the start fails, and the starter is abandoned: a fresh one
+//! serves the next start, and the old one ends when the stuck `init` returns.
 //!
 //! `ctx.spawn_link` is not waited for, and its work is split over two threads: the
 //! dispatcher registers the child (step 1 of a spawn, no plugin code: the actor made,
@@ -102,7 +102,7 @@ pub(super) struct StartJob {
     reply: Sender<Result<ActorId, SpawnError>>,
 }
 
-/// A host for another supervision thread: the same system, code and observer, and a
+/// A host for another supervisor's thread: the same system, code and observer, and a
 /// starter of its own (a hanging `init` holds only the thread that waits for it).
 impl Clone for Children {
     fn clone(&self) -> Self {

@@ -44,7 +44,7 @@ pub struct TreeNode {
     pub detail: String,
     /// Actor id of the running child, 0 if not running.
     pub actor: ActorId,
-    /// `running`, `restarting`, `stopped`; for a root: `busy` when its tree's thread did
+    /// `running`, `restarting`, `stopped`; for a supervisor: `busy` when its thread did
     /// not answer in time (it waits on a child's `init` or stop), its children unknown.
     pub status: String,
     /// Restarts of this child so far.

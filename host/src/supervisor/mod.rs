@@ -3,9 +3,9 @@
 //! - this module: the specs a user writes (in the config or through the API);
 //! - `strategy`: the pure decisions — after a child's exit, restart what, or give up —
 //!   over plain child records, unit-tested without a host;
-//! - `tree`: the supervision thread, which owns every supervisor's state and carries the
-//!   decisions out through a small trait (`ChildHost`), so it can be tested with a
-//!   fake host too.
+//! - `tree`: the supervision threads, one a supervisor (as OTP's are processes), each
+//!   owning its supervisor's state and carrying the decisions out through a small trait
+//!   (`ChildHost`), so they can be tested with a fake host too.
 
 mod strategy;
 pub(crate) mod tree;

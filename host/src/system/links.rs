@@ -247,7 +247,6 @@ impl System {
             if let Some(to) = sup {
                 // Dropped if that supervisor's thread is gone (the host is stopping).
                 let _ = to.send(Upcall::ChildExit {
-                    sup: l,
                     child: actor.id,
                     reason: reason.to_vec(),
                     text: text.to_string(),

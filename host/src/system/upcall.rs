@@ -1,16 +1,17 @@
 //! What the actor system asks of the layer above it. The system never calls upward: it
 //! sends one of these on a channel a supervision thread reads (a child's exit on the one
-//! its supervisor was registered with), so no lock or callback of the system is held
+//! of its supervisor's thread), so no lock or callback of the system is held
 //! while a supervisor decides or a spawn runs.
 
 use crate::util::ids::ActorId;
 
 /// A request from the actor system to the supervision layer.
 pub(crate) enum Upcall {
-    /// An actor linked to supervisor `sup` died (`reason` is ETF); sent on the channel
-    /// `sup` was registered with.
+    /// An actor linked to a supervisor died (`reason` is ETF); sent on the channel that
+    /// supervisor was registered with, which is its thread's alone (so it names no
+    /// supervisor). A nested supervisor that gives up sends one of these, its own id as
+    /// `child`, on its parent's channel.
     ChildExit {
-        sup: ActorId,
         child: ActorId,
         reason: Vec<u8>,
         /// `reason` as text (made once, for the actor's own event).
