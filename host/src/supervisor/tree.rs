@@ -375,7 +375,14 @@ impl<H: ChildHost + Clone + Send + 'static> Dispatcher<H> {
                 },
                 recv(self.upcalls) -> up => match up {
                     Ok(up) => {
-                        if self.upcall(up) && check_at.is_none() {
+                        // A burst (100,000 `spawn_link`s from one callback) is served
+                        // in runs, not one `select` (and tick channel) per upcall; a
+                        // bounded run, so commands and the tick wait little.
+                        let mut queued = self.upcall(up);
+                        for up in self.upcalls.try_iter().take(256) {
+                            queued |= self.upcall(up);
+                        }
+                        if queued && check_at.is_none() {
                             check_at = Some(Instant::now() + TICK);
                         }
                     }
