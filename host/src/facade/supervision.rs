@@ -263,7 +263,7 @@ impl ChildHost for Children {
         &self,
         behaviour: &str,
         name: Option<&str>,
-        args: &[u8],
+        args: Vec<u8>,
         requester: ActorId,
         tag: u64,
         start_timeout: Duration,
@@ -282,7 +282,7 @@ impl ChildHost for Children {
         };
         let job = LinkJob {
             birth,
-            args: args.to_vec(),
+            args,
             requester,
             tag,
             timeout: start_timeout,
@@ -298,7 +298,7 @@ impl ChildHost for Children {
             }
             None => {
                 // No thread to be had: start here, without a deadline.
-                let reply = match self.system.run_init(job.birth, args) {
+                let reply = match self.system.run_init(job.birth, &job.args) {
                     Ok(pid) => plugin_api::StartChildReply::Ok(pid),
                     Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
                 };

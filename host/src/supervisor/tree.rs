@@ -83,7 +83,7 @@ pub(crate) trait ChildHost {
         &self,
         behaviour: &str,
         name: Option<&str>,
-        args: &[u8],
+        args: Vec<u8>,
         requester: ActorId,
         tag: u64,
         start_timeout: Duration,
@@ -427,7 +427,7 @@ impl<H: ChildHost + Clone + Send + 'static> Dispatcher<H> {
                 self.host.spawn_link(
                     &behaviour,
                     name.as_deref(),
-                    &args,
+                    args,
                     requester,
                     tag,
                     super::DEFAULT_START_TIMEOUT,
@@ -1057,7 +1057,15 @@ mod tests {
             self.0.pids.lock().insert(name.into(), id);
             Ok(id)
         }
-        fn spawn_link(&self, b: &str, n: Option<&str>, _: &[u8], _: ActorId, _: u64, _: Duration) {
+        fn spawn_link(
+            &self,
+            b: &str,
+            n: Option<&str>,
+            _: Vec<u8>,
+            _: ActorId,
+            _: u64,
+            _: Duration,
+        ) {
             self.did(Did::Spawn(n.unwrap_or(b).into()));
         }
         fn check_links(&self) -> bool {

@@ -1163,7 +1163,7 @@ fn arming_rows(opts: &Opts, dir: &PluginDir, runs: usize, rows: &mut Vec<Row>) {
         });
     }
     if opts.want("spawn_links") {
-        let samples: Vec<f64> = (0..runs.min(3))
+        let samples: Vec<f64> = (0..runs)
             .map(|i| {
                 let name = format!("parent{i}");
                 host.spawn("tp", Some(&name), &unit).unwrap();
