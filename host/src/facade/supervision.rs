@@ -89,6 +89,25 @@ pub(super) struct Linker {
     current: Arc<Mutex<Option<Arc<LinkRun>>>>,
     /// Set when the thread is abandoned: it stops once its stuck `init` returns.
     retired: Arc<AtomicBool>,
+    /// Answers not delivered yet (see [`flush`]); an abandoning check delivers them.
+    held: Held,
+}
+
+/// Answers a linker holds back while more starts are queued: up to [`HELD_MAX`], then
+/// delivered together, so a parent whose `spawn_link` burst is being served is queued to
+/// run once per run of answers, not woken for each (a wake-up per answer made 100,000
+/// `spawn_link`s take 2.1 instead of 1.45 µs each about half the time).
+type Held = Arc<Mutex<Vec<(ActorId, u64, plugin_api::StartChildReply)>>>;
+
+/// The most answers a linker holds back.
+const HELD_MAX: usize = 64;
+
+/// Delivers every held answer, in order.
+fn flush(system: &System, held: &Held) {
+    let answers = std::mem::take(&mut *held.lock());
+    for (to, tag, reply) in &answers {
+        answer(system, *to, *tag, reply);
+    }
 }
 
 /// One start for the starter thread.
@@ -129,13 +148,23 @@ impl Children {
         let retired = Arc::new(AtomicBool::new(false));
         let system = self.system.clone();
         let (jobs, cur, gone) = (rx.clone(), current.clone(), retired.clone());
+        let held: Held = Arc::default();
+        let kept = held.clone();
         std::thread::Builder::new()
             .name("linker".into())
             .stack_size(self.stack_size)
             .spawn(move || {
                 // Retirement happens only inside a job: checked after each one.
                 while !gone.load(Ordering::SeqCst) {
-                    let Ok(job) = jobs.recv() else { return };
+                    let job = match jobs.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => {
+                            // Nothing queued: every held answer goes out before waiting.
+                            flush(&system, &kept);
+                            let Ok(job) = jobs.recv() else { return };
+                            job
+                        }
+                    };
                     let run = Arc::new(LinkRun {
                         state: AtomicU8::new(RUNNING),
                         id: job.birth.id(),
@@ -160,10 +189,18 @@ impl Children {
                             Ok(pid) => plugin_api::StartChildReply::Ok(pid),
                             Err(e) => plugin_api::StartChildReply::Error(e.to_string()),
                         };
-                        answer(&system, job.requester, job.tag, &reply);
+                        let full = {
+                            let mut h = kept.lock();
+                            h.push((job.requester, job.tag, reply));
+                            h.len() >= HELD_MAX
+                        };
+                        if full {
+                            flush(&system, &kept);
+                        }
                         left.fetch_sub(1, Ordering::SeqCst);
                     }
                 }
+                flush(&system, &kept);
             })
             .ok()?;
         Some(Linker {
@@ -172,6 +209,7 @@ impl Children {
             pending,
             current,
             retired,
+            held,
         })
     }
 
@@ -324,6 +362,8 @@ impl ChildHost for Children {
                 // whose `init` hangs, answer its requester, and let a fresh thread take
                 // the queue over.
                 l.retired.store(true, Ordering::SeqCst);
+                // What it held for earlier starts must not wait for the stuck `init`.
+                flush(&self.system, &l.held);
                 let id = run.id;
                 let ms = run.ms;
                 if let Some(actor) = self.system.registry.get(id) {
