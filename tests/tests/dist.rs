@@ -988,6 +988,17 @@ fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
                 io:format("initwait=~p~n", [erlang:monotonic_time(millisecond) - T0 >= 1500])
         after 5000 -> io:format("early=noreply~n")
         end,
+        %% An init past its start deadline (5 s): the pid exits with a reason that says so.
+        Req7 = erlang:spawn_request(H, tp, init, [{sleep, 8000}], [monitor]),
+        receive
+            {spawn_reply, Req7, ok, P7} ->
+                receive
+                    {'DOWN', Req7, process, P7, R7} ->
+                        io:format("deadline=~p~n", [string:find(io_lib:format("~p", [R7]), "start deadline") =/= nomatch])
+                after 7000 -> io:format("deadline=none~n")
+                end
+        after 5000 -> io:format("deadline=noreply~n")
+        end,
         io:format("whereis=~p~n", [rpc:call(H, host, whereis, [a]) =:= Pa]),
         io:format("call=~p~n", [rpc:call(H, host, call, [a, get, 5000])]),
         io:format("send=~p~n", [rpc:call(H, host, send, [a, bump])]),
@@ -1012,6 +1023,8 @@ fn erl_spawns_actors_on_the_host_and_drives_it_over_rpc() {
     assert_eq!(line(&out, "early"), "true");
     assert_eq!(line(&out, "afterinit"), r#"{count,<<"1">>,0}"#);
     assert_eq!(line(&out, "initwait"), "true");
+    // An init that does not return within the start deadline: the pid exits, saying so.
+    assert_eq!(line(&out, "deadline"), "true");
     // rpc into the built-in `host` module.
     assert_eq!(line(&out, "whereis"), "true");
     assert_eq!(line(&out, "call"), r#"{count,<<"1">>,0}"#);

@@ -29,11 +29,16 @@
 //! can cost a whole time slice.)
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use plugin_api::Reason;
+use rustc_hash::FxHashMap;
 
 use plugin_api::etf::{ExternalPid, Term};
 
 use super::control::{self, Proc};
 use super::node::Shared;
+use crate::system::scheduler::coarse_ms;
 use crate::system::{Birth, SpawnError, System, Target};
 use crate::util::ids::{ActorId, MonitorRef};
 
@@ -137,15 +142,29 @@ fn rpc_reason(tag: Term, result: Result<Term, RpcError>) -> Term {
 
 /// Threads that answer spawn requests and rpc: idle ones wait for work; when none is
 /// idle a new one starts (up to [`Pool::MAX`]; past it, work waits for a free thread).
+///
+/// An `init` has a deadline ([`INIT_DEADLINE`]), as everything that waits on plugin code
+/// does: past it the actor is killed (its pid, answered already, exits with a reason that
+/// says so, firing the requester's link or monitor), and the thread stuck in it no longer
+/// counts, so another may start; it leaves the pool when the `init` returns.
 #[derive(Default)]
 pub(crate) struct Pool {
     tx: std::sync::OnceLock<crossbeam::channel::Sender<Work>>,
     rx: std::sync::OnceLock<crossbeam::channel::Receiver<Work>>,
     idle: std::sync::atomic::AtomicUsize,
     threads: std::sync::atomic::AtomicUsize,
+    /// The `init`s running on the pool, with their deadlines on the coarse clock (ms).
+    starting: parking_lot::Mutex<FxHashMap<ActorId, u64>>,
+    /// The thread that looks at those deadlines (started with the first `init`).
+    checker: std::sync::OnceLock<()>,
 }
 
-type Work = Box<dyn FnOnce() + Send>;
+/// One request for the pool; returns whether its thread stays in the pool.
+type Work = Box<dyn FnOnce() -> bool + Send>;
+
+/// How long a remote spawn's `init` may run: a supervisor child's default start deadline,
+/// and what OTP's `start_link` callers wait.
+pub(crate) const INIT_DEADLINE: Duration = Duration::from_secs(5);
 
 impl Pool {
     /// The most threads it keeps.
@@ -189,8 +208,69 @@ impl Pool {
             let work = rx.recv();
             self.idle.fetch_sub(1, Ordering::AcqRel);
             match work {
-                Ok(w) => w(),
+                Ok(w) => {
+                    if !w() {
+                        return; // abandoned past a deadline, and no longer counted
+                    }
+                }
                 Err(_) => return,
+            }
+        }
+    }
+
+    /// Runs `init` for `birth` on this (pool) thread under [`INIT_DEADLINE`]: `None` if
+    /// the deadline passed first (the actor was killed; this thread must leave the pool).
+    fn init(
+        self: &Arc<Self>,
+        system: &Arc<System>,
+        birth: Birth,
+        args: &[u8],
+    ) -> Option<Result<ActorId, SpawnError>> {
+        let id = birth.id();
+        self.checker.get_or_init(|| {
+            let (pool, system) = (Arc::downgrade(self), Arc::downgrade(system));
+            let _ = std::thread::Builder::new()
+                .name("dist-spawn-deadlines".into())
+                .spawn(move || check_deadlines(pool, system));
+        });
+        let deadline = coarse_ms() + INIT_DEADLINE.as_millis() as u64;
+        self.starting.lock().insert(id, deadline);
+        let r = system.run_init(birth, args);
+        // Still there: on time. Gone: the checker killed it and stopped counting us.
+        self.starting.lock().remove(&id).map(|_| r)
+    }
+}
+
+/// The pool's deadline thread: every 50 ms, kills the actors whose `init` ran past its
+/// deadline; ends with the pool or the system.
+fn check_deadlines(pool: std::sync::Weak<Pool>, system: std::sync::Weak<System>) {
+    use std::sync::atomic::Ordering;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let (Some(pool), Some(system)) = (pool.upgrade(), system.upgrade()) else {
+            return;
+        };
+        let now = coarse_ms();
+        let late: Vec<ActorId> = {
+            let mut starting = pool.starting.lock();
+            let late: Vec<ActorId> = starting
+                .iter()
+                .filter(|(_, &d)| d <= now)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in &late {
+                starting.remove(id);
+            }
+            late
+        };
+        for id in late {
+            pool.threads.fetch_sub(1, Ordering::AcqRel);
+            if let Some(actor) = system.registry.get(id) {
+                let why = format!(
+                    "init did not return within its {} ms start deadline",
+                    INIT_DEADLINE.as_millis()
+                );
+                system.kill_running(&actor, &crate::util::terms::reason(&Reason::error(why)));
             }
         }
     }
@@ -232,9 +312,10 @@ pub(crate) fn request(
                     let pool = shared.spawn_pool().clone();
                     let (shared, system2) = (shared.clone(), system.clone());
                     let work = move || {
-                        if let Err(e) = system2.run_init(birth, &args) {
+                        let pool = shared.spawn_pool().clone();
+                        match pool.init(&system2, birth, &args) {
                             // The pid's `init` failed: it exits, as BEAM's would.
-                            init_failed(
+                            Some(Err(e)) => init_failed(
                                 &shared,
                                 &system2,
                                 &req,
@@ -244,8 +325,12 @@ pub(crate) fn request(
                                 monitor,
                                 id,
                                 error(&e),
-                            );
+                            ),
+                            Some(Ok(_)) => {}
+                            // Past its deadline: killed, its link and monitor fired.
+                            None => return false,
                         }
+                        true
                     };
                     if !pool.run(Box::new(work)) {
                         // Every pool thread busy and the queue full: the pid answered
@@ -288,6 +373,7 @@ pub(crate) fn request(
                     monitor,
                     rpc_reason(tag, result),
                 );
+                true
             };
             if !pool.run(Box::new(work)) {
                 refuse.send_to(
