@@ -854,6 +854,14 @@ fn host_actors_call_monitor_link_and_answer_erl_pids() {
         io:format("inboxb=~ts~n", [lists:join(" | ", Inbox(b, 1))]),
         io:format("exitpid=~p~n", [gen_server:call({a, H}, {exit_pid, self(), shutdown})]),
         receive {'EXIT', From, Why} -> io:format("exit=~p ~p ~p~n", [node(From) =:= H, From =:= Pa, Why]) after 5000 -> io:format("exit=none~n") end,
+        %% A host actor that monitors an erl process and dies takes its monitor with it.
+        Srv2 = spawn(fun() -> receive stop -> ok end end),
+        P9 = spawn(H, tp, init, [ok]),
+        {timer, _} = gen_server:call(P9, {monitor_pid, Srv2}),
+        {monitored_by, M1} = process_info(Srv2, monitored_by),
+        exit(P9, kill),
+        Gone = fun G(0) -> false; G(K) -> case process_info(Srv2, monitored_by) of {monitored_by, []} -> true; _ -> timer:sleep(20), G(K - 1) end end,
+        io:format("watchergone=~p ~p~n", [length(M1), Gone(250)]),
     "#,
     );
     // A request to a BEAM process is answered; one to nobody times out.
@@ -887,6 +895,8 @@ fn host_actors_call_monitor_link_and_answer_erl_pids() {
     );
     assert_eq!(line(&out, "exitpid"), "done");
     assert_eq!(line(&out, "exit"), "true true shutdown");
+    // The monitor was on the erl process, and left with the host actor that held it.
+    assert_eq!(line(&out, "watchergone"), "1 true");
 }
 
 #[test]

@@ -935,6 +935,36 @@ impl RemoteSignals for Shared {
         true
     }
 
+    fn watcher_gone(&self, watcher: ActorId) {
+        let mut r = self.remote.lock();
+        let gone: Vec<MonitorRef> = r
+            .out_monitors
+            .iter()
+            .filter(|(_, m)| m.watcher == watcher)
+            .map(|(&mref, _)| mref)
+            .collect();
+        let frames: Vec<(String, Vec<u8>)> = gone
+            .iter()
+            .filter_map(|mref| r.out_monitors.remove(mref).map(|m| (mref, m)))
+            .map(|(mref, m)| {
+                let frame = control::demonitor(
+                    &self.pid(m.watcher),
+                    &m.target,
+                    &self.our_ref(REF_MONITOR, mref.0),
+                );
+                (m.node, frame)
+            })
+            .collect();
+        for watchers in r.node_watchers.values_mut() {
+            watchers.retain(|&w| w != watcher);
+        }
+        r.node_watchers.retain(|_, w| !w.is_empty());
+        drop(r);
+        for (node, frame) in frames {
+            self.send_to(&node, frame);
+        }
+    }
+
     fn monitor_node(&self, watcher: ActorId, node: &str, on: bool) -> bool {
         if node == self.name {
             return true;

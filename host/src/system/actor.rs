@@ -100,6 +100,8 @@ pub(crate) struct Actor {
     /// Someone follows this actor's messages (`host ctl trace`). Read once per message
     /// and once per callback, next to the flags the runner reads anyway.
     traced: AtomicBool,
+    /// It monitored a process or node on another node: its exit removes those monitors.
+    remote_watcher: AtomicBool,
     /// State and version (invariant 1).
     pub(crate) core: Mutex<Core>,
     /// Messages handled so far.
@@ -138,6 +140,7 @@ impl Actor {
             sys_suspended: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             traced: AtomicBool::new(false),
+            remote_watcher: AtomicBool::new(false),
             core: Mutex::new(Core {
                 version,
                 state: StatePtr::NULL,
@@ -216,6 +219,16 @@ impl Actor {
             let state = std::mem::replace(&mut core.state, StatePtr::NULL);
             (core.version.desc.drop_state)(state);
         }
+    }
+
+    /// Notes that the actor monitors something on another node.
+    pub(crate) fn mark_remote_watcher(&self) {
+        self.remote_watcher.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it ever monitored something on another node.
+    pub(crate) fn is_remote_watcher(&self) -> bool {
+        self.remote_watcher.load(Ordering::Relaxed)
     }
 
     /// Whether the actor is on a run queue or running (for operators; racy by nature).

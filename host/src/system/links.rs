@@ -275,5 +275,8 @@ impl System {
                 self.send_down(watcher, mref, actor.id, reason);
             }
         }
+        if actor.is_remote_watcher() {
+            self.remote.watcher_gone(actor.id);
+        }
     }
 }

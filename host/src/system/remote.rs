@@ -95,6 +95,10 @@ pub trait RemoteSignals: Send + Sync {
     fn demonitor(&self, mref: MonitorRef) -> bool;
     /// `monitor_node(Node, On)` from local `watcher`; false if not distributed.
     fn monitor_node(&self, watcher: ActorId, node: &str, on: bool) -> bool;
+    /// Local actor `watcher`, which monitored remote processes or nodes, is gone: its
+    /// monitors are removed here and on their nodes (`DEMONITOR_P`), as BEAM removes a
+    /// dead process's monitors, instead of waiting for targets that may never exit.
+    fn watcher_gone(&self, watcher: ActorId);
     /// `spawn_request` from local `from` under `tag`: the outcome comes back to it as
     /// `{reply, Tag, {ok, Pid} | {error, Reason}}`; false if it could not be sent.
     fn spawn(&self, from: ActorId, tag: u64, spec: SpawnSpec<'_>) -> bool;
@@ -140,6 +144,7 @@ impl RemoteSignals for NoRemote {
     fn demonitor(&self, _: MonitorRef) -> bool {
         false
     }
+    fn watcher_gone(&self, _: ActorId) {}
     fn monitor_node(&self, _: ActorId, _: &str, _: bool) -> bool {
         false
     }
@@ -234,7 +239,11 @@ impl System {
             (Callee::Local, RemoteDest::Name { name, .. }) => {
                 self.monitor_as(mref, watcher, Target::Name(name));
             }
-            (Callee::Proxy(_), _) => self.remote.monitor(watcher, mref, to),
+            (Callee::Proxy(_), _) => {
+                // Its exit will take the monitor down (`notify_links_and_monitors`).
+                self.registry.with_id(watcher, |a| a.mark_remote_watcher());
+                self.remote.monitor(watcher, mref, to)
+            }
             _ => {
                 self.deliver_down(watcher, mref, to, &terms::noconnection());
             }
@@ -260,6 +269,9 @@ impl System {
 
     /// `monitor_node(Node, On)`; false if this host is not distributed.
     pub(crate) fn monitor_node(&self, watcher: ActorId, node: &str, on: bool) -> bool {
+        if on {
+            self.registry.with_id(watcher, |a| a.mark_remote_watcher());
+        }
         self.remote.monitor_node(watcher, node, on)
     }
 
