@@ -414,3 +414,32 @@ fn arming_many_timers_to_a_pid_from_one_callback_is_fast() {
     }
     assert_eq!(host.pending_timers(), 0, "they die with the actor");
 }
+
+/// A watcher that dies takes its monitors with it, as in BEAM: a long-lived target does
+/// not keep every dead watcher's. (Each `Monitors` call below also runs 1,000 monitor +
+/// demonitor pairs through the pruning of the watcher's list.)
+#[test]
+fn a_dead_watcher_s_monitors_go_with_it() {
+    let (_d, host, _rx) = start_v1();
+    host.spawn_with("tp", Some("target"), &()).unwrap();
+    for i in 0..3 {
+        let w = format!("w{i}");
+        host.spawn_with("tp", Some(w.as_str()), &()).unwrap();
+        assert!(matches!(
+            call(&host, &w, Call::Monitor("target".into())),
+            Reply::Timer(_)
+        ));
+        call(&host, &w, Call::Monitors("target".into(), 1000));
+    }
+    let watchers = |host: &Host| {
+        host.status(Target::Name("target"))
+            .unwrap()
+            .monitored_by
+            .len()
+    };
+    assert_eq!(watchers(&host), 3);
+    crash(&host, "w0");
+    let _ = host.call_as::<_, Reply>(Target::Name("w1"), &Call::StopSilently, T);
+    assert!(gone(&host, "w0") && gone(&host, "w1"));
+    assert_eq!(watchers(&host), 1, "only w2's monitor is left");
+}

@@ -27,11 +27,46 @@ use crate::util::terms;
 /// Monitors by reference, and which ids are supervisors.
 #[derive(Default)]
 pub(super) struct Links {
-    /// Active monitors: reference -> monitored actor.
-    monitors: Mutex<FxHashMap<MonitorRef, ActorId>>,
+    /// Active monitors, and who holds which.
+    monitors: Mutex<Monitors>,
     /// Live supervisors (children are linked to these), each with the channel of the
     /// thread that runs it: a child's exit goes straight there.
     supervisors: RwLock<FxHashMap<ActorId, Sender<Upcall>>>,
+}
+
+/// The monitors on local actors.
+#[derive(Default)]
+struct Monitors {
+    /// Active monitors: reference -> monitored actor.
+    active: FxHashMap<MonitorRef, ActorId>,
+    /// The references each local watcher took, so its exit takes its monitors down (as
+    /// BEAM does; a long-lived target would otherwise keep every dead watcher's). A list
+    /// may also hold references demonitored or fired since: it is pruned when it doubles,
+    /// so one that monitors and demonitors for ever stays bounded, at O(1) amortized.
+    held: FxHashMap<ActorId, Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    refs: Vec<MonitorRef>,
+    /// Length after the last pruning.
+    pruned_at: usize,
+}
+
+impl Monitors {
+    fn add(&mut self, mref: MonitorRef, target: ActorId, watcher: ActorId) {
+        self.active.insert(mref, target);
+        if is_remote(watcher) {
+            return; // the distribution layer keeps a remote watcher's
+        }
+        let held = self.held.entry(watcher).or_default();
+        held.refs.push(mref);
+        if held.refs.len() > 2 * held.pruned_at.max(8) {
+            let active = &self.active;
+            held.refs.retain(|r| active.contains_key(r));
+            held.pruned_at = held.refs.len();
+        }
+    }
 }
 
 impl System {
@@ -123,7 +158,7 @@ impl System {
     pub(crate) fn monitor_as(&self, mref: MonitorRef, watcher: ActorId, to: Target<'_>) -> bool {
         let found = self.with_target(to, |t| {
             t.monitored_by.lock().push((mref, watcher));
-            self.links.monitors.lock().insert(mref, t.id);
+            self.links.monitors.lock().add(mref, t.id, watcher);
             t.id
         });
         match found {
@@ -152,7 +187,7 @@ impl System {
 
     /// `demonitor/1`: true if the monitor was active (no `DOWN` will be sent).
     pub(crate) fn demonitor(&self, mref: MonitorRef) -> bool {
-        let Some(target) = self.links.monitors.lock().remove(&mref) else {
+        let Some(target) = self.links.monitors.lock().active.remove(&mref) else {
             // Not on a local actor: perhaps on a process of another node.
             return self.remote.demonitor(mref);
         };
@@ -271,9 +306,20 @@ impl System {
         let monitors = std::mem::take(&mut *actor.monitored_by.lock());
         for (mref, watcher) in monitors {
             // A concurrent demonitor that won the race means no DOWN.
-            if self.links.monitors.lock().remove(&mref).is_some() {
+            if self.links.monitors.lock().active.remove(&mref).is_some() {
                 self.send_down(watcher, mref, actor.id, reason);
             }
+        }
+        // The monitors it held: no `DOWN` for a dead watcher to keep waiting on a target
+        // that may live for ever.
+        let held = self.links.monitors.lock().held.remove(&actor.id);
+        for mref in held.map(|h| h.refs).unwrap_or_default() {
+            let Some(target) = self.links.monitors.lock().active.remove(&mref) else {
+                continue; // demonitored or fired already
+            };
+            self.registry.with_id(target, |t| {
+                t.monitored_by.lock().retain(|&(r, _)| r != mref)
+            });
         }
         if actor.is_remote_watcher() {
             self.remote.watcher_gone(actor.id);
