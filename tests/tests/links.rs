@@ -441,5 +441,10 @@ fn a_dead_watcher_s_monitors_go_with_it() {
     crash(&host, "w0");
     let _ = host.call_as::<_, Reply>(Target::Name("w1"), &Call::StopSilently, T);
     assert!(gone(&host, "w0") && gone(&host, "w1"));
+    // Unregistered first, links and monitors after: wait (bounded) for the monitors.
+    let deadline = Instant::now() + T;
+    while watchers(&host) != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(watchers(&host), 1, "only w2's monitor is left");
 }
