@@ -810,6 +810,57 @@ fn a_hot_swap_under_remote_calls_and_casts_loses_nothing() {
     assert!(stats.contains(r#"version => <<"2">>"#), "{stats}");
 }
 
+/// Invariant 7 of `actor`: a reload while remote spawns are registered but their `init`
+/// has not run waits for those `init`s, then moves the actors to the new version, instead
+/// of migrating a state that does not exist yet. Sixteen rpc calls that time out after
+/// 1.5 s (`a` answers them only after a minute) fill the spawn pool, so the four spawns
+/// after them are registered (and answered) but their `init` waits for a pool thread.
+/// (The calls time out on their own: `a` itself is held by the swap meanwhile.)
+#[test]
+fn a_reload_waits_for_remote_spawns_whose_init_has_not_run() {
+    if !have_erl() {
+        return;
+    }
+    let c = Cluster::start();
+    let v2 = build(&Variant::of("v2"));
+    let child = c
+        .erl_cmd(
+            &c.cookie.clone(),
+            r#"
+            _Busy = [erpc:send_request(H, host, call, [a, {later, 60000}, 1500]) || _ <- lists:seq(1, 16)],
+            timer:sleep(200),
+            Ps = [begin
+                      R = erlang:spawn_request(H, tp, init, [ok], []),
+                      receive {spawn_reply, R, ok, P} -> P after 5000 -> none end
+                  end || _ <- lists:seq(1, 4)],
+            io:format("go=~p~n", [length([P || P <- Ps, is_pid(P)])]),
+            V2 = fun W(0) -> false; W(K) -> case gen_server:call({a, H}, get) of {count, <<"2">>, _} -> true; _ -> timer:sleep(50), W(K - 1) end end,
+            io:format("reloaded=~p~n", [V2(200)]),
+            io:format("versions=~p~n", [lists:usort([element(2, gen_server:call(P, get, 10000)) || P <- Ps])]),
+        "#,
+        )
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let go = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("go="));
+    assert_eq!(go.as_deref(), Some("go=4"), "erl never spawned its 4");
+    let reload = Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(c.log.with_extension("sock"))
+        .args(["reload", "tp"])
+        .arg(&v2)
+        .output()
+        .unwrap();
+    assert!(reload.status.success(), "{reload:?}");
+    let out: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert_eq!(line(&out, "reloaded"), "true", "{out}");
+    assert_eq!(line(&out, "versions"), r#"[<<"2">>]"#, "{out}");
+}
+
 /// `host ctl call NAME inbox` on the cluster's host, until `pred` holds for its output
 /// (bounded); returns the last output.
 fn host_inbox(c: &Cluster, who: &str, pred: impl Fn(&str) -> bool) -> String {
