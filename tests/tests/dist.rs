@@ -812,10 +812,10 @@ fn a_hot_swap_under_remote_calls_and_casts_loses_nothing() {
 
 /// Invariant 7 of `actor`: a reload while remote spawns are registered but their `init`
 /// has not run waits for those `init`s, then moves the actors to the new version, instead
-/// of migrating a state that does not exist yet. Sixteen rpc calls that time out after
-/// 1.5 s (`a` answers them only after a minute) fill the spawn pool, so the four spawns
-/// after them are registered (and answered) but their `init` waits for a pool thread.
-/// (The calls time out on their own: `a` itself is held by the swap meanwhile.)
+/// of migrating a state that does not exist yet. Sixteen spawns whose `init` sleeps 2 s
+/// fill the spawn pool and are then killed (out of the swap's way; their threads stay
+/// busy until the sleep ends), so the four spawns after them are registered (and
+/// answered) but their `init` waits for a pool thread while the reload runs.
 #[test]
 fn a_reload_waits_for_remote_spawns_whose_init_has_not_run() {
     if !have_erl() {
@@ -827,12 +827,14 @@ fn a_reload_waits_for_remote_spawns_whose_init_has_not_run() {
         .erl_cmd(
             &c.cookie.clone(),
             r#"
-            _Busy = [erpc:send_request(H, host, call, [a, {later, 60000}, 1500]) || _ <- lists:seq(1, 16)],
-            timer:sleep(200),
-            Ps = [begin
-                      R = erlang:spawn_request(H, tp, init, [ok], []),
-                      receive {spawn_reply, R, ok, P} -> P after 5000 -> none end
-                  end || _ <- lists:seq(1, 4)],
+            Spawn = fun(Args) ->
+                R = erlang:spawn_request(H, tp, init, [Args], []),
+                receive {spawn_reply, R, ok, P} -> P after 5000 -> none end
+            end,
+            Sleepers = [Spawn({sleep, 2000}) || _ <- lists:seq(1, 16)],
+            timer:sleep(100),
+            Ps = [Spawn(ok) || _ <- lists:seq(1, 4)],
+            [exit(S, kill) || S <- Sleepers],
             io:format("go=~p~n", [length([P || P <- Ps, is_pid(P)])]),
             V2 = fun W(0) -> false; W(K) -> case gen_server:call({a, H}, get) of {count, <<"2">>, _} -> true; _ -> timer:sleep(50), W(K - 1) end end,
             io:format("reloaded=~p~n", [V2(200)]),

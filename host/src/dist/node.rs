@@ -117,8 +117,11 @@ pub(crate) struct Shared {
     pending: Mutex<FxHashMap<String, Vec<Vec<u8>>>>,
     /// Remote spawns and rpc, once the host above has started.
     services: OnceLock<Arc<dyn Services>>,
-    /// The threads that answer them.
+    /// The threads that run remote spawns' `init`.
     spawn_pool: Arc<super::spawn::Pool>,
+    /// The threads that answer rpc: apart from the spawns', so rpc calls that wait (a
+    /// `host:call` to a busy actor) never hold up a spawn's `init`, nor the reverse.
+    rpc_pool: Arc<super::spawn::Pool>,
 }
 
 impl Shared {
@@ -147,6 +150,7 @@ impl Shared {
             pending: Mutex::default(),
             services: OnceLock::new(),
             spawn_pool: Arc::default(),
+            rpc_pool: Arc::default(),
         })
     }
 
@@ -157,6 +161,10 @@ impl Shared {
 
     pub(crate) fn spawn_pool(&self) -> &Arc<super::spawn::Pool> {
         &self.spawn_pool
+    }
+
+    pub(crate) fn rpc_pool(&self) -> &Arc<super::spawn::Pool> {
+        &self.rpc_pool
     }
 
     pub(crate) fn services(&self) -> Option<Arc<dyn Services>> {

@@ -354,8 +354,8 @@ pub(crate) fn request(
             },
             Some(s),
         ) => {
-            // `reload` and `call` take time: on the pool, answered from there.
-            let pool = shared.spawn_pool().clone();
+            // `reload` and `call` take time: on the rpc pool, answered from there.
+            let pool = shared.rpc_pool().clone();
             let (refuse, refuse_req, refuse_to) = (shared.clone(), req.clone(), from.clone());
             let shared = shared.clone();
             let work = move || {
