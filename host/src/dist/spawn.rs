@@ -20,13 +20,14 @@
 //!    (`{badrpc, {'EXIT', {undef, _}}}`).
 //!
 //! The connection's reader answers a spawn itself — the actor registered, its pid sent
-//! back — and hands only `init` to a small pool of threads ([`Pool`]), with rpc: plugin
-//! code and some rpc functions (`reload`, `call`) take time, and nothing on the reader may
-//! wait on them. The pool grows when every thread is busy (one slow `init` delays nobody
-//! else) and its threads stay for the next request: starting a thread per request cost
-//! more than the spawn itself. (An idle thread that looked for the next request a while
-//! before sleeping was faster on a quiet machine and far slower on a loaded one: a yield
-//! can cost a whole time slice.)
+//! back — and hands only `init` to a small pool of threads ([`Pool`]); rpc has a pool of
+//! its own, so a slow rpc (`reload`, a `call` to a busy actor) never holds up an `init`.
+//! Plugin code and those rpc functions take time, and nothing on the reader may wait on
+//! them. A pool grows when every thread is busy (one slow `init` delays nobody else), an
+//! `init` has a start deadline ([`INIT_DEADLINE`]), and threads stay for the next request:
+//! starting a thread per request cost more than the spawn itself. (An idle thread that
+//! looked for the next request a while before sleeping was faster on a quiet machine and
+//! far slower on a loaded one: a yield can cost a whole time slice.)
 
 use std::sync::Arc;
 use std::time::Duration;
