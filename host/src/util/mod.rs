@@ -5,5 +5,5 @@
 pub mod elf;
 pub mod hash;
 pub mod ids;
-pub mod isolated;
+pub(crate) mod isolated;
 pub mod terms;
