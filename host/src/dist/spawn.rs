@@ -284,7 +284,6 @@ fn check_deadlines(pool: std::sync::Weak<Pool>, system: std::sync::Weak<System>)
 /// in its mailbox), and only `init` goes to the pool. Handing the whole spawn to a pool
 /// thread cost a thread wake-up per spawn, which on a loaded machine waited for a core:
 /// BEAM -> host spawns took 3-4x BEAM -> BEAM then, and 0.84x answered here.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn request(
     shared: &Arc<Shared>,
     services: Option<Arc<dyn Services>>,
@@ -294,7 +293,6 @@ pub(crate) fn request(
     opts: Term,
     payload: &[u8],
 ) {
-    let (link, monitor) = (has_opt(&opts, "link"), has_opt(&opts, "monitor"));
     // Pids in the arguments become the host's own, as in any message.
     let args = Term::decode(&shared.import(payload))
         .ok()
@@ -303,30 +301,25 @@ pub(crate) fn request(
     let Some(system) = shared.system() else {
         return;
     };
-    let proxy = shared.proxy(&from);
+    let r = Request {
+        proxy: shared.proxy(&from),
+        link: has_opt(&opts, "link"),
+        monitor: has_opt(&opts, "monitor"),
+        req,
+        from,
+    };
     let exits = match (job(&mfa, args), services) {
         (Job::Spawn { behaviour, args }, Some(s)) => {
-            match s.register(&behaviour, link.then_some(proxy)) {
+            match s.register(&behaviour, r.link.then_some(r.proxy)) {
                 Ok(birth) => {
                     let id = birth.id();
-                    started(shared, &system, &req, &from, proxy, link, monitor, id);
+                    r.started(shared, &system, id);
                     let pool = shared.spawn_pool().clone();
-                    let (shared, system2) = (shared.clone(), system.clone());
+                    let (shared, system2, pool2) = (shared.clone(), system.clone(), pool.clone());
                     let work = move || {
-                        let pool = shared.spawn_pool().clone();
-                        match pool.init(&system2, birth, &args) {
+                        match pool2.init(&system2, birth, &args) {
                             // The pid's `init` failed: it exits, as BEAM's would.
-                            Some(Err(e)) => init_failed(
-                                &shared,
-                                &system2,
-                                &req,
-                                &from,
-                                proxy,
-                                link,
-                                monitor,
-                                id,
-                                error(&e),
-                            ),
+                            Some(Err(e)) => r.init_failed(&shared, &system2, id, error(&e)),
                             Some(Ok(_)) => {}
                             // Past its deadline: killed, its link and monitor fired.
                             None => return false,
@@ -357,36 +350,27 @@ pub(crate) fn request(
         ) => {
             // `reload` and `call` take time: on the rpc pool, answered from there.
             let pool = shared.rpc_pool().clone();
-            let (refuse, refuse_req, refuse_to) = (shared.clone(), req.clone(), from.clone());
-            let shared = shared.clone();
+            let refused = (r.req.clone(), r.from.clone());
+            let shared2 = shared.clone();
             let work = move || {
                 let result = if function.is_empty() {
                     Err(RpcError::Undef)
                 } else {
                     s.rpc(&function, &args)
                 };
-                finish(
-                    &shared,
-                    &system,
-                    req,
-                    &from,
-                    link,
-                    monitor,
-                    rpc_reason(tag, result),
-                );
+                r.exits(&shared2, &system, rpc_reason(tag, result));
                 true
             };
             if !pool.run(Box::new(work)) {
-                refuse.send_to(
-                    &refuse_to.node,
-                    control::spawn_reply(refuse_req, &refuse_to, 0, Term::atom("system_limit")),
-                );
+                let (req, from) = refused;
+                let reply = control::spawn_reply(req, &from, 0, Term::atom("system_limit"));
+                shared.send_to(&from.node, reply);
             }
             return;
         }
         _ => Term::atom("undef"),
     };
-    finish(shared, &system, req, &from, link, monitor, exits);
+    r.exits(shared, &system, exits);
 }
 
 /// The exit reason of a spawn that failed: `{error, Why}`.
@@ -397,93 +381,78 @@ fn error(e: &SpawnError) -> Term {
     ])
 }
 
-/// The spawned actor is registered (its `init` not run yet): answer with its pid, and set
-/// up the link and monitor the request asked for.
-#[allow(clippy::too_many_arguments)]
-fn started(
-    shared: &Shared,
-    system: &System,
-    req: &Term,
-    from: &ExternalPid,
-    proxy: ActorId,
-    link: bool,
-    monitor: bool,
-    id: ActorId,
-) {
-    let flags = i64::from(link) | i64::from(monitor) << 1;
-    let pid = shared.pid(id);
-    if link {
-        // Linked at birth on our side; the table lets a lost connection fire it.
-        shared.add_link(proxy, id);
-    }
-    shared.send_to(
-        &from.node,
-        control::spawn_reply(req.clone(), from, flags, Term::Pid(pid.clone())),
-    );
-    if let (true, Term::Reference(eref)) = (monitor, req) {
-        let mref = MonitorRef(system.next_tag());
-        shared.add_monitor(mref, from.clone(), Proc::Pid(pid), eref.clone());
-        system.monitor_as(mref, proxy, Target::Id(id));
-    }
-}
-
-/// An actor answered for in [`started`] failed its `init`: it is gone without an exit of
-/// its own, so its link and monitor are fired here, as BEAM's spawned process would exit.
-#[allow(clippy::too_many_arguments)]
-fn init_failed(
-    shared: &Shared,
-    system: &System,
-    req: &Term,
-    from: &ExternalPid,
-    proxy: ActorId,
-    link: bool,
-    monitor: bool,
-    id: ActorId,
-    reason: Term,
-) {
-    let pid = shared.pid(id);
-    if link {
-        shared.remove_link(proxy, id);
-        shared.send_to(&from.node, control::exit(&pid, from, reason.clone()));
-    }
-    if let (true, Term::Reference(eref)) = (monitor, req) {
-        if let Some(mref) = shared.take_monitor(eref) {
-            system.demonitor(mref);
-        }
-        shared.send_to(
-            &from.node,
-            control::monitor_exit(&Proc::Pid(pid), from, eref, reason),
-        );
-    }
-}
-
-/// Answers a request that started nothing with a pid that never ran, then fires the link
-/// and monitor it asked for with `reason`.
-fn finish(
-    shared: &Shared,
-    system: &System,
+/// One spawn request: its reference, who asked (and the proxy that stands for them
+/// here), and whether they asked for a link and a monitor.
+struct Request {
     req: Term,
-    from: &ExternalPid,
+    from: ExternalPid,
+    proxy: ActorId,
     link: bool,
     monitor: bool,
-    reason: Term,
-) {
-    let flags = i64::from(link) | i64::from(monitor) << 1;
-    // Its id is never reused, so nothing can reach it.
-    let pid = shared.pid(system.next_actor_id());
-    shared.send_to(
-        &from.node,
-        control::spawn_reply(req.clone(), from, flags, Term::Pid(pid.clone())),
-    );
-    let reason = Term::decode(&shared.export(&reason.encode())).unwrap_or(reason);
-    if link {
-        shared.send_to(&from.node, control::exit(&pid, from, reason.clone()));
+}
+
+impl Request {
+    /// `SPAWN_REPLY` with `pid`, and the flags of what was set up.
+    fn reply(&self, shared: &Shared, pid: &ExternalPid) {
+        let flags = i64::from(self.link) | i64::from(self.monitor) << 1;
+        let reply =
+            control::spawn_reply(self.req.clone(), &self.from, flags, Term::Pid(pid.clone()));
+        shared.send_to(&self.from.node, reply);
     }
-    if let (true, Term::Reference(eref)) = (monitor, &req) {
-        shared.send_to(
-            &from.node,
-            control::monitor_exit(&Proc::Pid(pid), from, eref, reason),
-        );
+
+    /// The spawned actor is registered (its `init` not run yet): answer with its pid, and
+    /// set up the link and monitor the request asked for.
+    fn started(&self, shared: &Shared, system: &System, id: ActorId) {
+        let pid = shared.pid(id);
+        if self.link {
+            // Linked at birth on our side; the table lets a lost connection fire it.
+            shared.add_link(self.proxy, id);
+        }
+        self.reply(shared, &pid);
+        if let (true, Term::Reference(eref)) = (self.monitor, &self.req) {
+            let mref = MonitorRef(system.next_tag());
+            shared.add_monitor(mref, self.from.clone(), Proc::Pid(pid), eref.clone());
+            system.monitor_as(mref, self.proxy, Target::Id(id));
+        }
+    }
+
+    /// The requester's link and monitor fire: `pid` exited with `reason`.
+    fn fire(&self, shared: &Shared, pid: ExternalPid, reason: Term) {
+        if self.link {
+            shared.send_to(
+                &self.from.node,
+                control::exit(&pid, &self.from, reason.clone()),
+            );
+        }
+        if let (true, Term::Reference(eref)) = (self.monitor, &self.req) {
+            let down = control::monitor_exit(&Proc::Pid(pid), &self.from, eref, reason);
+            shared.send_to(&self.from.node, down);
+        }
+    }
+
+    /// An actor answered for in [`Request::started`] failed its `init`: it is gone
+    /// without an exit of its own, so its link and monitor are fired here, as BEAM's
+    /// spawned process would exit.
+    fn init_failed(&self, shared: &Shared, system: &System, id: ActorId, reason: Term) {
+        if self.link {
+            shared.remove_link(self.proxy, id);
+        }
+        if let (true, Term::Reference(eref)) = (self.monitor, &self.req) {
+            if let Some(mref) = shared.take_monitor(eref) {
+                system.demonitor(mref);
+            }
+        }
+        self.fire(shared, shared.pid(id), reason);
+    }
+
+    /// Answers a request that started nothing with a pid that never ran, then fires the
+    /// link and monitor it asked for with `reason`.
+    fn exits(&self, shared: &Shared, system: &System, reason: Term) {
+        // Its id is never reused, so nothing can reach it.
+        let pid = shared.pid(system.next_actor_id());
+        self.reply(shared, &pid);
+        let reason = Term::decode(&shared.export(&reason.encode())).unwrap_or(reason);
+        self.fire(shared, pid, reason);
     }
 }
 
