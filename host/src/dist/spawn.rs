@@ -32,7 +32,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugin_api::Reason;
 use rustc_hash::FxHashMap;
 
 use plugin_api::etf::{ExternalPid, Term};
@@ -266,13 +265,7 @@ fn check_deadlines(pool: std::sync::Weak<Pool>, system: std::sync::Weak<System>)
         };
         for id in late {
             pool.threads.fetch_sub(1, Ordering::AcqRel);
-            if let Some(actor) = system.registry.get(id) {
-                let why = format!(
-                    "init did not return within its {} ms start deadline",
-                    INIT_DEADLINE.as_millis()
-                );
-                system.kill_running(&actor, &crate::util::terms::reason(&Reason::error(why)));
-            }
+            system.kill_late_init(id, INIT_DEADLINE);
         }
     }
 }

@@ -284,11 +284,7 @@ impl ChildHost for Children {
                 *self.starter.lock() = None;
                 let ms = start_timeout.as_millis() as u64;
                 let id = ActorId(id.load(Ordering::SeqCst));
-                if let Some(actor) = self.system.registry.get(id) {
-                    let why = format!("init did not return within its {ms} ms start deadline");
-                    self.system
-                        .kill_running(&actor, &terms::reason(&Reason::error(why)));
-                }
+                self.system.kill_late_init(id, start_timeout);
                 Err(SpawnError::InitTimeout {
                     behaviour: behaviour.to_string(),
                     ms,
@@ -366,14 +362,11 @@ impl ChildHost for Children {
                 flush(&self.system, &l.held);
                 let id = run.id;
                 let ms = run.ms;
-                if let Some(actor) = self.system.registry.get(id) {
-                    // As OTP's `proc_lib` on a start timeout: unlink, then kill, so the
-                    // requester hears the error instead of dying with the child.
-                    let _ = self.system.unlink(run.requester, Target::Id(id));
-                    let why = format!("init did not return within its {ms} ms start deadline");
-                    self.system
-                        .kill_running(&actor, &terms::reason(&Reason::error(why)));
-                }
+                // As OTP's `proc_lib` on a start timeout: unlink, then kill, so the
+                // requester hears the error instead of dying with the child.
+                let _ = self.system.unlink(run.requester, Target::Id(id));
+                self.system
+                    .kill_late_init(id, std::time::Duration::from_millis(ms));
                 let e = SpawnError::InitTimeout {
                     behaviour: run.job_behaviour.to_string(),
                     ms,

@@ -92,6 +92,19 @@ impl System {
         })
     }
 
+    /// Kills actor `id` because its `init` did not return within `deadline` (a
+    /// supervisor child's start, a `spawn_link`, a remote spawn): dead to the world at
+    /// once (invariant 5), its exit reason saying why.
+    pub(crate) fn kill_late_init(&self, id: ActorId, deadline: std::time::Duration) {
+        if let Some(actor) = self.registry.get(id) {
+            let why = format!(
+                "init did not return within its {} ms start deadline",
+                deadline.as_millis()
+            );
+            self.kill_running(&actor, &terms::reason(&plugin_api::Reason::error(why)));
+        }
+    }
+
     /// Step 2: runs `init(args)` under `core`, then lets the actor run. An actor killed
     /// while starting (the world told already, invariant 5) never runs `init`: `Ok` with
     /// its id, as for an actor killed right after.
