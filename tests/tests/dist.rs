@@ -761,17 +761,42 @@ fn a_bad_frame_drops_that_connection_never_the_host() {
     assert_eq!(line(&out, "get"), r#"{count,<<"1">>,0}"#);
 }
 
+/// Runs an erl `script` on the cluster; once it prints its `go=` line, reloads `tp` to
+/// v2 with `host ctl reload` (which must succeed). Returns that line and what the script
+/// printed after it.
+fn reload_while_erl_runs(c: &Cluster, script: &str) -> (Option<String>, String) {
+    let v2 = build(&Variant::of("v2"));
+    let child = c
+        .erl_cmd(&c.cookie.clone(), script)
+        .spawn()
+        .expect("erl starts");
+    let mut erl = Proc(child);
+    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
+    let go = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("go="));
+    let reload = Command::new(host_bin())
+        .args(["ctl", "--socket"])
+        .arg(c.log.with_extension("sock"))
+        .args(["reload", "tp"])
+        .arg(&v2)
+        .output()
+        .unwrap();
+    assert!(reload.status.success(), "{reload:?}");
+    let out: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    (go, out)
+}
+
 #[test]
 fn a_hot_swap_under_remote_calls_and_casts_loses_nothing() {
     if !have_erl() {
         return;
     }
     let c = Cluster::start();
-    let v2 = build(&Variant::of("v2"));
-    let child = c
-        .erl_cmd(
-            &c.cookie.clone(),
-            r#"
+    let (go, out) = reload_while_erl_runs(
+        &c,
+        r#"
             pong = net_adm:ping(H),
             io:format("go=1~n"),
             Bad = lists:foldl(fun(N, Acc) ->
@@ -784,25 +809,8 @@ fn a_hot_swap_under_remote_calls_and_casts_loses_nothing() {
             io:format("bad=~p~n", [Bad]),
             io:format("stats=~p~n", [gen_server:call({a, H}, stats)]),
         "#,
-        )
-        .spawn()
-        .expect("erl starts");
-    let mut erl = Proc(child);
-    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
-    let go = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("go="));
+    );
     assert!(go.is_some(), "erl never started");
-    let reload = Command::new(host_bin())
-        .args(["ctl", "--socket"])
-        .arg(c.log.with_extension("sock"))
-        .args(["reload", "tp"])
-        .arg(&v2)
-        .output()
-        .unwrap();
-    assert!(reload.status.success(), "{reload:?}");
-    let out: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
     assert_eq!(line(&out, "bad"), "0", "{out}");
     let stats = line(&out, "stats");
     assert!(stats.contains("count => 5000"), "{stats}");
@@ -822,11 +830,9 @@ fn a_reload_waits_for_remote_spawns_whose_init_has_not_run() {
         return;
     }
     let c = Cluster::start();
-    let v2 = build(&Variant::of("v2"));
-    let child = c
-        .erl_cmd(
-            &c.cookie.clone(),
-            r#"
+    let (go, out) = reload_while_erl_runs(
+        &c,
+        r#"
             Spawn = fun(Args) ->
                 R = erlang:spawn_request(H, tp, init, [Args], []),
                 receive {spawn_reply, R, ok, P} -> P after 5000 -> none end
@@ -840,25 +846,8 @@ fn a_reload_waits_for_remote_spawns_whose_init_has_not_run() {
             io:format("reloaded=~p~n", [V2(200)]),
             io:format("versions=~p~n", [lists:usort([element(2, gen_server:call(P, get, 10000)) || P <- Ps])]),
         "#,
-        )
-        .spawn()
-        .expect("erl starts");
-    let mut erl = Proc(child);
-    let mut lines = BufReader::new(erl.0.stdout.take().unwrap()).lines();
-    let go = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("go="));
+    );
     assert_eq!(go.as_deref(), Some("go=4"), "erl never spawned its 4");
-    let reload = Command::new(host_bin())
-        .args(["ctl", "--socket"])
-        .arg(c.log.with_extension("sock"))
-        .args(["reload", "tp"])
-        .arg(&v2)
-        .output()
-        .unwrap();
-    assert!(reload.status.success(), "{reload:?}");
-    let out: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
     assert_eq!(line(&out, "reloaded"), "true", "{out}");
     assert_eq!(line(&out, "versions"), r#"[<<"2">>]"#, "{out}");
 }
