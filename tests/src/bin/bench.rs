@@ -718,12 +718,7 @@ fn control_rows(opts: &Opts, v1: &Path, runs: usize, rows: &mut Vec<Row>) {
     host.spawn("tp", Some("a"), &unit).unwrap();
     host.spawn("tp", Some("sink"), &unit).unwrap();
     let socket = dir.path().join("bench.sock");
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("host");
-    assert!(bin.is_file(), "scripts/bench.sh builds {}", bin.display());
+    let bin = host_binary();
 
     // `host ctl call a get`: process start, connect, request, reply, print.
     if opts.want("ctl") {
@@ -853,12 +848,7 @@ fn ctl_state_row(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
         .expect("ballast");
     let socket = dir.path().join("bench.sock");
     let server = ControlServer::start(&host, &socket).expect("control socket");
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("host");
-    assert!(bin.is_file(), "scripts/bench.sh builds {}", bin.display());
+    let bin = host_binary();
     let out_path = dir.path().join("state.txt");
     let (mut ratios, mut client_peaks, mut ms) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs.min(5) {
@@ -917,6 +907,17 @@ fn ctl_state_row(v1: &Path, runs: usize, rows: &mut Vec<Row>) {
         unit: "x",
         more: Some(("ctl_state_client_peak", client, "MiB")),
     });
+}
+
+/// The release `host` binary next to this one (`scripts/bench.sh` builds both).
+fn host_binary() -> std::path::PathBuf {
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("host");
+    assert!(bin.is_file(), "scripts/bench.sh builds {}", bin.display());
+    bin
 }
 
 /// Host → actor and request + reply with the watchdog on and off, switched between windows
@@ -1024,12 +1025,7 @@ fn watchdog_rows(opts: &Opts, v1: &Path, rows: &mut Vec<Row>) {
 /// (the orderly stop, every `terminate` run, files removed).
 fn sigterm_row(opts: &Opts, v1: &Path, rows: &mut Vec<Row>) {
     use std::process::{Command, Stdio};
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("host");
-    assert!(bin.is_file(), "scripts/bench.sh builds {}", bin.display());
+    let bin = host_binary();
     let n = 100_000;
     let mut times = Vec::new();
     for _ in 0..opts.runs.min(3) {
